@@ -1,0 +1,275 @@
+//! Operator configuration (`flowhost.toml`): folders, default limits, and per-plugin grants,
+//! settings, secrets and limit overrides.
+//!
+//! ```toml
+//! plugins_dir = "plugins"
+//! database = "flowhost.db"
+//!
+//! [limits]               # defaults for every plugin
+//! deadline_ms = 2000
+//! memory_mib = 64
+//! max_http_requests = 16
+//! max_response_bytes = 4194304
+//!
+//! [plugins.order-status]
+//! allow_hosts = ["127.0.0.1:8080"]
+//! settings = { base_url = "http://127.0.0.1:8080" }
+//! secrets = { api_token = { env = "SHOP_API_TOKEN" } }
+//! limits = { deadline_ms = 5000 }
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Everything the operator configures.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Folder scanned for `*.wasm` plugins.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+    /// SQLite database holding participants and journeys.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// Folder for compiled plugin artifacts.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Limits applied to every plugin unless overridden.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Per-plugin grants, settings and secrets, by plugin id.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginGrant>,
+}
+
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("flowhost.db")
+}
+
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from(".flowhost/cache")
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            plugins_dir: default_plugins_dir(),
+            database: default_database(),
+            cache_dir: default_cache_dir(),
+            limits: Limits::default(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+/// Per-execution limits of a plugin.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock deadline for one execution.
+    pub deadline_ms: u64,
+    /// Linear memory cap.
+    pub memory_mib: u64,
+    /// HTTP requests allowed per execution.
+    pub max_http_requests: u32,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline_ms: 2_000,
+            memory_mib: 64,
+            max_http_requests: 16,
+            max_response_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// Limit overrides for one plugin; unset fields keep the defaults.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::deadline_ms`].
+    pub deadline_ms: Option<u64>,
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::max_http_requests`].
+    pub max_http_requests: Option<u32>,
+    /// See [`Limits::max_response_bytes`].
+    pub max_response_bytes: Option<u64>,
+}
+
+/// A secret's value: inline, or read from an environment variable at start-up.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSource {
+    /// The value itself.
+    Value(String),
+    /// The name of an environment variable holding the value.
+    Env {
+        /// Variable name.
+        env: String,
+    },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Value(_) => f.write_str("<redacted>"),
+            SecretSource::Env { env } => write!(f, "env:{env}"),
+        }
+    }
+}
+
+/// What the operator grants and configures for one plugin.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginGrant {
+    /// Hosts the plugin may reach (intersected with what it declares).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Non-secret settings, read by the plugin with `config.setting`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Secrets, read by the plugin with `config.secret`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Limit overrides.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+impl Limits {
+    /// These limits with a plugin's overrides applied.
+    pub fn with(self, o: &LimitOverrides) -> Limits {
+        Limits {
+            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_http_requests: o.max_http_requests.unwrap_or(self.max_http_requests),
+            max_response_bytes: o.max_response_bytes.unwrap_or(self.max_response_bytes),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read operator config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{path}: {message}; see the example in the README")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the key path.
+        message: String,
+    },
+    /// A secret names an environment variable that is not set.
+    #[error("{path}: plugins.{plugin}.secrets.{secret}: environment variable {env} is not set; export it or give the value inline")]
+    MissingEnv {
+        /// The file.
+        path: PathBuf,
+        /// Plugin id.
+        plugin: String,
+        /// Secret name.
+        secret: String,
+        /// Variable name.
+        env: String,
+    },
+}
+
+impl OperatorConfig {
+    /// Reads `path`; folders in it are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for dir in [
+            &mut config.plugins_dir,
+            &mut config.database,
+            &mut config.cache_dir,
+        ] {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: OperatorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned()
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
+        })?;
+        for (plugin, grant) in &config.plugins {
+            for (secret, source) in &grant.secrets {
+                if let SecretSource::Env { env } = source
+                    && std::env::var_os(env).is_none()
+                {
+                    return Err(ConfigError::MissingEnv {
+                        path: path.to_owned(),
+                        plugin: plugin.clone(),
+                        secret: secret.clone(),
+                        env: env.clone(),
+                    });
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// The limits for a plugin.
+    pub fn limits_for(&self, plugin_id: &str) -> Limits {
+        match self.plugins.get(plugin_id) {
+            Some(grant) => self.limits.with(&grant.limits),
+            None => self.limits,
+        }
+    }
+
+    /// The largest memory cap any plugin may have, which sizes the instance pool.
+    pub fn max_memory_mib(&self) -> u64 {
+        self.plugins
+            .keys()
+            .map(|id| self.limits_for(id).memory_mib)
+            .chain([self.limits.memory_mib])
+            .max()
+            .unwrap_or(64)
+    }
+}
+
+impl PluginGrant {
+    /// Resolves secrets to their values.
+    pub fn secret_values(&self) -> BTreeMap<String, String> {
+        self.secrets
+            .iter()
+            .filter_map(|(k, v)| {
+                let value = match v {
+                    SecretSource::Value(s) => s.clone(),
+                    SecretSource::Env { env } => std::env::var(env).ok()?,
+                };
+                Some((k.clone(), value))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,333 @@
+//! The one policy point for outbound HTTP.
+//!
+//! Every request leaving the host — a plugin's `http.send`, a component's `wasi:http`
+//! `outgoing-handler`, and later the Call API element — is checked here against an
+//! [`OutboundPolicy`]: the hosts allowed, the number of requests per execution, and the largest
+//! response body accepted.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions};
+
+/// A host pattern: `api.example.com`, `api.example.com:8443`, `*.example.com`, or `*`.
+/// A pattern without a port matches any port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPattern {
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+impl HostPattern {
+    /// Parses a pattern; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<HostPattern> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.is_empty() || text.contains('/') {
+            return None;
+        }
+        // `[::1]:8080` and `host:8080`; a bare IPv6 address has several colons and no port.
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p.parse().ok()?),
+                None if after.is_empty() => None,
+                None => return None,
+            };
+            (h.to_owned(), port)
+        } else if text.matches(':').count() == 1 {
+            let (h, p) = text.split_once(':')?;
+            (h.to_owned(), Some(p.parse().ok()?))
+        } else {
+            (text.clone(), None)
+        };
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            HostMatch::Suffix(format!(".{suffix}"))
+        } else if host.contains('*') {
+            return None;
+        } else {
+            HostMatch::Exact(host)
+        };
+        Some(HostPattern { host, port })
+    }
+
+    /// Whether a request to `host:port` matches.
+    pub fn matches(&self, host: &str, port: u16) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        match &self.host {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostMatch::Suffix(s) => {
+                host.len() > s.len() && host.to_ascii_lowercase().ends_with(s.as_str())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.host {
+            HostMatch::Any => f.write_str("*")?,
+            HostMatch::Exact(h) if h.contains(':') => write!(f, "[{h}]")?,
+            HostMatch::Exact(h) => f.write_str(h)?,
+            HostMatch::Suffix(s) => write!(f, "*{s}")?,
+        }
+        match self.port {
+            Some(p) => write!(f, ":{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `host:port` a URL points at, for patterns and messages.
+pub fn url_host_port(uri: &http::Uri) -> Option<(String, u16)> {
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    Some((host, port))
+}
+
+/// What one participant's execution of one element may send.
+#[derive(Clone, Debug)]
+pub struct OutboundPolicy {
+    /// Who the policy is for, used in messages (`plugin order-status@0.1.0`).
+    pub subject: String,
+    /// Hosts the element declared it needs; `None` means no declaration is required.
+    pub declared: Option<Vec<HostPattern>>,
+    /// Hosts the operator granted.
+    pub granted: Vec<HostPattern>,
+    /// Requests allowed per execution.
+    pub max_requests: u32,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: u64,
+}
+
+/// Why a request was not sent or got no usable response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboundError {
+    /// The policy refuses the destination.
+    #[error("{0}")]
+    Denied(String),
+    /// The request itself is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// No response in time.
+    #[error("timed out")]
+    Timeout,
+    /// Connection, DNS or TLS failure.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// The response body is larger than allowed.
+    #[error("response body larger than {0} bytes")]
+    ResponseTooLarge(u64),
+}
+
+impl OutboundPolicy {
+    /// Checks a destination against the allow-lists.
+    pub fn check(&self, uri: &http::Uri) -> Result<(), OutboundError> {
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            other => {
+                return Err(OutboundError::InvalidRequest(format!(
+                    "unsupported scheme {:?} in {uri}; use http or https",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+        let (host, port) = url_host_port(uri)
+            .ok_or_else(|| OutboundError::InvalidRequest(format!("no host in URL {uri}")))?;
+        if let Some(declared) = &self.declared
+            && !declared.iter().any(|p| p.matches(&host, port))
+        {
+            return Err(OutboundError::Denied(format!(
+                "{host}:{port} is not among the hosts {} declares",
+                self.subject
+            )));
+        }
+        if !self.granted.iter().any(|p| p.matches(&host, port)) {
+            return Err(OutboundError::Denied(format!(
+                "{host}:{port} is not granted to {}; the operator can add it to allow_hosts in flowhost.toml",
+                self.subject
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A request with its whole body.
+#[derive(Clone, Debug)]
+pub struct BufferedRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// Absolute `http` or `https` URL.
+    pub url: String,
+    /// Header pairs, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes, if any.
+    pub body: Option<Vec<u8>>,
+    /// Total timeout.
+    pub timeout: Duration,
+}
+
+/// A response with its whole body.
+#[derive(Clone, Debug)]
+pub struct BufferedResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header pairs, names in lowercase.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Sends one request after the policy allows it, and reads the whole response.
+///
+/// Counting requests against `max_requests` is the caller's job, since only it knows the
+/// execution they belong to.
+pub async fn send_buffered(
+    policy: &OutboundPolicy,
+    req: BufferedRequest,
+) -> Result<BufferedResponse, OutboundError> {
+    let uri: http::Uri = req
+        .url
+        .parse()
+        .map_err(|e| OutboundError::InvalidRequest(format!("URL {:?}: {e}", req.url)))?;
+    policy.check(&uri)?;
+    let method = http::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| OutboundError::InvalidRequest(format!("method {:?}", req.method)))?;
+    let mut builder = http::Request::builder().method(method).uri(uri.clone());
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if let Some(authority) = uri.authority() {
+        builder = builder.header(http::header::HOST, authority.as_str());
+    }
+    let body = Full::new(Bytes::from(req.body.unwrap_or_default()))
+        .map_err(|never| match never {});
+    let request = builder
+        .body(body)
+        .map_err(|e| OutboundError::InvalidRequest(e.to_string()))?;
+    let options = RequestOptions {
+        connect_timeout: Some(req.timeout),
+        first_byte_timeout: Some(req.timeout),
+        between_bytes_timeout: Some(req.timeout),
+    };
+    let max = policy.max_response_bytes;
+    let exchange = async {
+        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+            .await
+            .map_err(map_wasi_error)?;
+        // The connection future must run while the body is read.
+        let io = tokio::spawn(io);
+        let (parts, body) = response.into_parts();
+        let collected = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX))
+            .collect()
+            .await;
+        io.abort();
+        let body = match collected {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(OutboundError::ResponseTooLarge(max));
+            }
+            Err(e) => match e.downcast::<WasiHttpError>() {
+                Ok(e) => return Err(map_wasi_error(*e)),
+                Err(e) => return Err(OutboundError::Connection(e.to_string())),
+            },
+        };
+        Ok(BufferedResponse {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        })
+    };
+    tokio::time::timeout(req.timeout, exchange)
+        .await
+        .map_err(|_| OutboundError::Timeout)?
+}
+
+fn map_wasi_error(e: WasiHttpError) -> OutboundError {
+    match e {
+        WasiHttpError::ConnectionTimeout
+        | WasiHttpError::ConnectionReadTimeout
+        | WasiHttpError::HttpResponseTimeout
+        | WasiHttpError::DnsTimeout => OutboundError::Timeout,
+        WasiHttpError::HttpRequestUriInvalid => OutboundError::InvalidRequest("URI".into()),
+        WasiHttpError::HttpResponseBodySize(n) => OutboundError::ResponseTooLarge(n.unwrap_or(0)),
+        other => OutboundError::Connection(other.to_string()),
+    }
+}
+
+/// Shared handle to a policy, as held by one execution.
+pub type SharedPolicy = Arc<OutboundPolicy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_host_port_and_suffix() {
+        let p = HostPattern::parse("api.example.com").unwrap();
+        assert!(p.matches("api.example.com", 443));
+        assert!(p.matches("API.example.com", 8080));
+        assert!(!p.matches("evil.com", 443));
+        let p = HostPattern::parse("127.0.0.1:8080").unwrap();
+        assert!(p.matches("127.0.0.1", 8080));
+        assert!(!p.matches("127.0.0.1", 8081));
+        let p = HostPattern::parse("*.example.com").unwrap();
+        assert!(p.matches("a.example.com", 443));
+        assert!(!p.matches("example.com", 443));
+        assert!(!p.matches("aexample.com", 443));
+        let p = HostPattern::parse("[::1]:9000").unwrap();
+        assert!(p.matches("[::1]", 9000));
+        assert!(HostPattern::parse("a*b.com").is_none());
+        assert!(HostPattern::parse("http://x").is_none());
+        assert_eq!(HostPattern::parse("*.x.io:1").unwrap().to_string(), "*.x.io:1");
+    }
+
+    #[test]
+    fn policy_needs_both_declaration_and_grant() {
+        let policy = OutboundPolicy {
+            subject: "plugin t@1.0.0".into(),
+            declared: Some(vec![HostPattern::parse("a.com").unwrap()]),
+            granted: vec![HostPattern::parse("*").unwrap()],
+            max_requests: 1,
+            max_response_bytes: 10,
+        };
+        assert!(policy.check(&"https://a.com/x".parse().unwrap()).is_ok());
+        let err = policy.check(&"https://b.com/x".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("declares"), "{err}");
+        let policy = OutboundPolicy {
+            granted: vec![],
+            ..policy
+        };
+        let err = policy.check(&"https://a.com/x".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("allow_hosts"), "{err}");
+        let err = policy.check(&"ftp://a.com/x".parse().unwrap()).unwrap_err();
+        assert!(matches!(err, OutboundError::InvalidRequest(_)));
+    }
+}

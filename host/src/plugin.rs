@@ -1,0 +1,775 @@
+//! The sandboxed plugin host: loads custom-element components and runs them.
+//!
+//! How it is wired:
+//!
+//! 1. [`PluginHost::new`] builds one wasmtime `Engine` with the component model, async
+//!    support, epoch interruption, and a pooling allocator with copy-on-write memory images.
+//!    A background thread advances the epoch every [`EPOCH_TICK`].
+//! 2. One `Linker` gets WASI p2 (without preopens, environment or sockets), `wasi:http`, and
+//!    the imports of every supported WIT version (`since_v0_1_0`, …). Each import is served by
+//!    one capability module in [`capabilities`].
+//! 3. [`PluginHost::load_dir`] reads every `*.wasm` of the plugins folder, compiles it (or
+//!    loads it from the [`cache`]), recognises its WIT version by its export name, creates one
+//!    `InstancePre` and calls `describe`. A bad file yields one [`LoadError`]; the rest load.
+//! 4. [`PluginHost::execute`] runs one element execution in a fresh `Store`: memory capped by
+//!    a resource limiter, time capped by the epoch deadline and a wall-clock timeout, HTTP
+//!    capped by the outbound policy. Every failure becomes an [`ExecFailure`]; the `Store` is
+//!    dropped whatever happens, so no instance outlives a trap.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use flowhost::config::OperatorConfig;
+//! use flowhost::plugin::PluginHost;
+//!
+//! let host = PluginHost::new(&OperatorConfig::default())?;
+//! let (registry, errors) = host.load_dir().await;
+//! for error in &errors {
+//!     eprintln!("{error}");
+//! }
+//! println!("{} plugins", registry.len());
+//! # Ok(()) }
+//! ```
+
+pub mod cache;
+pub mod capabilities;
+pub mod manifest;
+mod since_v0_1_0;
+mod state;
+
+use crate::config::{Limits, OperatorConfig};
+use crate::outbound::{HostPattern, OutboundPolicy};
+use crate::person::Person;
+use cache::{ArtifactCache, CacheStatus};
+use capabilities::{ConfigCap, HttpCap, LogLevel, LogLine, RequestLimitExceeded, VariablesCap};
+use manifest::{ERROR_EXIT, Manifest, valid_id};
+use serde_json::Value;
+use state::{ExecState, MemoryLimitExceeded};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// How often the epoch advances; deadlines are measured in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// WIT versions this host serves, oldest first.
+pub const SUPPORTED_WIT_VERSIONS: &[&str] = &[since_v0_1_0::VERSION];
+
+/// The package and interface a plugin exports.
+const ELEMENT_EXPORT: &str = "flowhost:element/element@";
+
+/// Concurrent executions (and pooled instances).
+const POOL_INSTANCES: u32 = 256;
+
+/// Bindings of one loaded plugin, by the WIT version it was built against.
+#[derive(Clone)]
+enum Bindings {
+    V0_1_0(since_v0_1_0::Pre),
+}
+
+/// A plugin ready to run.
+pub struct LoadedPlugin {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The WIT version it was built against.
+    pub wit_version: &'static str,
+    /// File size in bytes.
+    pub size: u64,
+    /// Whether compiling was needed.
+    pub cache: CacheStatus,
+    /// Effective limits.
+    pub limits: Limits,
+    /// Effective outbound policy.
+    pub policy: Arc<OutboundPolicy>,
+    /// Required secrets the operator has not set.
+    pub missing_secrets: Vec<String>,
+    config: ConfigCap,
+    bindings: Bindings,
+}
+
+impl LoadedPlugin {
+    /// `id@version`.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.manifest.id, self.manifest.version)
+    }
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("id", &self.manifest.id)
+            .field("version", &self.manifest.version.to_string())
+            .field("wit_version", &self.wit_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a file was not loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not WebAssembly at all.
+    #[error("{path}: not a WebAssembly file; remove it from the plugins folder")]
+    NotWasm {
+        /// File.
+        path: PathBuf,
+    },
+    /// A core module rather than a component.
+    #[error("{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    CoreModule {
+        /// File.
+        path: PathBuf,
+    },
+    /// The component does not compile (truncated, corrupt, unsupported features).
+    #[error("{path}: invalid component: {reason}; rebuild the plugin")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Compiler message.
+        reason: String,
+    },
+    /// Not a flowhost element, or one for a WIT version this host does not serve.
+    #[error("{path}: {reason}")]
+    Contract {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same id and version already came from another file.
+    #[error("{path}: plugin {key} is also in {other}; remove one of the two files")]
+    Duplicate {
+        /// File.
+        path: PathBuf,
+        /// `id@version`.
+        key: String,
+        /// The file that loaded first.
+        other: PathBuf,
+    },
+}
+
+/// Loaded plugins, by id and version.
+#[derive(Default, Debug)]
+pub struct PluginRegistry {
+    plugins: BTreeMap<String, BTreeMap<semver::Version, Arc<LoadedPlugin>>>,
+}
+
+impl PluginRegistry {
+    /// Adds a plugin; refuses a second file with the same id and version.
+    pub fn insert(&mut self, plugin: LoadedPlugin) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let versions = self.plugins.entry(plugin.manifest.id.clone()).or_default();
+        if let Some(other) = versions.get(&plugin.manifest.version) {
+            return Err(LoadError::Duplicate {
+                key: plugin.key(),
+                other: other.path.clone(),
+                path: plugin.path,
+            });
+        }
+        let plugin = Arc::new(plugin);
+        versions.insert(plugin.manifest.version.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The plugin with this id: the given version, or the newest without one.
+    pub fn get(&self, id: &str, version: Option<&semver::Version>) -> Option<&Arc<LoadedPlugin>> {
+        let versions = self.plugins.get(id)?;
+        match version {
+            Some(v) => versions.get(v),
+            None => versions.values().next_back(),
+        }
+    }
+
+    /// Versions available for an id, for messages.
+    pub fn versions(&self, id: &str) -> Vec<String> {
+        self.plugins
+            .get(id)
+            .map(|v| v.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every plugin.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+        self.plugins.values().flat_map(|v| v.values())
+    }
+
+    /// Number of plugins.
+    pub fn len(&self) -> usize {
+        self.plugins.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+}
+
+/// One execution of a plugin element.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    /// Flow id.
+    pub flow_id: String,
+    /// Element id in the flow.
+    pub element_id: String,
+    /// Participant id.
+    pub participant_id: String,
+    /// The person.
+    pub person: Person,
+    /// Element configuration, defaults applied.
+    pub config: Vec<(String, Value)>,
+}
+
+/// The exit a plugin chose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Exit id.
+    pub exit: String,
+    /// Outcome data as JSON text.
+    pub data: Option<String>,
+}
+
+/// An error the plugin returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElementFailure {
+    /// Unusable configuration.
+    InvalidConfig(String),
+    /// Anything else.
+    Failed(String),
+}
+
+/// Why an execution ended on the error exit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecFailure {
+    /// The plugin returned an error.
+    #[error("plugin error: {0}")]
+    Element(String),
+    /// The plugin rejected its configuration.
+    #[error("plugin rejected its configuration: {0}")]
+    InvalidConfig(String),
+    /// The wall-clock deadline passed.
+    #[error("deadline of {0} ms exceeded; the operator can raise limits.deadline_ms for this plugin")]
+    Deadline(u64),
+    /// Linear memory grew past the cap.
+    #[error("{0}")]
+    Memory(String),
+    /// Too many HTTP requests.
+    #[error("{0}")]
+    HttpLimit(String),
+    /// The wasm stack overflowed (deep recursion).
+    #[error("stack overflow (recursion too deep)")]
+    StackOverflow,
+    /// The guest panicked or hit `unreachable`.
+    #[error("plugin crashed: {0}")]
+    Trap(String),
+    /// The exit is not one the manifest declares.
+    #[error("returned exit {0:?}, which its manifest does not declare")]
+    UndeclaredExit(String),
+    /// The outcome could not be used.
+    #[error("malformed outcome: {0}")]
+    MalformedOutcome(String),
+    /// The host could not run it.
+    #[error("could not run: {0}")]
+    Host(String),
+}
+
+/// What one execution produced.
+#[derive(Debug)]
+pub struct Execution {
+    /// The exit and data, or why it failed.
+    pub result: Result<(String, Option<Value>), ExecFailure>,
+    /// Variables after the execution (unchanged on failure).
+    pub variables: BTreeMap<String, Value>,
+    /// Names of variables the execution changed (empty on failure).
+    pub changed: BTreeSet<String>,
+    /// Journey log lines: plugin log, stdout/stderr, refused requests.
+    pub logs: Vec<LogLine>,
+    /// Wall-clock time.
+    pub duration: Duration,
+}
+
+/// Could not start the plugin host.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin engine: {0}")]
+pub struct HostError(String);
+
+/// The plugin host. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<ExecState>,
+    config: OperatorConfig,
+    cache: ArtifactCache,
+    permits: tokio::sync::Semaphore,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginHost {
+    /// Builds the engine and linker for this operator configuration.
+    pub fn new(config: &OperatorConfig) -> Result<Self, HostError> {
+        let engine = build_engine(config).map_err(|e| HostError(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        compose_linker(&mut linker).map_err(|e| HostError(e.to_string()))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("flowhost-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| HostError(format!("epoch thread: {e}")))?;
+        Ok(PluginHost {
+            inner: Arc::new(HostInner {
+                cache: ArtifactCache::new(&config.cache_dir, &engine),
+                engine,
+                linker,
+                config: config.clone(),
+                permits: tokio::sync::Semaphore::new(POOL_INSTANCES as usize),
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// The wasmtime engine (for benchmarks and tools).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The artifact cache.
+    pub fn cache(&self) -> &ArtifactCache {
+        &self.inner.cache
+    }
+
+    /// Loads every `*.wasm` in the configured plugins folder (not recursive), in name order.
+    /// A missing folder means no plugins.
+    pub async fn load_dir(&self) -> (PluginRegistry, Vec<LoadError>) {
+        let dir = &self.inner.config.plugins_dir;
+        let mut registry = PluginRegistry::default();
+        let mut errors = Vec::new();
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        for path in files {
+            match self.load_file(&path).await {
+                Ok(plugin) => {
+                    if let Err(e) = registry.insert(plugin) {
+                        errors.push(e);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        (registry, errors)
+    }
+
+    /// Loads one file.
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedPlugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let path_buf = path.to_owned();
+        classify(&bytes, path)?;
+        let engine = &self.inner.engine;
+        let (component, cache) = self
+            .inner
+            .cache
+            .load_or_compile(engine, &bytes)
+            .map_err(|e| LoadError::Invalid {
+                path: path_buf.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let contract = |reason: String| LoadError::Contract {
+            path: path_buf.clone(),
+            reason,
+        };
+        let wit_version = element_version(engine, &component).map_err(contract)?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| contract(format!("imports something this host does not provide: {e}")))?;
+        let bindings = match wit_version {
+            since_v0_1_0::VERSION => Bindings::V0_1_0(
+                since_v0_1_0::Pre::new(pre).map_err(|e| contract(e.to_string()))?,
+            ),
+            other => return Err(contract(format!("WIT version {other} is not served"))),
+        };
+        // `describe` runs under default limits and no network: it must only describe.
+        let defaults = self.inner.config.limits;
+        let no_net = Arc::new(OutboundPolicy {
+            subject: format!("{} (describe)", path.display()),
+            declared: Some(Vec::new()),
+            granted: Vec::new(),
+            max_requests: 0,
+            max_response_bytes: 0,
+        });
+        let state = ExecState::new(
+            HttpCap::new(no_net),
+            VariablesCap::default(),
+            ConfigCap::default(),
+            mib(defaults.memory_mib),
+        );
+        let mut store = self.new_store(state, defaults.deadline_ms);
+        let described = tokio::time::timeout(Duration::from_millis(defaults.deadline_ms), async {
+            match &bindings {
+                Bindings::V0_1_0(pre) => pre.describe(&mut store).await,
+            }
+        })
+        .await
+        .map_err(|_| contract(format!("describe() did not return within {} ms", defaults.deadline_ms)))?
+        .map_err(|e| contract(format!("describe() failed: {}", trap_reason(&e))))?
+        .map_err(|e| contract(format!("describe() returned an unusable manifest: {e}")))?;
+        check_manifest(&described).map_err(contract)?;
+
+        let id = described.id.clone();
+        let grant = self.inner.config.plugins.get(&id).cloned().unwrap_or_default();
+        let limits = self.inner.config.limits_for(&id);
+        let subject = format!("plugin {id}@{}", described.version);
+        let policy = Arc::new(OutboundPolicy {
+            declared: Some(
+                described
+                    .hosts
+                    .iter()
+                    .filter_map(|h| resolve_declared_host(h, &grant.settings))
+                    .collect(),
+            ),
+            granted: grant
+                .allow_hosts
+                .iter()
+                .filter_map(|h| HostPattern::parse(h))
+                .collect(),
+            max_requests: limits.max_http_requests,
+            max_response_bytes: limits.max_response_bytes,
+            subject,
+        });
+        let secrets = grant.secret_values();
+        let missing_secrets = described
+            .config
+            .iter()
+            .filter(|f| f.secret && f.required && !secrets.contains_key(&f.name))
+            .map(|f| f.name.clone())
+            .collect();
+        Ok(LoadedPlugin {
+            size: bytes.len() as u64,
+            path: path_buf,
+            manifest: described,
+            wit_version,
+            cache,
+            limits,
+            policy,
+            missing_secrets,
+            config: ConfigCap::new(Arc::new(grant.settings), Arc::new(secrets)),
+            bindings,
+        })
+    }
+
+    fn new_store(&self, state: ExecState, deadline_ms: u64) -> Store<ExecState> {
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = deadline_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs the plugin for one participant. Never panics or returns early on plugin
+    /// misbehaviour: every failure is in [`Execution::result`].
+    pub async fn execute(
+        &self,
+        plugin: &LoadedPlugin,
+        invocation: &Invocation,
+        variables: BTreeMap<String, Value>,
+    ) -> Execution {
+        let started = Instant::now();
+        let _permit = self.inner.permits.acquire().await;
+        let limits = plugin.limits;
+        let state = ExecState::new(
+            HttpCap::new(plugin.policy.clone()),
+            VariablesCap::new(variables.clone()),
+            plugin.config.clone(),
+            mib(limits.memory_mib),
+        );
+        let mut store = self.new_store(state, limits.deadline_ms);
+        let run = tokio::time::timeout(Duration::from_millis(limits.deadline_ms), async {
+            match &plugin.bindings {
+                Bindings::V0_1_0(pre) => pre.execute(&mut store, invocation).await,
+            }
+        })
+        .await;
+        let state = store.into_data();
+        let mut logs = state.log.into_lines();
+        for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+            let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                logs.push(LogLine {
+                    level: if stream == "stderr" {
+                        LogLevel::Warn
+                    } else {
+                        LogLevel::Info
+                    },
+                    message: format!("[{stream}] {line}"),
+                });
+            }
+        }
+        for denial in &state.http.denials {
+            logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!("request refused: {denial}"),
+            });
+        }
+        let result = match run {
+            Err(_) => Err(ExecFailure::Deadline(limits.deadline_ms)),
+            Ok(Err(trap)) => Err(classify_trap(&trap, limits.deadline_ms)),
+            Ok(Ok(Err(ElementFailure::Failed(m)))) => Err(ExecFailure::Element(m)),
+            Ok(Ok(Err(ElementFailure::InvalidConfig(m)))) => Err(ExecFailure::InvalidConfig(m)),
+            Ok(Ok(Ok(_))) if state.http.over_limit => Err(ExecFailure::HttpLimit(
+                RequestLimitExceeded {
+                    max: limits.max_http_requests,
+                }
+                .to_string(),
+            )),
+            Ok(Ok(Ok(outcome))) => check_outcome(&plugin.manifest, outcome),
+        };
+        // Secrets never leave through logs or reasons.
+        let redact = |s: &str| plugin.config.redact(s);
+        if plugin.config.has_secrets() {
+            for line in &mut logs {
+                line.message = redact(&line.message);
+            }
+        }
+        let result = result.map_err(|f| match f {
+            ExecFailure::Element(m) => ExecFailure::Element(redact(&m)),
+            ExecFailure::InvalidConfig(m) => ExecFailure::InvalidConfig(redact(&m)),
+            ExecFailure::Trap(m) => ExecFailure::Trap(redact(&m)),
+            other => other,
+        });
+        let (after, changed) = state.variables.into_parts();
+        let (variables, changed) = match result {
+            Ok(_) => (after, changed),
+            Err(_) => (variables, BTreeSet::new()),
+        };
+        Execution {
+            result,
+            variables,
+            changed,
+            logs,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+fn mib(m: u64) -> usize {
+    usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
+fn build_engine(config: &OperatorConfig) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 8)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 8)
+        .max_memories_per_component(4)
+        .max_memory_size(mib(config.max_memory_mib()))
+        .linear_memory_keep_resident(64 * 1024)
+        .table_keep_resident(16 * 1024);
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .max_wasm_stack(512 * 1024)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&cfg)
+}
+
+/// Every capability, once. Adding a capability adds a line here.
+fn compose_linker(linker: &mut Linker<ExecState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    since_v0_1_0::add_to_linker(linker)?;
+    Ok(())
+}
+
+fn classify(bytes: &[u8], path: &Path) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm {
+            path: path.to_owned(),
+        });
+    }
+    // Version 1, layer 0 is a core module; components use layer 1.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The WIT version of the `element` interface the component exports.
+fn element_version(engine: &Engine, component: &Component) -> Result<&'static str, String> {
+    let ty = component.component_type();
+    let exported: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let Some(name) = exported.iter().find(|n| n.starts_with(ELEMENT_EXPORT)) else {
+        return Err(format!(
+            "does not export {ELEMENT_EXPORT}{}, so it is not a flowhost element (it exports: {}); build it with flowhost-sdk",
+            SUPPORTED_WIT_VERSIONS.last().unwrap_or(&""),
+            if exported.is_empty() { "nothing".to_owned() } else { exported.join(", ") }
+        ));
+    };
+    let version = &name[ELEMENT_EXPORT.len()..];
+    SUPPORTED_WIT_VERSIONS
+        .iter()
+        .find(|v| **v == version)
+        .copied()
+        .ok_or_else(|| {
+            format!(
+                "built against WIT flowhost:element@{version}, which this host does not serve (it serves {}); rebuild the plugin with a matching flowhost-sdk or upgrade flowhost",
+                SUPPORTED_WIT_VERSIONS.join(", ")
+            )
+        })
+}
+
+fn check_manifest(m: &Manifest) -> Result<(), String> {
+    if !valid_id(&m.id) {
+        return Err(format!(
+            "manifest id {:?} is not valid: use lowercase letters, digits and '-', starting with a letter",
+            m.id
+        ));
+    }
+    if !m.exits.iter().any(|e| e.id == ERROR_EXIT) {
+        return Err(format!("manifest of {} declares no `{ERROR_EXIT}` exit", m.id));
+    }
+    let mut seen = BTreeSet::new();
+    for exit in &m.exits {
+        if !seen.insert(&exit.id) {
+            return Err(format!("manifest of {} declares exit {:?} twice", m.id, exit.id));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for field in &m.config {
+        if !seen.insert(&field.name) {
+            return Err(format!("manifest of {} declares config field {:?} twice", m.id, field.name));
+        }
+        if let Some(default) = &field.default
+            && !field.kind.accepts(default)
+        {
+            return Err(format!(
+                "manifest of {}: default of config field {:?} is not {}",
+                m.id,
+                field.name,
+                field.kind.name()
+            ));
+        }
+    }
+    for host in &m.hosts {
+        if host.strip_prefix("setting:").is_none() && HostPattern::parse(host).is_none() {
+            return Err(format!("manifest of {}: host {host:?} is not a host pattern", m.id));
+        }
+    }
+    Ok(())
+}
+
+/// `setting:<name>` becomes the host of the URL in that operator setting.
+fn resolve_declared_host(entry: &str, settings: &BTreeMap<String, String>) -> Option<HostPattern> {
+    match entry.strip_prefix("setting:") {
+        Some(name) => {
+            let uri: http::Uri = settings.get(name)?.parse().ok()?;
+            let (host, port) = crate::outbound::url_host_port(&uri)?;
+            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            HostPattern::parse(&format!("{host}:{port}"))
+        }
+        None => HostPattern::parse(entry),
+    }
+}
+
+fn check_outcome(
+    manifest: &Manifest,
+    outcome: Outcome,
+) -> Result<(String, Option<Value>), ExecFailure> {
+    if !manifest.exits.iter().any(|e| e.id == outcome.exit) {
+        return Err(ExecFailure::UndeclaredExit(outcome.exit));
+    }
+    let data = match outcome.data {
+        None => None,
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(v @ Value::Object(_)) => Some(v),
+            Ok(_) => {
+                return Err(ExecFailure::MalformedOutcome(
+                    "data must be a JSON object".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(ExecFailure::MalformedOutcome(format!(
+                    "data is not JSON ({e})"
+                )));
+            }
+        },
+    };
+    Ok((outcome.exit, data))
+}
+
+fn classify_trap(err: &wasmtime::Error, deadline_ms: u64) -> ExecFailure {
+    if let Some(e) = err.downcast_ref::<MemoryLimitExceeded>() {
+        return ExecFailure::Memory(e.to_string());
+    }
+    if let Some(e) = err.downcast_ref::<RequestLimitExceeded>() {
+        return ExecFailure::HttpLimit(e.to_string());
+    }
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => ExecFailure::Deadline(deadline_ms),
+        Some(wasmtime::Trap::StackOverflow) => ExecFailure::StackOverflow,
+        _ => ExecFailure::Trap(trap_reason(err)),
+    }
+}
+
+/// A one-line reason for a trap: the trap message and the innermost guest frame.
+fn trap_reason(err: &wasmtime::Error) -> String {
+    let mut reason = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "panicked (wasm `unreachable` reached)".to_owned()
+        }
+        Some(trap) => trap.to_string(),
+        None => err.to_string(),
+    };
+    if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>()
+        && let Some(name) = bt.frames().iter().find_map(|f| f.func_name())
+    {
+        reason.push_str(&format!(" in {name}"));
+    }
+    reason
+}

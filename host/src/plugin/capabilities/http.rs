@@ -1,0 +1,126 @@
+//! `http` and `wasi:http/outgoing-handler`: outbound HTTP for one execution.
+//!
+//! Both paths count against the same request budget and go through the same
+//! [`OutboundPolicy`](crate::outbound::OutboundPolicy). The buffered `http.send` traps when the
+//! budget is spent (a limit breach, not something to handle); `wasi:http` cannot trap from its
+//! hook, so it refuses the request and marks the execution, which then ends on the error exit.
+
+use crate::outbound::{self, BufferedRequest, BufferedResponse, OutboundError, SharedPolicy};
+use http_body_util::{BodyExt, Limited};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiHttpHooks};
+
+/// Default timeout of one request when the plugin sets none.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The trap raised when a plugin sends more requests than allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("more than {max} HTTP requests in one execution; the operator can raise limits.max_http_requests for this plugin")]
+pub struct RequestLimitExceeded {
+    /// The limit.
+    pub max: u32,
+}
+
+/// Outbound HTTP state of one execution.
+pub struct HttpCap {
+    policy: SharedPolicy,
+    sent: u32,
+    pub(crate) over_limit: bool,
+    /// Requests refused by the policy, for the journey.
+    pub(crate) denials: Vec<String>,
+}
+
+impl HttpCap {
+    /// A fresh budget under `policy`.
+    pub fn new(policy: SharedPolicy) -> Self {
+        HttpCap {
+            policy,
+            sent: 0,
+            over_limit: false,
+            denials: Vec::new(),
+        }
+    }
+
+    /// Requests sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    fn take_budget(&mut self) -> Result<(), RequestLimitExceeded> {
+        if self.sent >= self.policy.max_requests {
+            self.over_limit = true;
+            return Err(RequestLimitExceeded {
+                max: self.policy.max_requests,
+            });
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Sends a buffered request. The outer error is the request budget breach (a trap).
+    pub async fn send(
+        &mut self,
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        timeout_ms: Option<u32>,
+    ) -> Result<Result<BufferedResponse, OutboundError>, RequestLimitExceeded> {
+        self.take_budget()?;
+        let request = BufferedRequest {
+            method,
+            url,
+            headers,
+            body,
+            timeout: timeout_ms
+                .map(|ms| Duration::from_millis(ms.into()))
+                .unwrap_or(DEFAULT_TIMEOUT),
+        };
+        let result = outbound::send_buffered(&self.policy, request).await;
+        if let Err(OutboundError::Denied(reason)) = &result {
+            self.denials.push(reason.clone());
+        }
+        Ok(result)
+    }
+}
+
+type WasiBody = wasmtime_wasi_http::WasiBody;
+type IoFuture = Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>;
+
+impl WasiHttpHooks for HttpCap {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiHttpError>> + Send>
+    {
+        drop(fut);
+        let verdict = match self.take_budget() {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => self.policy.check(request.uri()).map_err(|e| e.to_string()),
+        };
+        if let Err(reason) = &verdict {
+            self.denials.push(format!("wasi:http: {reason}"));
+        }
+        let max = self.policy.max_response_bytes;
+        Box::new(async move {
+            if verdict.is_err() {
+                return Err(WasiHttpError::HttpRequestDenied);
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let response = response.map(|body| {
+                Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX))
+                    .map_err(move |e| match e.downcast::<WasiHttpError>() {
+                        Ok(e) => *e,
+                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                            WasiHttpError::HttpResponseBodySize(Some(max))
+                        }
+                        Err(e) => WasiHttpError::InternalError(Some(e.to_string())),
+                    })
+                    .boxed_unsync()
+            });
+            Ok((response, Box::new(io) as IoFuture))
+        })
+    }
+}

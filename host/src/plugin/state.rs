@@ -1,0 +1,123 @@
+//! Per-execution store state: one value of [`ExecState`] lives in each `Store`, and is dropped
+//! with it when the execution ends, whatever way it ends.
+
+use super::capabilities::{ConfigCap, HttpCap, LogCap, VariablesCap};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Bytes of guest stdout/stderr kept per execution; later output is an error to the guest.
+const STDIO_CAPTURE: usize = 64 * 1024;
+
+/// The data of a `Store` running one plugin execution.
+pub struct ExecState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) http_ctx: WasiHttpCtx,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) http: HttpCap,
+    pub(crate) variables: VariablesCap,
+    pub(crate) log: LogCap,
+    pub(crate) config: ConfigCap,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+impl ExecState {
+    pub(crate) fn new(
+        http: HttpCap,
+        variables: VariablesCap,
+        config: ConfigCap,
+        memory_bytes: usize,
+    ) -> Self {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+        // No preopens, no environment, no arguments, no sockets: the builder's defaults plus
+        // closing TCP/UDP outright.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        ExecState {
+            wasi,
+            table: ResourceTable::new(),
+            http_ctx: WasiHttpCtx::new(),
+            limiter: MemoryLimiter {
+                max_bytes: memory_bytes,
+                hit: false,
+            },
+            http,
+            variables,
+            log: LogCap::default(),
+            config,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl WasiView for ExecState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for ExecState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
+}
+
+/// Caps linear memory per execution. Growth past the cap traps with a message that names it.
+pub(crate) struct MemoryLimiter {
+    max_bytes: usize,
+    pub(crate) hit: bool,
+}
+
+/// The trap raised when a plugin grows memory past its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {mib} MiB reached (wanted {wanted_mib} MiB); the operator can raise limits.memory_mib for this plugin")]
+pub struct MemoryLimitExceeded {
+    /// The cap.
+    pub mib: usize,
+    /// What the plugin asked for.
+    pub wanted_mib: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                mib: self.max_bytes >> 20,
+                wanted_mib: desired.div_ceil(1 << 20),
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
