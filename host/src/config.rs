@@ -179,7 +179,9 @@ pub enum ConfigError {
         message: String,
     },
     /// A secret names an environment variable that is not set.
-    #[error("{path}: plugins.{plugin}.secrets.{secret}: environment variable {env} is not set; export it or give the value inline")]
+    #[error(
+        "{path}: plugins.{plugin}.secrets.{secret}: environment variable {env} is not set; export it or give the value inline"
+    )]
     MissingEnv {
         /// The file.
         path: PathBuf,

@@ -218,8 +218,7 @@ pub async fn send_buffered(
     if let Some(authority) = uri.authority() {
         builder = builder.header(http::header::HOST, authority.as_str());
     }
-    let body = Full::new(Bytes::from(req.body.unwrap_or_default()))
-        .map_err(|never| match never {});
+    let body = Full::new(Bytes::from(req.body.unwrap_or_default())).map_err(|never| match never {});
     let request = builder
         .body(body)
         .map_err(|e| OutboundError::InvalidRequest(e.to_string()))?;
@@ -306,7 +305,10 @@ mod tests {
         assert!(p.matches("[::1]", 9000));
         assert!(HostPattern::parse("a*b.com").is_none());
         assert!(HostPattern::parse("http://x").is_none());
-        assert_eq!(HostPattern::parse("*.x.io:1").unwrap().to_string(), "*.x.io:1");
+        assert_eq!(
+            HostPattern::parse("*.x.io:1").unwrap().to_string(),
+            "*.x.io:1"
+        );
     }
 
     #[test]
@@ -319,13 +321,17 @@ mod tests {
             max_response_bytes: 10,
         };
         assert!(policy.check(&"https://a.com/x".parse().unwrap()).is_ok());
-        let err = policy.check(&"https://b.com/x".parse().unwrap()).unwrap_err();
+        let err = policy
+            .check(&"https://b.com/x".parse().unwrap())
+            .unwrap_err();
         assert!(err.to_string().contains("declares"), "{err}");
         let policy = OutboundPolicy {
             granted: vec![],
             ..policy
         };
-        let err = policy.check(&"https://a.com/x".parse().unwrap()).unwrap_err();
+        let err = policy
+            .check(&"https://a.com/x".parse().unwrap())
+            .unwrap_err();
         assert!(err.to_string().contains("allow_hosts"), "{err}");
         let err = policy.check(&"ftp://a.com/x".parse().unwrap()).unwrap_err();
         assert!(matches!(err, OutboundError::InvalidRequest(_)));

@@ -93,6 +93,26 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    fn has_missing_defaults(&self, inv: &Invocation) -> bool {
+        self.manifest.config.iter().any(|f| {
+            f.default.is_some() && !f.secret && !inv.config.iter().any(|(k, _)| *k == f.name)
+        })
+    }
+
+    /// The invocation with the manifest's defaults added for fields it leaves out.
+    fn apply_defaults(&self, inv: &Invocation) -> Invocation {
+        let mut inv = inv.clone();
+        for field in &self.manifest.config {
+            if let Some(default) = &field.default
+                && !field.secret
+                && !inv.config.iter().any(|(k, _)| *k == field.name)
+            {
+                inv.config.push((field.name.clone(), default.clone()));
+            }
+        }
+        inv
+    }
+
     /// `id@version`.
     pub fn key(&self) -> String {
         format!("{}@{}", self.manifest.id, self.manifest.version)
@@ -129,7 +149,9 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// A core module rather than a component.
-    #[error("{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    #[error(
+        "{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
     CoreModule {
         /// File.
         path: PathBuf,
@@ -261,7 +283,9 @@ pub enum ExecFailure {
     #[error("plugin rejected its configuration: {0}")]
     InvalidConfig(String),
     /// The wall-clock deadline passed.
-    #[error("deadline of {0} ms exceeded; the operator can raise limits.deadline_ms for this plugin")]
+    #[error(
+        "deadline of {0} ms exceeded; the operator can raise limits.deadline_ms for this plugin"
+    )]
     Deadline(u64),
     /// Linear memory grew past the cap.
     #[error("{0}")]
@@ -419,15 +443,14 @@ impl PluginHost {
             reason,
         };
         let wit_version = element_version(engine, &component).map_err(contract)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| contract(format!("imports something this host does not provide: {e}")))?;
+        let pre =
+            self.inner.linker.instantiate_pre(&component).map_err(|e| {
+                contract(format!("imports something this host does not provide: {e}"))
+            })?;
         let bindings = match wit_version {
-            since_v0_1_0::VERSION => Bindings::V0_1_0(
-                since_v0_1_0::Pre::new(pre).map_err(|e| contract(e.to_string()))?,
-            ),
+            since_v0_1_0::VERSION => {
+                Bindings::V0_1_0(since_v0_1_0::Pre::new(pre).map_err(|e| contract(e.to_string()))?)
+            }
             other => return Err(contract(format!("WIT version {other} is not served"))),
         };
         // `describe` runs under default limits and no network: it must only describe.
@@ -452,13 +475,24 @@ impl PluginHost {
             }
         })
         .await
-        .map_err(|_| contract(format!("describe() did not return within {} ms", defaults.deadline_ms)))?
+        .map_err(|_| {
+            contract(format!(
+                "describe() did not return within {} ms",
+                defaults.deadline_ms
+            ))
+        })?
         .map_err(|e| contract(format!("describe() failed: {}", trap_reason(&e))))?
         .map_err(|e| contract(format!("describe() returned an unusable manifest: {e}")))?;
         check_manifest(&described).map_err(contract)?;
 
         let id = described.id.clone();
-        let grant = self.inner.config.plugins.get(&id).cloned().unwrap_or_default();
+        let grant = self
+            .inner
+            .config
+            .plugins
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
         let limits = self.inner.config.limits_for(&id);
         let subject = format!("plugin {id}@{}", described.version);
         let policy = Arc::new(OutboundPolicy {
@@ -526,6 +560,13 @@ impl PluginHost {
             mib(limits.memory_mib),
         );
         let mut store = self.new_store(state, limits.deadline_ms);
+        let with_defaults;
+        let invocation = if plugin.has_missing_defaults(invocation) {
+            with_defaults = plugin.apply_defaults(invocation);
+            &with_defaults
+        } else {
+            invocation
+        };
         let run = tokio::time::timeout(Duration::from_millis(limits.deadline_ms), async {
             match &plugin.bindings {
                 Bindings::V0_1_0(pre) => pre.execute(&mut store, invocation).await,
@@ -594,6 +635,17 @@ impl PluginHost {
     }
 }
 
+/// A WIT number as JSON: whole numbers become integers (`42`, not `42.0`); NaN and infinity,
+/// which JSON cannot hold, become null.
+pub fn number_to_json(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        return Value::from(n as i64);
+    }
+    serde_json::Number::from_f64(n)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
 fn mib(m: u64) -> usize {
     usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
 }
@@ -643,12 +695,19 @@ fn classify(bytes: &[u8], path: &Path) -> Result<(), LoadError> {
 /// The WIT version of the `element` interface the component exports.
 fn element_version(engine: &Engine, component: &Component) -> Result<&'static str, String> {
     let ty = component.component_type();
-    let exported: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exported: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let Some(name) = exported.iter().find(|n| n.starts_with(ELEMENT_EXPORT)) else {
         return Err(format!(
             "does not export {ELEMENT_EXPORT}{}, so it is not a flowhost element (it exports: {}); build it with flowhost-sdk",
             SUPPORTED_WIT_VERSIONS.last().unwrap_or(&""),
-            if exported.is_empty() { "nothing".to_owned() } else { exported.join(", ") }
+            if exported.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exported.join(", ")
+            }
         ));
     };
     let version = &name[ELEMENT_EXPORT.len()..];
@@ -672,18 +731,27 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
         ));
     }
     if !m.exits.iter().any(|e| e.id == ERROR_EXIT) {
-        return Err(format!("manifest of {} declares no `{ERROR_EXIT}` exit", m.id));
+        return Err(format!(
+            "manifest of {} declares no `{ERROR_EXIT}` exit",
+            m.id
+        ));
     }
     let mut seen = BTreeSet::new();
     for exit in &m.exits {
         if !seen.insert(&exit.id) {
-            return Err(format!("manifest of {} declares exit {:?} twice", m.id, exit.id));
+            return Err(format!(
+                "manifest of {} declares exit {:?} twice",
+                m.id, exit.id
+            ));
         }
     }
     let mut seen = BTreeSet::new();
     for field in &m.config {
         if !seen.insert(&field.name) {
-            return Err(format!("manifest of {} declares config field {:?} twice", m.id, field.name));
+            return Err(format!(
+                "manifest of {} declares config field {:?} twice",
+                m.id, field.name
+            ));
         }
         if let Some(default) = &field.default
             && !field.kind.accepts(default)
@@ -698,7 +766,10 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
     }
     for host in &m.hosts {
         if host.strip_prefix("setting:").is_none() && HostPattern::parse(host).is_none() {
-            return Err(format!("manifest of {}: host {host:?} is not a host pattern", m.id));
+            return Err(format!(
+                "manifest of {}: host {host:?} is not a host pattern",
+                m.id
+            ));
         }
     }
     Ok(())
@@ -710,7 +781,11 @@ fn resolve_declared_host(entry: &str, settings: &BTreeMap<String, String>) -> Op
         Some(name) => {
             let uri: http::Uri = settings.get(name)?.parse().ok()?;
             let (host, port) = crate::outbound::url_host_port(&uri)?;
-            let host = if host.contains(':') { format!("[{host}]") } else { host };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
             HostPattern::parse(&format!("{host}:{port}"))
         }
         None => HostPattern::parse(entry),

@@ -178,8 +178,12 @@ impl Response {
 
     /// The body parsed as JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::failed(format!("response (status {}) is not the expected JSON: {e}", self.status)))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::failed(format!(
+                "response (status {}) is not the expected JSON: {e}",
+                self.status
+            ))
+        })
     }
 
     /// The body as a JSON value, or `Null` when it is not JSON.

@@ -161,6 +161,10 @@ pub(crate) fn value_to_json(value: wit::Value) -> serde_json::Value {
     match value {
         wit::Value::Null => serde_json::Value::Null,
         wit::Value::Boolean(b) => serde_json::Value::Bool(b),
+        // Whole numbers come back as integers, as they went in.
+        wit::Value::Number(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => {
+            serde_json::Value::from(n as i64)
+        }
         wit::Value::Number(n) => serde_json::Number::from_f64(n)
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null),

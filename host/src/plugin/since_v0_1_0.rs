@@ -50,7 +50,10 @@ impl Pre {
         store: &mut Store<ExecState>,
     ) -> wasmtime::Result<Result<Manifest, String>> {
         let plugin = self.0.instantiate_async(&mut *store).await?;
-        let raw = plugin.flowhost_element_element().call_describe(store).await?;
+        let raw = plugin
+            .flowhost_element_element()
+            .call_describe(store)
+            .await?;
         Ok(manifest_from_wit(raw))
     }
 
@@ -86,7 +89,10 @@ fn manifest_from_wit(m: types::Manifest) -> Result<Manifest, String> {
         .map(|f| {
             let default = match f.default_value {
                 Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                    format!("config field `{}`: default {text:?} is not JSON ({e})", f.name)
+                    format!(
+                        "config field `{}`: default {text:?} is not JSON ({e})",
+                        f.name
+                    )
                 })?),
                 None => None,
             };
@@ -138,10 +144,7 @@ fn value_from_wit(value: types::Value) -> wasmtime::Result<Value> {
     Ok(match value {
         types::Value::Null => Value::Null,
         types::Value::Boolean(b) => Value::Bool(b),
-        // JSON has no NaN or infinity; store them as null rather than fail the step.
-        types::Value::Number(n) => serde_json::Number::from_f64(n)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        types::Value::Number(n) => crate::plugin::number_to_json(n),
         types::Value::Text(s) => Value::String(s),
         types::Value::Json(s) => serde_json::from_str(&s).map_err(|e| {
             wasmtime::format_err!("variables.set: value.json is not valid JSON ({e})")
@@ -214,7 +217,9 @@ impl variables::Host for ExecState {
 
     fn set(&mut self, name: String, value: types::Value) -> wasmtime::Result<()> {
         let value = value_from_wit(value)?;
-        self.variables.set(name, value).map_err(wasmtime::Error::new)
+        self.variables
+            .set(name, value)
+            .map_err(wasmtime::Error::new)
     }
 
     fn all(&mut self) -> wasmtime::Result<Vec<(String, types::Value)>> {

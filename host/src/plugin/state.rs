@@ -87,7 +87,9 @@ pub(crate) struct MemoryLimiter {
 
 /// The trap raised when a plugin grows memory past its cap.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {mib} MiB reached (wanted {wanted_mib} MiB); the operator can raise limits.memory_mib for this plugin")]
+#[error(
+    "memory limit of {mib} MiB reached (wanted {wanted_mib} MiB); the operator can raise limits.memory_mib for this plugin"
+)]
 pub struct MemoryLimitExceeded {
     /// The cap.
     pub mib: usize,

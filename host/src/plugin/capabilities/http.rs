@@ -15,7 +15,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The trap raised when a plugin sends more requests than allowed.
 #[derive(Debug, thiserror::Error)]
-#[error("more than {max} HTTP requests in one execution; the operator can raise limits.max_http_requests for this plugin")]
+#[error(
+    "more than {max} HTTP requests in one execution; the operator can raise limits.max_http_requests for this plugin"
+)]
 pub struct RequestLimitExceeded {
     /// The limit.
     pub max: u32,

@@ -62,7 +62,10 @@ impl LogCap {
         if self.dropped > 0 {
             self.lines.push(LogLine {
                 level: LogLevel::Warn,
-                message: format!("{} more log lines dropped (limit {MAX_LINES})", self.dropped),
+                message: format!(
+                    "{} more log lines dropped (limit {MAX_LINES})",
+                    self.dropped
+                ),
             });
         }
         self.lines

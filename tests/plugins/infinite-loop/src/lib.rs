@@ -1,0 +1,26 @@
+//! Test plugin: spins forever. Built by tests/build.rs.
+use flowhost_sdk::{Context, Element, Error, Exit, Field, Manifest, export_element};
+#[allow(unused_imports)]
+use std::hint::black_box;
+
+struct Plugin;
+
+impl Element for Plugin {
+    fn manifest() -> Manifest {
+        Manifest::new("infinite-loop", "0.1.0", "infinite-loop")
+            .config(Field::text("url"))
+            .exit("done", "Done")
+            .host("127.0.0.1")
+    }
+
+    #[allow(unreachable_code, unused_variables)]
+    fn execute(ctx: &Context) -> Result<Exit, Error> {
+        let mut i = 0u64;
+        loop {
+            i = black_box(i.wrapping_add(1));
+        }
+        Ok(Exit::to("done"))
+    }
+}
+
+export_element!(Plugin);
