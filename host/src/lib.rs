@@ -2,13 +2,19 @@
 //! components.
 //!
 //! - [`flow`]: flow definitions (JSON) and their validation.
-//! - [`engine`]: participants advancing element by element, state in a [`store`].
-//! - [`elements`]: built-in elements; [`plugin`]: the host for custom elements.
+//! - [`engine`]: participants advancing element by element, their state in a [`store`].
+//! - [`elements`]: built-in elements and plugin elements behind one trait.
+//! - [`plugin`]: the sandboxed host for custom elements.
 //! - [`outbound`]: the single policy point for outbound HTTP.
 //! - [`config`]: the operator's `flowhost.toml`.
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod config;
+pub mod elements;
+pub mod engine;
+pub mod flow;
 pub mod outbound;
 pub mod person;
 pub mod plugin;
+pub mod store;

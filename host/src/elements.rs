@@ -1,0 +1,214 @@
+//! Elements: the steps of a flow. Built-ins (one file each) and plugins implement the same
+//! [`Element`] trait, so the engine never asks which kind it runs.
+
+mod branch;
+mod exit;
+mod plugin;
+mod set_variable;
+mod wait;
+
+pub use plugin::PluginElementType;
+
+use crate::clock::Millis;
+use crate::flow::{ElementDef, Issue};
+use crate::person::Person;
+use crate::plugin::capabilities::LogLine;
+use crate::plugin::{PluginHost, PluginRegistry};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The exit the engine takes when an element fails.
+pub use crate::plugin::manifest::ERROR_EXIT;
+
+/// What an element sees when it runs.
+#[derive(Debug)]
+pub struct StepInput<'a> {
+    /// Flow id.
+    pub flow_id: &'a str,
+    /// Element id.
+    pub element_id: &'a str,
+    /// Participant id.
+    pub participant_id: &'a str,
+    /// The person.
+    pub person: &'a Person,
+    /// Flow variables before the step.
+    pub variables: &'a BTreeMap<String, Value>,
+    /// Now.
+    pub now: Millis,
+    /// Whether the participant waited in this element and is now resuming.
+    pub resumed: bool,
+}
+
+/// How a step ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// Leave by this exit.
+    Exit(String),
+    /// Wait until this time, then run the element again with `resumed`.
+    Wait(Millis),
+    /// End the flow for the participant.
+    End,
+    /// The element failed; the engine takes its `error` exit, or stops the participant.
+    Failed(String),
+}
+
+/// What a step produced.
+#[derive(Clone, Debug)]
+pub struct StepResult {
+    /// How it ends.
+    pub outcome: StepOutcome,
+    /// Variables to set.
+    pub set: BTreeMap<String, Value>,
+    /// Journey log lines.
+    pub logs: Vec<LogLine>,
+    /// Outcome data for the journey.
+    pub data: Option<Value>,
+}
+
+impl StepResult {
+    /// Ends with `outcome` and nothing else.
+    pub fn new(outcome: StepOutcome) -> Self {
+        StepResult {
+            outcome,
+            set: BTreeMap::new(),
+            logs: Vec::new(),
+            data: None,
+        }
+    }
+
+    /// Leaves by `exit`.
+    pub fn exit(exit: &str) -> Self {
+        Self::new(StepOutcome::Exit(exit.to_owned()))
+    }
+}
+
+/// A configured element, ready to run for any number of participants.
+pub trait Element: Send + Sync {
+    /// The exits it may take.
+    fn exits(&self) -> Vec<String>;
+    /// Runs one step for one participant.
+    fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult>;
+}
+
+/// A kind of element: checks an element definition and builds the element.
+pub trait ElementType: Send + Sync {
+    /// Builds the element from its definition, or lists what is wrong with its `config`,
+    /// with paths relative to the element (`config.url`).
+    fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>>;
+}
+
+/// Names of the built-in element types.
+pub const BUILTINS: &[&str] = &["exit", "branch", "set-variable", "wait"];
+
+/// Every element type the engine knows: the built-ins and the loaded plugins.
+#[derive(Clone)]
+pub struct ElementTypes {
+    builtins: BTreeMap<&'static str, Arc<dyn ElementType>>,
+    plugins: Option<(PluginHost, Arc<PluginRegistry>)>,
+}
+
+impl Default for ElementTypes {
+    fn default() -> Self {
+        Self::builtins_only()
+    }
+}
+
+impl ElementTypes {
+    /// Only the built-ins.
+    pub fn builtins_only() -> Self {
+        let mut builtins: BTreeMap<&'static str, Arc<dyn ElementType>> = BTreeMap::new();
+        builtins.insert("exit", Arc::new(exit::ExitType));
+        builtins.insert("branch", Arc::new(branch::BranchType));
+        builtins.insert("set-variable", Arc::new(set_variable::SetVariableType));
+        builtins.insert("wait", Arc::new(wait::WaitType));
+        ElementTypes {
+            builtins,
+            plugins: None,
+        }
+    }
+
+    /// The built-ins and the plugins in `registry`, run by `host`.
+    pub fn with_plugins(host: PluginHost, registry: Arc<PluginRegistry>) -> Self {
+        ElementTypes {
+            plugins: Some((host, registry)),
+            ..Self::builtins_only()
+        }
+    }
+
+    /// Registers another built-in type (used by later element modules and embedders).
+    pub fn register(&mut self, name: &'static str, ty: Arc<dyn ElementType>) {
+        self.builtins.insert(name, ty);
+    }
+
+    /// The type for a `type` string, with a canonical name for journeys.
+    pub fn resolve(&self, kind: &str) -> Result<(String, Arc<dyn ElementType>), String> {
+        if let Some(spec) = kind.strip_prefix("plugin:") {
+            let (id, version) = match spec.split_once('@') {
+                Some((id, v)) => {
+                    let v = semver::Version::parse(v).map_err(|e| {
+                        format!(
+                            "version {v:?} in {kind:?} is not semver ({e}); write plugin:{id}@1.2.3"
+                        )
+                    })?;
+                    (id, Some(v))
+                }
+                None => (spec, None),
+            };
+            let Some((host, registry)) = &self.plugins else {
+                return Err(format!(
+                    "plugin {id:?} is not loaded (no plugins folder is in use)"
+                ));
+            };
+            let Some(plugin) = registry.get(id, version.as_ref()) else {
+                let versions = registry.versions(id);
+                return Err(if versions.is_empty() {
+                    format!(
+                        "plugin {id:?} is not loaded; put its .wasm file in the plugins folder (`flowhost plugins list` shows what is loaded)"
+                    )
+                } else {
+                    format!(
+                        "plugin {id:?} has no version {}; loaded versions: {}",
+                        version.map(|v| v.to_string()).unwrap_or_default(),
+                        versions.join(", ")
+                    )
+                });
+            };
+            return Ok((
+                format!("plugin:{}", plugin.key()),
+                Arc::new(PluginElementType::new(host.clone(), plugin.clone())),
+            ));
+        }
+        self.builtins
+            .get(kind)
+            .map(|t| (kind.to_owned(), t.clone()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown element type {kind:?}; built-ins are {}, plugins are written plugin:<id>",
+                    self.builtins.keys().copied().collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+}
+
+/// Parses an element's `config` into `T`, turning serde's complaint into an issue at the
+/// right path.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    def: &ElementDef,
+) -> Result<T, Vec<Issue>> {
+    let value = Value::Object(def.config.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "config".to_owned()
+        } else {
+            format!("config.{path}")
+        };
+        vec![Issue::new(path, e.into_inner().to_string())]
+    })
+}

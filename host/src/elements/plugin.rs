@@ -1,0 +1,161 @@
+//! `plugin:<id>[@<version>]`: a custom element run in the plugin sandbox.
+
+use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult};
+use crate::flow::{ElementDef, Issue};
+use crate::plugin::capabilities::{LogLevel, LogLine};
+use crate::plugin::{Invocation, LoadedPlugin, PluginHost};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The element type of one loaded plugin.
+pub struct PluginElementType {
+    host: PluginHost,
+    plugin: Arc<LoadedPlugin>,
+}
+
+impl PluginElementType {
+    /// The type for `plugin`, run by `host`.
+    pub fn new(host: PluginHost, plugin: Arc<LoadedPlugin>) -> Self {
+        PluginElementType { host, plugin }
+    }
+}
+
+struct PluginElement {
+    host: PluginHost,
+    plugin: Arc<LoadedPlugin>,
+    config: Vec<(String, Value)>,
+}
+
+impl ElementType for PluginElementType {
+    fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
+        let m = &self.plugin.manifest;
+        let who = format!("plugin {}", self.plugin.key());
+        let mut issues = Vec::new();
+        let mut config = Vec::new();
+        for field in &m.config {
+            let path = format!("config.{}", field.name);
+            match def.config.get(&field.name) {
+                Some(_) if field.secret => issues.push(Issue::new(
+                    path,
+                    format!(
+                        "is a secret of {who}; remove it from the flow and set it in flowhost.toml under [plugins.{}.secrets]",
+                        m.id
+                    ),
+                )),
+                Some(value) if !field.kind.accepts(value) => issues.push(Issue::new(
+                    path,
+                    format!("{who} expects {}, got {}", field.kind.name(), json_kind(value)),
+                )),
+                Some(value) => config.push((field.name.clone(), value.clone())),
+                None if field.secret => {}
+                None => match &field.default {
+                    Some(default) => config.push((field.name.clone(), default.clone())),
+                    None if field.required => issues.push(Issue::new(
+                        path,
+                        format!("is required by {who} ({})", field.kind.name()),
+                    )),
+                    None => {}
+                },
+            }
+        }
+        for key in def.config.keys() {
+            if !m.config.iter().any(|f| f.name == *key) {
+                let known: Vec<&str> = m
+                    .config
+                    .iter()
+                    .filter(|f| !f.secret)
+                    .map(|f| f.name.as_str())
+                    .collect();
+                issues.push(Issue::new(
+                    format!("config.{key}"),
+                    format!(
+                        "{who} has no config field {key:?}; its fields: {}",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        for secret in &self.plugin.missing_secrets {
+            issues.push(Issue::new(
+                "type",
+                format!(
+                    "{who} needs secret {secret:?}, which the operator has not set; add it in flowhost.toml under [plugins.{}.secrets]",
+                    m.id
+                ),
+            ));
+        }
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Box::new(PluginElement {
+            host: self.host.clone(),
+            plugin: self.plugin.clone(),
+            config,
+        }))
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "text",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Element for PluginElement {
+    fn exits(&self) -> Vec<String> {
+        self.plugin
+            .manifest
+            .exits
+            .iter()
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let invocation = Invocation {
+                flow_id: input.flow_id.to_owned(),
+                element_id: input.element_id.to_owned(),
+                participant_id: input.participant_id.to_owned(),
+                person: input.person.clone(),
+                config: self.config.clone(),
+            };
+            let run = self
+                .host
+                .execute(&self.plugin, &invocation, input.variables.clone())
+                .await;
+            let mut logs = run.logs;
+            let (outcome, data) = match run.result {
+                Ok((exit, data)) => (StepOutcome::Exit(exit), data),
+                Err(failure) => {
+                    let reason = failure.to_string();
+                    logs.push(LogLine {
+                        level: LogLevel::Error,
+                        message: reason.clone(),
+                    });
+                    (StepOutcome::Failed(reason), None)
+                }
+            };
+            let set = run
+                .changed
+                .iter()
+                .filter_map(|k| run.variables.get(k).map(|v| (k.clone(), v.clone())))
+                .collect();
+            StepResult {
+                outcome,
+                set,
+                logs,
+                data,
+            }
+        })
+    }
+}
