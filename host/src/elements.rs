@@ -101,6 +101,12 @@ pub trait ElementType: Send + Sync {
     /// Builds the element from its definition, or lists what is wrong with its `config`,
     /// with paths relative to the element (`config.url`).
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>>;
+
+    /// The exits known without a valid configuration (a plugin's manifest), so exit mistakes
+    /// are reported together with configuration mistakes.
+    fn known_exits(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Names of the built-in element types.

@@ -112,19 +112,20 @@ impl Engine {
                     continue;
                 }
             };
-            let element = match ty.build(el) {
-                Ok(e) => e,
-                Err(found) => {
-                    issues.extend(found.into_iter().map(|is| Issue {
-                        path: format!("elements[{i}].{}", is.path),
-                        message: format!("(element {:?}) {}", el.id, is.message),
-                    }));
-                    continue;
-                }
+            let built = ty.build(el);
+            let declared = match &built {
+                Ok(element) => element.exits(),
+                Err(_) => ty.known_exits().unwrap_or_default(),
             };
-            let declared = element.exits();
+            let check_exits = built.is_ok() || ty.known_exits().is_some();
+            if let Err(found) = &built {
+                issues.extend(found.iter().map(|is| Issue {
+                    path: format!("elements[{i}].{}", is.path),
+                    message: format!("(element {:?}) {}", el.id, is.message),
+                }));
+            }
             for exit in el.exits.keys() {
-                if !declared.contains(exit) {
+                if check_exits && !declared.contains(exit) {
                     issues.push(Issue::new(
                         format!("elements[{i}].exits.{exit}"),
                         format!(
@@ -139,14 +140,16 @@ impl Engine {
                     ));
                 }
             }
-            nodes.insert(
-                el.id.clone(),
-                Node {
-                    type_name,
-                    element,
-                    exits: el.exits.clone(),
-                },
-            );
+            if let Ok(element) = built {
+                nodes.insert(
+                    el.id.clone(),
+                    Node {
+                        type_name,
+                        element,
+                        exits: el.exits.clone(),
+                    },
+                );
+            }
         }
         if issues.is_empty() {
             Ok(CompiledFlow { def, nodes })

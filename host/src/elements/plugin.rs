@@ -27,6 +27,17 @@ struct PluginElement {
 }
 
 impl ElementType for PluginElementType {
+    fn known_exits(&self) -> Option<Vec<String>> {
+        Some(
+            self.plugin
+                .manifest
+                .exits
+                .iter()
+                .map(|e| e.id.clone())
+                .collect(),
+        )
+    }
+
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
         let m = &self.plugin.manifest;
         let who = format!("plugin {}", self.plugin.key());
