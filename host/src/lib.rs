@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod elements;
 pub mod engine;
 pub mod flow;

@@ -1,1 +1,516 @@
-fn main() {}
+//! The `flowhost` command line: inspect plugins, validate and run flows, resume waiting
+//! participants, and run the demo.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use flowhost::clock::SystemClock;
+use flowhost::config::{OperatorConfig, PluginGrant, SecretSource};
+use flowhost::elements::ElementTypes;
+use flowhost::engine::Engine;
+use flowhost::flow::FlowDef;
+use flowhost::person::Person;
+use flowhost::plugin::{LoadedPlugin, PluginHost, PluginRegistry};
+use flowhost::store::{JourneyEntry, ParticipantState, SqliteStore};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "flowhost",
+    version,
+    about = "Customer-messaging flows with WebAssembly plugin elements"
+)]
+struct Cli {
+    /// Operator configuration; defaults to ./flowhost.toml when present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Check a flow definition against the built-ins and the loaded plugins.
+    Validate {
+        /// Flow definition (JSON).
+        flow: PathBuf,
+    },
+    /// Deploy a flow and run one participant until the flow ends or waits.
+    Run {
+        /// Flow definition (JSON).
+        flow: PathBuf,
+        /// The person, as JSON: {"id": "...", "emails": [...], "attributes": {...}}.
+        #[arg(long)]
+        person: Option<String>,
+        /// A flow variable, `name=value`; the value is JSON when it parses, else text.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Print the journey as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume waiting participants whose time has come.
+    Resume {
+        /// Print journeys as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a participant's journey.
+    Journey {
+        /// Participant id.
+        participant: String,
+        /// Print as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the sample flow against a local shop API (the README's first command).
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List the plugins in the plugins folder, and the files that failed to load.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a plugin file declares.
+    Inspect {
+        /// A `.wasm` component.
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn operator_config(path: Option<&Path>) -> anyhow::Result<OperatorConfig> {
+    match path {
+        Some(p) => Ok(OperatorConfig::load(p)?),
+        None if Path::new("flowhost.toml").is_file() => {
+            Ok(OperatorConfig::load(Path::new("flowhost.toml"))?)
+        }
+        None => Ok(OperatorConfig::default()),
+    }
+}
+
+/// Loads the plugins folder, reporting bad files on stderr (they do not stop the rest).
+async fn load_plugins(config: &OperatorConfig) -> anyhow::Result<(PluginHost, PluginRegistry)> {
+    let host = PluginHost::new(config)?;
+    let (registry, errors) = host.load_dir().await;
+    for e in &errors {
+        eprintln!("warning: {e}");
+    }
+    Ok((host, registry))
+}
+
+async fn engine(config: &OperatorConfig) -> anyhow::Result<Engine> {
+    let (host, registry) = load_plugins(config).await?;
+    let store = SqliteStore::open(&config.database)?;
+    Ok(Engine::new(
+        Arc::new(store),
+        Arc::new(SystemClock),
+        ElementTypes::with_plugins(host, Arc::new(registry)),
+    ))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let config = operator_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Plugins {
+            command: PluginsCommand::List { json },
+        } => {
+            let (_host, registry) = load_plugins(&config).await?;
+            if json {
+                for p in registry.iter() {
+                    println!("{}", plugin_json(p));
+                }
+            } else if registry.is_empty() {
+                println!("no plugins in {}", config.plugins_dir.display());
+            } else {
+                println!("{:<24} {:<10} {:<6} FILE", "ID", "VERSION", "WIT");
+                for p in registry.iter() {
+                    println!(
+                        "{:<24} {:<10} {:<6} {}",
+                        p.manifest.id,
+                        p.manifest.version,
+                        p.wit_version,
+                        p.path.display()
+                    );
+                }
+            }
+        }
+        Command::Plugins {
+            command: PluginsCommand::Inspect { file, json },
+        } => {
+            let host = PluginHost::new(&config)?;
+            let was_cached = std::fs::read(&file)
+                .map(|b| host.cache().probe(&b))
+                .unwrap_or(false);
+            let plugin = host.load_file(&file).await?;
+            if json {
+                println!("{}", plugin_json(&plugin));
+            } else {
+                print_plugin(&plugin, was_cached);
+            }
+        }
+        Command::Validate { flow } => {
+            let def = FlowDef::load(&flow)?;
+            let engine = engine(&config).await?;
+            let name = flow.display().to_string();
+            match engine.compile(def, &name) {
+                Ok(f) => println!(
+                    "{name}: flow {:?} is valid ({} elements)",
+                    f.def.id,
+                    f.def.elements.len()
+                ),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Run {
+            flow,
+            person,
+            vars,
+            json,
+        } => {
+            let def = FlowDef::load(&flow)?;
+            let person: Person = match person {
+                Some(text) => serde_json::from_str(&text)
+                    .context("--person: expected JSON like {\"id\": \"p1\", \"emails\": [\"a@b.c\"], \"attributes\": {}}")?,
+                None => Person {
+                    id: "cli-person".into(),
+                    ..Person::default()
+                },
+            };
+            let variables = parse_vars(&vars)?;
+            let engine = engine(&config).await?;
+            let flow_id = def.id.clone();
+            if let Err(e) = engine.deploy(def, &flow.display().to_string()) {
+                eprintln!("{e}");
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+            let p = engine.start(&flow_id, person, variables).await?;
+            print_participant(&engine, &p, json)?;
+        }
+        Command::Resume { json } => {
+            let engine = engine(&config).await?;
+            for e in engine.load_saved_flows()? {
+                eprintln!("warning: {e}");
+            }
+            let resumed = engine.resume_due().await?;
+            if !json {
+                println!("{} participants resumed", resumed.len());
+            }
+            for p in &resumed {
+                print_participant(&engine, p, json)?;
+            }
+        }
+        Command::Journey { participant, json } => {
+            let engine = engine(&config).await?;
+            let p = engine.participant(&participant)?;
+            print_participant(&engine, &p, json)?;
+        }
+        Command::Demo => demo(config).await?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn parse_vars(vars: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+    vars.iter()
+        .map(|kv| {
+            let Some((k, v)) = kv.split_once('=') else {
+                bail!("--var {kv:?}: write NAME=VALUE");
+            };
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+            Ok((k.to_owned(), value))
+        })
+        .collect()
+}
+
+fn plugin_json(p: &LoadedPlugin) -> Value {
+    json!({
+        "id": p.manifest.id,
+        "version": p.manifest.version.to_string(),
+        "wit_version": p.wit_version,
+        "name": p.manifest.name,
+        "description": p.manifest.description,
+        "exits": p.manifest.exits,
+        "config": p.manifest.config,
+        "hosts": p.manifest.hosts,
+        "file": p.path,
+        "size": p.size,
+        "cache": p.cache,
+        "limits": {
+            "deadline_ms": p.limits.deadline_ms,
+            "memory_mib": p.limits.memory_mib,
+            "max_http_requests": p.limits.max_http_requests,
+            "max_response_bytes": p.limits.max_response_bytes,
+        },
+        "granted_hosts": p.policy.granted.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "missing_secrets": p.missing_secrets,
+    })
+}
+
+fn print_plugin(p: &LoadedPlugin, was_cached: bool) {
+    let m = &p.manifest;
+    println!("{} {} — {}", m.id, m.version, m.name);
+    if !m.description.is_empty() {
+        println!("  {}", m.description);
+    }
+    println!("  file:     {} ({} bytes)", p.path.display(), p.size);
+    println!("  WIT:      flowhost:element@{}", p.wit_version);
+    println!(
+        "  cache:    {}",
+        if was_cached {
+            "cached (no compile needed)".to_owned()
+        } else {
+            p.cache.to_string()
+        }
+    );
+    println!(
+        "  exits:    {}",
+        m.exits
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  config:");
+    for f in &m.config {
+        println!(
+            "    {:<20} {:<8} {}{}{}",
+            f.name,
+            f.kind.name(),
+            if f.required { "required" } else { "optional" },
+            if f.secret {
+                ", secret (set by the operator)"
+            } else {
+                ""
+            },
+            f.default
+                .as_ref()
+                .map(|d| format!(", default {d}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "  hosts:    declared {}; granted {}",
+        if m.hosts.is_empty() {
+            "none".into()
+        } else {
+            m.hosts.join(", ")
+        },
+        if p.policy.granted.is_empty() {
+            "none".into()
+        } else {
+            p.policy
+                .granted
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!(
+        "  limits:   {} ms, {} MiB, {} requests, {} byte responses",
+        p.limits.deadline_ms,
+        p.limits.memory_mib,
+        p.limits.max_http_requests,
+        p.limits.max_response_bytes
+    );
+    if !p.missing_secrets.is_empty() {
+        println!("  missing secrets: {}", p.missing_secrets.join(", "));
+    }
+}
+
+fn print_participant(engine: &Engine, p: &ParticipantState, json: bool) -> anyhow::Result<()> {
+    let journey = engine.journey(&p.id)?;
+    if json {
+        for e in &journey {
+            println!(
+                "{}",
+                serde_json::to_string(&json!({"participant": p.id, "step": e}))?
+            );
+        }
+        println!(
+            "{}",
+            json!({"participant": p.id, "flow": p.flow_id, "status": p.status,
+                   "current": p.current, "waiting_until": p.waiting_until, "variables": p.variables})
+        );
+        return Ok(());
+    }
+    println!(
+        "participant {} ({}) in flow {:?}: {}{}",
+        p.id,
+        p.person.id,
+        p.flow_id,
+        p.status.as_str(),
+        match (&p.current, p.waiting_until) {
+            (Some(at), Some(until)) => format!(" in {at:?} until {}", format_ms(until)),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "  {:>3}  {:<14} {:<28} {:<12} {:<14} {:>9}",
+        "#", "ELEMENT", "TYPE", "EXIT", "NEXT", "TIME"
+    );
+    for e in &journey {
+        print_entry(e);
+    }
+    Ok(())
+}
+
+fn print_entry(e: &JourneyEntry) {
+    let exit = match (&e.exit, e.waiting_until) {
+        (Some(x), _) => x.clone(),
+        (None, Some(_)) => "(waits)".into(),
+        (None, None) => "(end)".into(),
+    };
+    println!(
+        "  {:>3}  {:<14} {:<28} {:<12} {:<14} {:>9}",
+        e.seq,
+        e.element_id,
+        e.element_type,
+        exit,
+        e.next.as_deref().unwrap_or("-"),
+        format!("{:.2} ms", e.duration_us as f64 / 1000.0)
+    );
+    for (k, v) in &e.variables_changed {
+        println!("         set {k} = {v}");
+    }
+    if let Some(err) = &e.error {
+        println!("         error: {err}");
+    }
+    for l in &e.logs {
+        println!("         log {:?}: {}", l.level, l.message);
+    }
+    if let Some(until) = e.waiting_until {
+        println!("         waits until {}", format_ms(until));
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a calendar date (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The main job: the sample flow, run for four people against a local shop API.
+async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
+    let shop = flowhost::demo::ShopApi::start().await?;
+    println!("shop API listening on {}", shop.url());
+    let grant = config
+        .plugins
+        .entry("order-status".into())
+        .or_insert_with(PluginGrant::default);
+    grant.allow_hosts.push(shop.addr.to_string());
+    grant.settings.insert("base_url".into(), shop.url());
+    grant.secrets.insert(
+        "api_token".into(),
+        SecretSource::Value(flowhost::demo::DEMO_TOKEN.into()),
+    );
+    // The demo keeps its state apart from any real database.
+    let state_dir = tempfile_dir()?;
+    config.database = state_dir.join("demo.db");
+    let started = std::time::Instant::now();
+    let (host, registry) = load_plugins(&config).await?;
+    let Some(plugin) = registry.get("order-status", None) else {
+        bail!(
+            "plugin order-status is not in {}; build it with `./dev plugins`",
+            config.plugins_dir.display()
+        );
+    };
+    println!(
+        "loaded {} plugin(s) from {} in {:.0} ms (order-status: {})",
+        registry.len(),
+        config.plugins_dir.display(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        plugin.cache
+    );
+    let engine = Engine::new(
+        Arc::new(SqliteStore::open(&config.database)?),
+        Arc::new(SystemClock),
+        ElementTypes::with_plugins(host, Arc::new(registry)),
+    );
+    let flow = FlowDef::parse(
+        include_str!("../../examples/order-updates.json"),
+        "examples/order-updates.json",
+    )?;
+    let flow_id = flow.id.clone();
+    engine.deploy(flow, "examples/order-updates.json")?;
+    let people = [
+        ("grace", "1001", "gold"),
+        ("alan", "1002", "silver"),
+        ("ada", "1003", "silver"),
+        ("linus", "9999", "silver"),
+    ];
+    for (name, order, tier) in people {
+        let person = Person {
+            id: name.into(),
+            emails: vec![format!("{name}@example.com")],
+            attributes: json!({"firstName": name, "tier": tier})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..Person::default()
+        };
+        let vars = BTreeMap::from([("order_id".to_owned(), json!(order))]);
+        let p = engine.start(&flow_id, person, vars).await?;
+        println!();
+        print_participant(&engine, &p, false)?;
+    }
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("flowhost-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
