@@ -1,0 +1,147 @@
+//! Plugin execution cost, measured against raw wasmtime in the same run.
+//!
+//! Run with `./dev bench` (or `cargo bench -p flowhost --bench plugin`). Figures and the
+//! machine go in docs/BENCHMARKS.md.
+//!
+//! - `execute/flowhost`: `PluginHost::execute` of the trivial test plugin: fresh pooled
+//!   instance, limits, capability state, WASI context, call, outcome checks.
+//! - `execute/raw-wasmtime`: the same component on the same engine, instantiated from an
+//!   `InstancePre` into a bare `Store<()>` and its `execute` called, nothing else.
+//! - `load/compile` vs `load/cache-hit`: compiling a component vs loading it from the AOT
+//!   cache.
+//! - `engine/one-plugin-step`: a participant through a flow of the trivial plugin and an
+//!   exit, including the SQLite writes after each step.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flowhost::clock::SystemClock;
+use flowhost::config::OperatorConfig;
+use flowhost::elements::ElementTypes;
+use flowhost::engine::Engine;
+use flowhost::flow::FlowDef;
+use flowhost::person::Person;
+use flowhost::plugin::cache::ArtifactCache;
+use flowhost::plugin::{Invocation, PluginHost, PluginRegistry};
+use flowhost::store::SqliteStore;
+use flowhost_tests::components as c;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker};
+
+mod raw {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1.0",
+        world: "plugin",
+        exports: { default: async },
+    });
+}
+
+fn benches(crit: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = OperatorConfig {
+        cache_dir: dir.path().join("cache"),
+        plugins_dir: dir.path().join("plugins"),
+        ..OperatorConfig::default()
+    };
+    let host = PluginHost::new(&config).unwrap();
+    let plugin = rt.block_on(host.load_file(Path::new(c::TRIVIAL))).unwrap();
+    let invocation = Invocation {
+        flow_id: "bench".into(),
+        element_id: "e".into(),
+        participant_id: "p".into(),
+        person: Person::default(),
+        config: Vec::new(),
+    };
+
+    // Raw wasmtime on the same engine: every import a trap (the trivial plugin calls none).
+    let engine = host.engine().clone();
+    let wasm = std::fs::read(c::TRIVIAL).unwrap();
+    let component = Component::from_binary(&engine, &wasm).unwrap();
+    let mut linker: Linker<()> = Linker::new(&engine);
+    linker.define_unknown_imports_as_traps(&component).unwrap();
+    let pre = raw::PluginPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let raw_inv = raw::flowhost::element::types::Invocation {
+        flow_id: "bench".into(),
+        element_id: "e".into(),
+        participant_id: "p".into(),
+        person: raw::flowhost::element::types::Person {
+            id: String::new(),
+            phones: Vec::new(),
+            emails: Vec::new(),
+            external_id: None,
+            attributes: Vec::new(),
+        },
+        config: Vec::new(),
+    };
+
+    let mut group = crit.benchmark_group("execute");
+    group.bench_function("flowhost", |b| {
+        b.to_async(&rt).iter(|| async {
+            let run = host.execute(&plugin, &invocation, BTreeMap::new()).await;
+            assert!(run.result.is_ok());
+        })
+    });
+    group.bench_function("raw-wasmtime", |b| {
+        b.to_async(&rt).iter(|| async {
+            let mut store = Store::new(&engine, ());
+            let instance = pre.instantiate_async(&mut store).await.unwrap();
+            let out = instance
+                .flowhost_element_element()
+                .call_execute(&mut store, &raw_inv)
+                .await
+                .unwrap();
+            assert!(out.is_ok());
+        })
+    });
+    group.finish();
+
+    let mut group = crit.benchmark_group("load");
+    group.sample_size(20);
+    for (name, path) in [("trivial", c::TRIVIAL), ("order-status", c::ORDER_STATUS)] {
+        let wasm = std::fs::read(path).unwrap();
+        group.bench_function(format!("compile/{name}"), |b| {
+            b.iter(|| Component::from_binary(&engine, &wasm).unwrap())
+        });
+        let cache = ArtifactCache::new(&dir.path().join("bench-cache"), &engine);
+        cache.load_or_compile(&engine, &wasm).unwrap();
+        group.bench_function(format!("cache-hit/{name}"), |b| {
+            b.iter(|| cache.load_or_compile(&engine, &wasm).unwrap())
+        });
+    }
+    group.finish();
+
+    let mut registry = PluginRegistry::default();
+    registry
+        .insert(rt.block_on(host.load_file(Path::new(c::TRIVIAL))).unwrap())
+        .unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let flow_engine = Engine::new(
+        store,
+        Arc::new(SystemClock),
+        ElementTypes::with_plugins(host.clone(), Arc::new(registry)),
+    );
+    let flow = FlowDef::parse(
+        r#"{"id": "b", "name": "B", "entry_points": [{"type": "api", "start": "t"}],
+            "elements": [{"id": "t", "type": "plugin:trivial", "exits": {"done": "x"}},
+                         {"id": "x", "type": "exit"}]}"#,
+        "bench",
+    )
+    .unwrap();
+    flow_engine.deploy(flow, "bench").unwrap();
+    crit.bench_function("engine/one-plugin-step", |b| {
+        b.to_async(&rt).iter(|| async {
+            flow_engine
+                .start("b", Person::default(), BTreeMap::new())
+                .await
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(plugin, benches);
+criterion_main!(plugin);

@@ -1,0 +1,183 @@
+//! The `flowhost` binary, run as a user would.
+
+use flowhost_tests::components as c;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn flowhost(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running flowhost")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::write(
+        dir.path().join("flowhost.toml"),
+        r#"
+plugins_dir = "plugins"
+database = "state.db"
+cache_dir = "cache"
+
+[plugins.happy]
+allow_hosts = ["127.0.0.1"]
+secrets = { token = "cli-secret" }
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn plugins_inspect_shows_the_manifest_and_cache_status() {
+    let dir = workspace();
+    let out = flowhost(dir.path(), &["plugins", "inspect", c::HAPPY]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("happy 1.2.0 — Happy path"), "{stdout}");
+    assert!(
+        stdout.contains("WIT:      flowhost:element@0.1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exits:    found, not-found, error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("url                  text     required"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("token                text     optional, secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("declared 127.0.0.1; granted 127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cache:    compiled, now cached"),
+        "{stdout}"
+    );
+    let again = text(&flowhost(dir.path(), &["plugins", "inspect", c::HAPPY])).0;
+    assert!(again.contains("cache:    cached"), "{again}");
+
+    let json = text(&flowhost(
+        dir.path(),
+        &["plugins", "inspect", "--json", c::HAPPY],
+    ))
+    .0;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["id"], "happy");
+    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["cache"]["status"], "hit");
+}
+
+#[test]
+fn plugins_list_loads_the_good_and_names_the_bad() {
+    let dir = workspace();
+    std::fs::copy(c::HAPPY, dir.path().join("plugins/happy.wasm")).unwrap();
+    std::fs::write(dir.path().join("plugins/broken.wasm"), b"nope").unwrap();
+    let out = flowhost(dir.path(), &["plugins", "list"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("happy") && stdout.contains("1.2.0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim(),
+        "warning: plugins/broken.wasm: not a WebAssembly file; remove it from the plugins folder"
+    );
+}
+
+#[test]
+fn validate_prints_one_line_per_issue_and_fails() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"id": "b", "name": "B", "entry_points": [{"type": "api", "start": "a"}],
+            "elements": [{"id": "a", "type": "wait", "config": {"duration": "x"}, "exits": {"later": "a2"}}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["validate", "bad.json"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "bad.json: elements[0].exits.later: no element \"a2\"",
+            "bad.json: elements[0].config.duration: (element \"a\") \"x\" is not a duration; write a positive whole number with s, m, h or d, e.g. \"15m\"",
+        ]
+    );
+    std::fs::write(dir.path().join("syntax.json"), "{\"id\": \"b\",").unwrap();
+    let (_, stderr) = text(&flowhost(dir.path(), &["validate", "syntax.json"]));
+    assert!(stderr.starts_with("error: syntax.json: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn run_waits_durably_and_the_journey_survives_the_process() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("flow.json"),
+        r#"{"id": "w", "name": "W", "entry_points": [{"type": "api", "start": "s"}],
+            "elements": [
+              {"id": "s", "type": "set-variable", "config": {"set": {"step": 1}}, "exits": {"next": "w"}},
+              {"id": "w", "type": "wait", "config": {"duration": "1h"}, "exits": {"next": "e"}},
+              {"id": "e", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(
+        dir.path(),
+        &[
+            "run",
+            "flow.json",
+            "--json",
+            "--var",
+            "tier=gold",
+            "--var",
+            "n=3",
+            "--person",
+            r#"{"id": "p9"}"#,
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["step"]["element_id"], "s");
+    assert_eq!(lines[1]["step"]["element_id"], "w");
+    let summary = &lines[2];
+    assert_eq!(summary["status"], "waiting");
+    assert_eq!(summary["variables"]["tier"], "gold");
+    assert_eq!(summary["variables"]["n"], 3);
+    let id = summary["participant"].as_str().unwrap();
+
+    // A new process reads the same database.
+    let out = flowhost(dir.path(), &["journey", id]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("(p9) in flow \"w\": waiting in \"w\" until"),
+        "{stdout}"
+    );
+    let out = flowhost(dir.path(), &["resume"]);
+    assert!(
+        text(&out).0.starts_with("0 participants resumed"),
+        "not due yet"
+    );
+}
