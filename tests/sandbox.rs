@@ -297,3 +297,89 @@ async fn compiled_components_are_cached_and_corrupt_entries_rebuilt() {
         .await;
     assert_eq!(run.result.unwrap().0, "done");
 }
+
+#[tokio::test]
+async fn wasi_http_goes_through_the_same_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server().await;
+    let addr = srv.addr.to_string();
+    let host = PluginHost::new(&operator(dir.path(), &[("wasi-http", &addr)])).unwrap();
+    let plugin = load(&host, c::WASI_HTTP).await;
+    let run = host
+        .execute(
+            &plugin,
+            &invocation(json!({"authority": addr})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(run.result.unwrap().0, "ok");
+    assert_eq!(run.variables["status"], json!(200));
+    assert_eq!(run.variables["body"], json!(r#"{"value": 42}"#));
+    assert_eq!(srv.received()[0].path, "/wasi/0");
+
+    // Not granted: refused before anything is sent.
+    let other = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(&operator(other.path(), &[("wasi-http", "127.0.0.1:1")])).unwrap();
+    let plugin = load(&host, c::WASI_HTTP).await;
+    let run = host
+        .execute(
+            &plugin,
+            &invocation(json!({"authority": addr})),
+            BTreeMap::new(),
+        )
+        .await;
+    let err = run.result.unwrap_err().to_string();
+    assert!(err.contains("HttpRequestDenied"), "{err}");
+    assert!(
+        format!("{:?}", run.logs).contains("wasi:http: 127.0.0.1"),
+        "{:?}",
+        run.logs
+    );
+    assert_eq!(srv.received().len(), 1);
+
+    // The request budget is shared with `http.send`: the 17th request fails the execution.
+    let host = PluginHost::new(&operator(other.path(), &[("wasi-http", &addr)])).unwrap();
+    let plugin = load(&host, c::WASI_HTTP).await;
+    let run = host
+        .execute(
+            &plugin,
+            &invocation(json!({"authority": addr, "count": 40})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert!(
+        matches!(run.result, Err(ExecFailure::HttpLimit(_))),
+        "{:?}",
+        run.result
+    );
+    assert_eq!(srv.received().len(), 1 + 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_plugin_does_not_hold_up_other_participants() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server().await;
+    let addr = srv.addr.to_string();
+    let mut config = operator(dir.path(), &[("happy", &addr)]);
+    config.limits.deadline_ms = 1500;
+    let host = PluginHost::new(&config).unwrap();
+    let stuck = load(&host, c::INFINITE_LOOP).await;
+    let good = load(&host, c::HAPPY).await;
+    let inv = invocation(json!({"url": format!("{}/x", srv.url())}));
+    let looping = {
+        let host = host.clone();
+        let inv = inv.clone();
+        tokio::spawn(async move { host.execute(&stuck, &inv, BTreeMap::new()).await })
+    };
+    // While the loop burns its 1.5 s, ten participants run the good plugin to completion.
+    for _ in 0..10 {
+        let run = host.execute(&good, &inv, BTreeMap::new()).await;
+        assert_eq!(run.result.unwrap().0, "found");
+    }
+    assert!(
+        !looping.is_finished(),
+        "the good runs finished before the deadline"
+    );
+    let stuck_run = looping.await.unwrap();
+    assert_eq!(stuck_run.result.unwrap_err(), ExecFailure::Deadline(1500));
+}

@@ -89,6 +89,8 @@ fn benches(crit: &mut Criterion) {
     group.bench_function("raw-wasmtime", |b| {
         b.to_async(&rt).iter(|| async {
             let mut store = Store::new(&engine, ());
+            // The engine has epoch interruption on; a bare store needs a deadline too.
+            store.set_epoch_deadline(1_000);
             let instance = pre.instantiate_async(&mut store).await.unwrap();
             let out = instance
                 .flowhost_element_element()

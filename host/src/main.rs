@@ -93,6 +93,16 @@ enum PluginsCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // wasmtime builds an error value when it disposes of a finished execution's fiber;
+        // with RUST_BACKTRACE=1 each one would capture a std backtrace (~10 µs). Library
+        // backtraces off, panic backtraces as the operator set them.
+        #[allow(unsafe_code)]
+        // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0")
+        };
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

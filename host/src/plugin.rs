@@ -597,14 +597,16 @@ impl PluginHost {
         let result = match run {
             Err(_) => Err(ExecFailure::Deadline(limits.deadline_ms)),
             Ok(Err(trap)) => Err(classify_trap(&trap, limits.deadline_ms)),
-            Ok(Ok(Err(ElementFailure::Failed(m)))) => Err(ExecFailure::Element(m)),
-            Ok(Ok(Err(ElementFailure::InvalidConfig(m)))) => Err(ExecFailure::InvalidConfig(m)),
-            Ok(Ok(Ok(_))) if state.http.over_limit => Err(ExecFailure::HttpLimit(
+            // A spent request budget is the cause, whatever the plugin made of the refusal
+            // (`wasi:http` cannot trap from its hook, so the plugin saw an error code).
+            Ok(Ok(_)) if state.http.over_limit => Err(ExecFailure::HttpLimit(
                 RequestLimitExceeded {
                     max: limits.max_http_requests,
                 }
                 .to_string(),
             )),
+            Ok(Ok(Err(ElementFailure::Failed(m)))) => Err(ExecFailure::Element(m)),
+            Ok(Ok(Err(ElementFailure::InvalidConfig(m)))) => Err(ExecFailure::InvalidConfig(m)),
             Ok(Ok(Ok(outcome))) => check_outcome(&plugin.manifest, outcome),
         };
         // Secrets never leave through logs or reasons.
@@ -657,9 +659,9 @@ fn build_engine(config: &OperatorConfig) -> wasmtime::Result<Engine> {
         .total_memories(POOL_INSTANCES * 2)
         .total_tables(POOL_INSTANCES * 8)
         .max_memories_per_component(4)
-        .max_memory_size(mib(config.max_memory_mib()))
-        .linear_memory_keep_resident(64 * 1024)
-        .table_keep_resident(16 * 1024);
+        // No `*_keep_resident`: keeping pages resident between instances measured slower
+        // here, since each reset memsets them (docs/BENCHMARKS.md).
+        .max_memory_size(mib(config.max_memory_mib()));
     let mut cfg = Config::new();
     cfg.wasm_component_model(true)
         .epoch_interruption(true)
