@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use flowhost::clock::SystemClock;
-use flowhost::config::{OperatorConfig, PluginGrant, SecretSource};
+use flowhost::config::{OperatorConfig, SecretSource};
 use flowhost::elements::ElementTypes;
 use flowhost::engine::Engine;
 use flowhost::flow::FlowDef;
@@ -455,10 +455,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
     let shop = flowhost::demo::ShopApi::start().await?;
     println!("shop API listening on {}", shop.url());
-    let grant = config
-        .plugins
-        .entry("order-status".into())
-        .or_insert_with(PluginGrant::default);
+    let grant = config.plugins.entry("order-status".into()).or_default();
     grant.allow_hosts.push(shop.addr.to_string());
     grant.settings.insert("base_url".into(), shop.url());
     grant.secrets.insert(
