@@ -383,3 +383,64 @@ async fn a_stuck_plugin_does_not_hold_up_other_participants() {
     let stuck_run = looping.await.unwrap();
     assert_eq!(stuck_run.result.unwrap_err(), ExecFailure::Deadline(1500));
 }
+
+#[tokio::test]
+async fn no_filesystem_environment_arguments_or_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server().await;
+    let host = PluginHost::new(&operator(dir.path(), &[])).unwrap();
+    let plugin = load(&host, c::SANDBOX_PROBE).await;
+    let run = host
+        .execute(
+            &plugin,
+            &invocation(json!({"socket": srv.addr.to_string()})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(run.result.unwrap().0, "probed");
+    assert_eq!(run.variables["root_listing"], json!(false));
+    assert_eq!(run.variables["cwd_listing"], json!(false));
+    assert_eq!(run.variables["env_count"], json!(0));
+    assert_eq!(run.variables["arg_count"], json!(0));
+    assert_eq!(run.variables["tcp_connect"], json!(false));
+    assert!(srv.received().is_empty());
+}
+
+#[tokio::test]
+async fn response_over_the_cap_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(|req| match req.path.as_str() {
+        "/small" => (200, "text/plain", "x".repeat(1000)),
+        _ => (200, "text/plain", "x".repeat(5000)),
+    })
+    .await;
+    let mut config = operator(dir.path(), &[("sandbox-probe", &srv.addr.to_string())]);
+    config
+        .plugins
+        .get_mut("sandbox-probe")
+        .unwrap()
+        .limits
+        .max_response_bytes = Some(4096);
+    let host = PluginHost::new(&config).unwrap();
+    let plugin = load(&host, c::SANDBOX_PROBE).await;
+    assert_eq!(plugin.limits.max_response_bytes, 4096);
+    let big = host
+        .execute(
+            &plugin,
+            &invocation(json!({"url": format!("{}/big", srv.url())})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(
+        big.variables["fetch_error"],
+        json!("response body over 4096 bytes")
+    );
+    let small = host
+        .execute(
+            &plugin,
+            &invocation(json!({"url": format!("{}/small", srv.url())})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(small.variables["fetched_bytes"], json!(1000));
+}

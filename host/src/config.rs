@@ -275,3 +275,67 @@ impl PluginGrant {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_plugin_overrides_and_pool_size() {
+        let text = r#"
+            [limits]
+            deadline_ms = 1000
+            [plugins.a]
+            limits = { memory_mib = 256 }
+            settings = { base_url = "http://x" }
+            secrets = { token = "inline" }
+            [plugins.b]
+        "#;
+        let config = OperatorConfig::parse(text, Path::new("f.toml")).unwrap();
+        let a = config.limits_for("a");
+        assert_eq!(
+            (a.deadline_ms, a.memory_mib, a.max_http_requests),
+            (1000, 256, 16)
+        );
+        assert_eq!(config.limits_for("b").memory_mib, 64);
+        assert_eq!(config.limits_for("unknown").deadline_ms, 1000);
+        assert_eq!(config.max_memory_mib(), 256);
+        assert_eq!(config.plugins["a"].secret_values()["token"], "inline");
+        assert_eq!(
+            format!("{:?}", config.plugins["a"].secrets),
+            r#"{"token": <redacted>}"#
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let err = OperatorConfig::parse("[limits]\ndeadline = 5", Path::new("ops/flowhost.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("ops/flowhost.toml: unknown field `deadline`"),
+            "{err}"
+        );
+        let err = OperatorConfig::parse(
+            "[plugins.crm]\nsecrets = { key = { env = \"FLOWHOST_TEST_SURELY_UNSET\" } }",
+            Path::new("f.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "f.toml: plugins.crm.secrets.key: environment variable FLOWHOST_TEST_SURELY_UNSET is not set; export it or give the value inline"
+        );
+    }
+
+    #[test]
+    fn load_resolves_folders_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flowhost.toml");
+        std::fs::write(&path, "plugins_dir = \"p\"\ndatabase = \"/abs/db\"").unwrap();
+        let config = OperatorConfig::load(&path).unwrap();
+        assert_eq!(config.plugins_dir, dir.path().join("p"));
+        assert_eq!(config.database, Path::new("/abs/db"));
+        assert_eq!(config.cache_dir, dir.path().join(".flowhost/cache"));
+    }
+}

@@ -850,3 +850,92 @@ fn trap_reason(err: &wasmtime::Error) -> String {
     }
     reason
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use manifest::ExitDecl;
+    use serde_json::json;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            id: "m".into(),
+            version: semver::Version::new(1, 0, 0),
+            name: "M".into(),
+            description: String::new(),
+            config: Vec::new(),
+            exits: ["ok", ERROR_EXIT]
+                .map(|id| ExitDecl {
+                    id: id.into(),
+                    label: id.into(),
+                })
+                .to_vec(),
+            hosts: vec!["setting:base".into(), "a.com".into()],
+        }
+    }
+
+    fn outcome(exit: &str, data: Option<&str>) -> Outcome {
+        Outcome {
+            exit: exit.into(),
+            data: data.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn outcomes_are_checked() {
+        let m = manifest();
+        assert_eq!(
+            check_outcome(&m, outcome("ok", None)),
+            Ok(("ok".into(), None))
+        );
+        assert_eq!(
+            check_outcome(&m, outcome("ok", Some(r#"{"a":1}"#))),
+            Ok(("ok".into(), Some(json!({"a": 1}))))
+        );
+        assert_eq!(
+            check_outcome(&m, outcome("nope", None)),
+            Err(ExecFailure::UndeclaredExit("nope".into()))
+        );
+        assert!(matches!(
+            check_outcome(&m, outcome("ok", Some("{not json"))),
+            Err(ExecFailure::MalformedOutcome(m)) if m.starts_with("data is not JSON")
+        ));
+        assert_eq!(
+            check_outcome(&m, outcome("ok", Some("[1]"))),
+            Err(ExecFailure::MalformedOutcome(
+                "data must be a JSON object".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn manifests_are_checked() {
+        assert_eq!(check_manifest(&manifest()), Ok(()));
+        let mut m = manifest();
+        m.id = "Bad_Id".into();
+        assert!(check_manifest(&m).unwrap_err().contains("not valid"));
+        let mut m = manifest();
+        m.exits.retain(|e| e.id != ERROR_EXIT);
+        assert!(check_manifest(&m).unwrap_err().contains("no `error` exit"));
+        let mut m = manifest();
+        m.hosts.push("http://x.com/".into());
+        assert!(
+            check_manifest(&m)
+                .unwrap_err()
+                .contains("not a host pattern")
+        );
+    }
+
+    #[test]
+    fn setting_hosts_resolve_to_the_url_host() {
+        let settings =
+            BTreeMap::from([("base".to_owned(), "https://api.crm.io:8443/v2".to_owned())]);
+        let p = resolve_declared_host("setting:base", &settings).unwrap();
+        assert!(p.matches("api.crm.io", 8443));
+        assert!(!p.matches("api.crm.io", 443));
+        assert_eq!(resolve_declared_host("setting:missing", &settings), None);
+        assert_eq!(number_to_json(3.0), json!(3));
+        assert_eq!(number_to_json(2.5), json!(2.5));
+        assert_eq!(number_to_json(f64::NAN), Value::Null);
+    }
+}

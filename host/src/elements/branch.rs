@@ -152,3 +152,124 @@ impl Element for Branch {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::person::Person;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn branch(config: Value) -> Box<dyn Element> {
+        let def = ElementDef {
+            id: "b".into(),
+            kind: "branch".into(),
+            config: config.as_object().unwrap().clone(),
+            exits: BTreeMap::new(),
+        };
+        BranchType
+            .build(&def)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap()
+    }
+
+    async fn pick(element: &dyn Element, vars: Value, attrs: Value) -> String {
+        let person = Person {
+            attributes: attrs.as_object().unwrap().clone(),
+            ..Person::default()
+        };
+        let variables: BTreeMap<String, Value> = serde_json::from_value(vars).unwrap();
+        let input = StepInput {
+            flow_id: "f",
+            element_id: "b",
+            participant_id: "p",
+            person: &person,
+            variables: &variables,
+            now: 0,
+            resumed: false,
+        };
+        match element.run(input).await.outcome {
+            super::super::StepOutcome::Exit(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn first_matching_condition_wins_and_otherwise_catches_the_rest() {
+        let b = branch(json!({"conditions": [
+            {"exit": "gold", "all": [{"variable": "tier", "op": "equals", "value": "gold"},
+                                      {"variable": "spend", "op": "greater_than", "value": 100}]},
+            {"exit": "croatia", "all": [{"attribute": "country", "op": "equals", "value": "HR"}]},
+            {"exit": "vip", "all": [{"variable": "tags", "op": "contains", "value": "vip"}]},
+            {"exit": "named", "all": [{"attribute": "firstName", "op": "exists"}]},
+            {"exit": "cheap", "all": [{"variable": "spend", "op": "less_than", "value": "10"}]},
+            {"exit": "not-blue", "all": [{"variable": "colour", "op": "not_equals", "value": "blue"},
+                                          {"variable": "colour", "op": "exists"}]},
+            {"exit": "anon", "all": [{"attribute": "firstName", "op": "not_exists"},
+                                      {"variable": "note", "op": "contains", "value": "HELLO"}]}
+        ]}));
+        assert_eq!(b.exits().last().unwrap(), "otherwise");
+        let none = json!({});
+        assert_eq!(
+            pick(&*b, json!({"tier": "gold", "spend": "150"}), none.clone()).await,
+            "gold"
+        );
+        assert_eq!(
+            pick(
+                &*b,
+                json!({"tier": "gold", "spend": 50}),
+                json!({"country": "HR"})
+            )
+            .await,
+            "croatia"
+        );
+        assert_eq!(
+            pick(&*b, json!({"tags": ["new", "vip"]}), none.clone()).await,
+            "vip"
+        );
+        assert_eq!(
+            pick(&*b, json!({}), json!({"firstName": "Ada"})).await,
+            "named"
+        );
+        assert_eq!(pick(&*b, json!({"spend": 3}), none.clone()).await, "cheap");
+        assert_eq!(
+            pick(&*b, json!({"colour": "red"}), none.clone()).await,
+            "not-blue"
+        );
+        assert_eq!(
+            pick(
+                &*b,
+                json!({"colour": "blue", "note": "well hello there"}),
+                none.clone()
+            )
+            .await,
+            "anon"
+        );
+        assert_eq!(
+            pick(&*b, json!({"colour": "blue"}), json!({"firstName": null})).await,
+            "otherwise"
+        );
+    }
+
+    #[test]
+    fn reserved_exits_and_ambiguous_subjects_are_refused() {
+        let def = ElementDef {
+            id: "b".into(),
+            kind: "branch".into(),
+            config: json!({"conditions": [
+                {"exit": "otherwise", "all": []},
+                {"exit": "x", "all": [{"variable": "a", "attribute": "b", "op": "exists"}]}
+            ]})
+            .as_object()
+            .unwrap()
+            .clone(),
+            exits: BTreeMap::new(),
+        };
+        let issues = BranchType.build(&def).err().unwrap();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["config.conditions[0].exit", "config.conditions[1].all[0]"]
+        );
+    }
+}
