@@ -313,8 +313,7 @@ impl Engine {
             let Some(node) = flow.nodes.get(&current) else {
                 // Only reachable when a redeployed flow dropped the element someone waits in.
                 p.status = Status::Failed;
-                let entry = self.entry(&p, &current, "?", None, None);
-                let mut entry = entry;
+                let mut entry = self.entry(&p, &current, "?");
                 entry.error = Some(format!(
                     "element {current:?} is no longer in flow {:?}",
                     flow.def.id
@@ -343,7 +342,7 @@ impl Engine {
             for (k, v) in &result.set {
                 p.variables.insert(k.clone(), v.clone());
             }
-            let mut entry = self.entry(&p, &current, &node.type_name, None, None);
+            let mut entry = self.entry(&p, &current, &node.type_name);
             entry.duration_us = duration_us;
             entry.variables_changed = result.set;
             entry.logs = result.logs;
@@ -401,13 +400,7 @@ impl Engine {
             }
         }
         p.status = Status::Failed;
-        let mut entry = self.entry(
-            &p,
-            p.current.as_deref().unwrap_or("?"),
-            "engine",
-            None,
-            None,
-        );
+        let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
         entry.error = Some(format!(
             "more than {MAX_STEPS_PER_RUN} steps without waiting; the flow loops; add a wait element to the loop"
         ));
@@ -417,21 +410,15 @@ impl Engine {
         Ok(p)
     }
 
-    fn entry(
-        &self,
-        p: &ParticipantState,
-        element_id: &str,
-        element_type: &str,
-        exit: Option<String>,
-        next: Option<String>,
-    ) -> JourneyEntry {
+    /// A journey entry for the participant's next step, to be filled in.
+    fn entry(&self, p: &ParticipantState, element_id: &str, element_type: &str) -> JourneyEntry {
         JourneyEntry {
             seq: p.steps + 1,
             at_ms: self.inner.clock.now_ms(),
             element_id: element_id.to_owned(),
             element_type: element_type.to_owned(),
-            exit,
-            next,
+            exit: None,
+            next: None,
             variables_changed: BTreeMap::new(),
             logs: Vec::new(),
             data: None,

@@ -235,20 +235,9 @@ pub async fn send_buffered(
         // The connection future must run while the body is read.
         let io = tokio::spawn(io);
         let (parts, body) = response.into_parts();
-        let collected = Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX))
-            .collect()
-            .await;
+        let collected = limit_body(body, max).collect().await;
         io.abort();
-        let body = match collected {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(OutboundError::ResponseTooLarge(max));
-            }
-            Err(e) => match e.downcast::<WasiHttpError>() {
-                Ok(e) => return Err(map_wasi_error(*e)),
-                Err(e) => return Err(OutboundError::Connection(e.to_string())),
-            },
-        };
+        let body = collected.map_err(map_wasi_error)?.to_bytes();
         Ok(BufferedResponse {
             status: parts.status.as_u16(),
             headers: parts
@@ -267,6 +256,23 @@ pub async fn send_buffered(
     tokio::time::timeout(req.timeout, exchange)
         .await
         .map_err(|_| OutboundError::Timeout)?
+}
+
+/// A response body that fails with `HttpResponseBodySize` past `max` bytes; both the buffered
+/// path and `wasi:http` use it, so the cap means the same everywhere.
+pub fn limit_body<B>(body: B, max: u64) -> impl http_body::Body<Data = Bytes, Error = WasiHttpError>
+where
+    B: http_body::Body<Data = Bytes, Error = WasiHttpError>,
+{
+    Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).map_err(move |e| {
+        match e.downcast::<WasiHttpError>() {
+            Ok(e) => *e,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                WasiHttpError::HttpResponseBodySize(Some(max))
+            }
+            Err(e) => WasiHttpError::InternalError(Some(e.to_string())),
+        }
+    })
 }
 
 fn map_wasi_error(e: WasiHttpError) -> OutboundError {

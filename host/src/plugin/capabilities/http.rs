@@ -6,7 +6,7 @@
 //! hook, so it refuses the request and marks the execution, which then ends on the error exit.
 
 use crate::outbound::{self, BufferedRequest, BufferedResponse, OutboundError, SharedPolicy};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiHttpHooks};
 
@@ -111,17 +111,7 @@ impl WasiHttpHooks for HttpCap {
                 return Err(WasiHttpError::HttpRequestDenied);
             }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let response = response.map(|body| {
-                Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX))
-                    .map_err(move |e| match e.downcast::<WasiHttpError>() {
-                        Ok(e) => *e,
-                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                            WasiHttpError::HttpResponseBodySize(Some(max))
-                        }
-                        Err(e) => WasiHttpError::InternalError(Some(e.to_string())),
-                    })
-                    .boxed_unsync()
-            });
+            let response = response.map(|body| outbound::limit_body(body, max).boxed_unsync());
             Ok((response, Box::new(io) as IoFuture))
         })
     }
