@@ -346,6 +346,30 @@ mod tests {
     }
 
     #[test]
+    fn published_schema_matches_the_code() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../docs/flow.schema.json")).unwrap();
+        let element = &schema["$defs"]["element"]["properties"];
+        let builtins: Vec<&str> = element["type"]["anyOf"][0]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(builtins, crate::elements::BUILTINS);
+        assert_eq!(schema["properties"]["elements"]["maxItems"], MAX_ELEMENTS);
+        let statuses: Vec<FlowStatus> =
+            serde_json::from_value(schema["properties"]["status"]["enum"].clone()).unwrap();
+        assert_eq!(statuses.len(), 4);
+        let example: FlowDef = FlowDef::parse(
+            include_str!("../../examples/order-updates.json"),
+            "examples/order-updates.json",
+        )
+        .unwrap();
+        assert!(example.check_structure().is_empty());
+    }
+
+    #[test]
     fn too_many_elements() {
         let mut els: Vec<Value> = (0..101)
             .map(|i| serde_json::json!({"id": format!("e{i}"), "type": "set-variable", "exits": {"next": format!("e{}", i + 1)}}))
