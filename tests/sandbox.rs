@@ -20,6 +20,7 @@ fn operator(dir: &Path, grants: &[(&str, &str)]) -> OperatorConfig {
         ..OperatorConfig::default()
     };
     config.limits.deadline_ms = 1000;
+    config.outbound.allow_private.push("127.0.0.1".into());
     config.limits.memory_mib = 32;
     for (id, host) in grants {
         config.plugins.insert(
@@ -443,4 +444,48 @@ async fn response_over_the_cap_is_a_typed_error() {
         )
         .await;
     assert_eq!(small.variables["fetched_bytes"], json!(1000));
+}
+
+#[tokio::test]
+async fn loopback_and_denied_hosts_are_refused_even_when_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = server().await;
+    let addr = srv.addr.to_string();
+    let inv = invocation(json!({"url": format!("{}/x", srv.url())}));
+
+    // Granted, but 127.0.0.1 is loopback and the operator did not allow it.
+    let mut config = operator(dir.path(), &[("happy", &addr), ("wasi-http", &addr)]);
+    config.outbound.allow_private.clear();
+    let host = PluginHost::new(&config).unwrap();
+    let plugin = load(&host, c::HAPPY).await;
+    let run = host.execute(&plugin, &inv, BTreeMap::new()).await;
+    let err = run.result.unwrap_err().to_string();
+    assert!(
+        err.contains("a loopback address, which is refused") && err.contains("allow_private"),
+        "{err}"
+    );
+    let plugin = load(&host, c::WASI_HTTP).await;
+    let run = host
+        .execute(
+            &plugin,
+            &invocation(json!({"authority": addr})),
+            BTreeMap::new(),
+        )
+        .await;
+    assert!(
+        run.result
+            .unwrap_err()
+            .to_string()
+            .contains("HttpRequestDenied")
+    );
+
+    // Allowed as private, but on the operator's deny list.
+    let mut config = operator(dir.path(), &[("happy", &addr)]);
+    config.outbound.deny_hosts.push("127.0.0.1".into());
+    let host = PluginHost::new(&config).unwrap();
+    let plugin = load(&host, c::HAPPY).await;
+    let run = host.execute(&plugin, &inv, BTreeMap::new()).await;
+    let err = run.result.unwrap_err().to_string();
+    assert!(err.contains("outbound.deny_hosts"), "{err}");
+    assert!(srv.received().is_empty());
 }

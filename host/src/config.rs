@@ -41,6 +41,63 @@ pub struct OperatorConfig {
     /// Per-plugin grants, settings and secrets, by plugin id.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrant>,
+    /// Rules for every outbound request (plugins and Call API alike).
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+    /// What Call API elements may reach, and the secrets their requests may use.
+    #[serde(default)]
+    pub call_api: CallApiConfig,
+}
+
+/// `[outbound]`: rules every outbound request follows, whoever sends it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Host patterns refused even when granted.
+    pub deny_hosts: Vec<String>,
+    /// Loopback, private and link-local addresses or CIDR ranges that may be reached (all
+    /// such addresses are refused otherwise).
+    pub allow_private: Vec<String>,
+    /// Time allowed to connect (DNS, TCP and TLS), in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// PEM files of CA certificates trusted besides the system's.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            deny_hosts: Vec::new(),
+            allow_private: Vec::new(),
+            connect_timeout_ms: 5_000,
+            extra_ca_files: Vec::new(),
+        }
+    }
+}
+
+/// `[call_api]`: what Call API elements may reach and use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallApiConfig {
+    /// Hosts Call API elements may call (default: any public host).
+    pub allow_hosts: Vec<String>,
+    /// Secrets flows reference as `{{secret.NAME}}`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    /// Redirects followed at most.
+    pub max_redirects: u8,
+}
+
+impl Default for CallApiConfig {
+    fn default() -> Self {
+        CallApiConfig {
+            allow_hosts: vec!["*".to_owned()],
+            secrets: BTreeMap::new(),
+            max_response_bytes: 4 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
 }
 
 fn default_plugins_dir() -> PathBuf {
@@ -63,6 +120,8 @@ impl Default for OperatorConfig {
             cache_dir: default_cache_dir(),
             limits: Limits::default(),
             plugins: BTreeMap::new(),
+            outbound: OutboundConfig::default(),
+            call_api: CallApiConfig::default(),
         }
     }
 }
@@ -180,12 +239,12 @@ pub enum ConfigError {
     },
     /// A secret names an environment variable that is not set.
     #[error(
-        "{path}: plugins.{plugin}.secrets.{secret}: environment variable {env} is not set; export it or give the value inline"
+        "{path}: {plugin}.secrets.{secret}: environment variable {env} is not set; export it or give the value inline"
     )]
     MissingEnv {
         /// The file.
         path: PathBuf,
-        /// Plugin id.
+        /// Whose secret: `plugins.<id>` or `call_api`.
         plugin: String,
         /// Secret name.
         secret: String,
@@ -212,6 +271,11 @@ impl OperatorConfig {
                 *dir = base.join(&*dir);
             }
         }
+        for file in &mut config.outbound.extra_ca_files {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
         Ok(config)
     }
 
@@ -224,8 +288,13 @@ impl OperatorConfig {
                     .map(|s| format!(" (at byte {})", s.start))
                     .unwrap_or_default(),
         })?;
-        for (plugin, grant) in &config.plugins {
-            for (secret, source) in &grant.secrets {
+        let owners = config
+            .plugins
+            .iter()
+            .map(|(id, grant)| (format!("plugins.{id}"), &grant.secrets))
+            .chain([("call_api".to_owned(), &config.call_api.secrets)]);
+        for (plugin, secrets) in owners {
+            for (secret, source) in secrets {
                 if let SecretSource::Env { env } = source
                     && std::env::var_os(env).is_none()
                 {
@@ -263,17 +332,28 @@ impl OperatorConfig {
 impl PluginGrant {
     /// Resolves secrets to their values.
     pub fn secret_values(&self) -> BTreeMap<String, String> {
-        self.secrets
-            .iter()
-            .filter_map(|(k, v)| {
-                let value = match v {
-                    SecretSource::Value(s) => s.clone(),
-                    SecretSource::Env { env } => std::env::var(env).ok()?,
-                };
-                Some((k.clone(), value))
-            })
-            .collect()
+        resolve_secrets(&self.secrets)
     }
+}
+
+impl CallApiConfig {
+    /// Resolves secrets to their values.
+    pub fn secret_values(&self) -> BTreeMap<String, String> {
+        resolve_secrets(&self.secrets)
+    }
+}
+
+fn resolve_secrets(secrets: &BTreeMap<String, SecretSource>) -> BTreeMap<String, String> {
+    secrets
+        .iter()
+        .filter_map(|(k, v)| {
+            let value = match v {
+                SecretSource::Value(s) => s.clone(),
+                SecretSource::Env { env } => std::env::var(env).ok()?,
+            };
+            Some((k.clone(), value))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -455,6 +455,8 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
     let shop = flowhost::demo::ShopApi::start().await?;
     println!("shop API listening on {}", shop.url());
+    // The shop emulator is on loopback, which outbound requests may not reach by default.
+    config.outbound.allow_private.push("127.0.0.1".into());
     let grant = config.plugins.entry("order-status".into()).or_default();
     grant.allow_hosts.push(shop.addr.to_string());
     grant.settings.insert("base_url".into(), shop.url());

@@ -1,15 +1,23 @@
 //! The one policy point for outbound HTTP.
 //!
 //! Every request leaving the host — a plugin's `http.send`, a component's `wasi:http`
-//! `outgoing-handler`, and later the Call API element — is checked here against an
+//! `outgoing-handler`, and the Call API element — is checked here against an
 //! [`OutboundPolicy`]: the hosts allowed, the number of requests per execution, and the largest
-//! response body accepted.
+//! response body accepted. Every request then leaves through one [`HttpClient`], whose
+//! connector applies the operator's network rules (denied hosts, private addresses) to the
+//! addresses a name resolves to.
+
+mod address;
+mod client;
+
+pub use address::{IpRange, special_range};
+pub use client::{ClientBody, HttpClient, OutboundConfigError};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions};
+use wasmtime_wasi_http::Error as WasiHttpError;
 
 /// A host pattern: `api.example.com`, `api.example.com:8443`, `*.example.com`, or `*`.
 /// A pattern without a port matches any port.
@@ -181,8 +189,10 @@ pub struct BufferedRequest {
     pub headers: Vec<(String, String)>,
     /// Body bytes, if any.
     pub body: Option<Vec<u8>>,
-    /// Total timeout.
+    /// Total timeout, redirects included.
     pub timeout: Duration,
+    /// Redirects to follow (0: return the 3xx response as it is).
+    pub max_redirects: u8,
 }
 
 /// A response with its whole body.
@@ -194,51 +204,128 @@ pub struct BufferedResponse {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// URLs redirected to, in order; the last one gave this response.
+    pub redirects: Vec<String>,
 }
 
-/// Sends one request after the policy allows it, and reads the whole response.
+impl BufferedResponse {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Checks a destination against the operator's deny rules and the policy.
+pub fn check(
+    client: &HttpClient,
+    policy: &OutboundPolicy,
+    uri: &http::Uri,
+) -> Result<(), OutboundError> {
+    if let Some((host, port)) = url_host_port(uri) {
+        client.rules().check_host(&host, port)?;
+    }
+    policy.check(uri)
+}
+
+/// Sends one request after the policy allows it, follows redirects up to
+/// `req.max_redirects` (checking every hop again), and reads the whole response.
 ///
 /// Counting requests against `max_requests` is the caller's job, since only it knows the
 /// execution they belong to.
 pub async fn send_buffered(
+    client: &HttpClient,
     policy: &OutboundPolicy,
     req: BufferedRequest,
 ) -> Result<BufferedResponse, OutboundError> {
-    let uri: http::Uri = req
+    let timeout = req.timeout;
+    tokio::time::timeout(timeout, exchange(client, policy, req))
+        .await
+        .map_err(|_| OutboundError::Timeout)?
+}
+
+async fn exchange(
+    client: &HttpClient,
+    policy: &OutboundPolicy,
+    req: BufferedRequest,
+) -> Result<BufferedResponse, OutboundError> {
+    let mut uri: http::Uri = req
         .url
         .parse()
         .map_err(|e| OutboundError::InvalidRequest(format!("URL {:?}: {e}", req.url)))?;
-    policy.check(&uri)?;
-    let method = http::Method::from_bytes(req.method.as_bytes())
+    let mut method = http::Method::from_bytes(req.method.as_bytes())
         .map_err(|_| OutboundError::InvalidRequest(format!("method {:?}", req.method)))?;
-    let mut builder = http::Request::builder().method(method).uri(uri.clone());
-    for (name, value) in &req.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    if let Some(authority) = uri.authority() {
-        builder = builder.header(http::header::HOST, authority.as_str());
-    }
-    let body = Full::new(Bytes::from(req.body.unwrap_or_default())).map_err(|never| match never {});
-    let request = builder
-        .body(body)
-        .map_err(|e| OutboundError::InvalidRequest(e.to_string()))?;
-    let options = RequestOptions {
-        connect_timeout: Some(req.timeout),
-        first_byte_timeout: Some(req.timeout),
-        between_bytes_timeout: Some(req.timeout),
-    };
-    let max = policy.max_response_bytes;
-    let exchange = async {
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+    let mut headers = req.headers;
+    let mut body = req.body;
+    let mut redirects = Vec::new();
+    loop {
+        check(client, policy, &uri).map_err(|e| match (&e, redirects.is_empty()) {
+            (OutboundError::Denied(m), false) => {
+                OutboundError::Denied(format!("redirect to {uri} refused: {m}"))
+            }
+            _ => e,
+        })?;
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(uri.clone());
+        for (name, value) in &headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let payload = Full::new(Bytes::from(body.clone().unwrap_or_default()))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = builder
+            .body(payload)
+            .map_err(|e| OutboundError::InvalidRequest(e.to_string()))?;
+        let response = client.send(request).await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        if status.is_redirection()
+            && let Some(location) = location
+            && redirects.len() < usize::from(req.max_redirects)
+        {
+            let next = resolve_location(&uri, &location).ok_or_else(|| {
+                OutboundError::InvalidRequest(format!(
+                    "redirect from {uri} to an unusable Location {location:?}"
+                ))
+            })?;
+            // 303, and 301/302 after POST, turn into GET without a body, as browsers do.
+            if status == http::StatusCode::SEE_OTHER
+                || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
+            {
+                if method != http::Method::HEAD {
+                    method = http::Method::GET;
+                }
+                body = None;
+                headers.retain(|(k, _)| {
+                    !k.eq_ignore_ascii_case("content-type")
+                        && !k.eq_ignore_ascii_case("content-length")
+                });
+            }
+            // Credentials never follow a redirect to another origin.
+            if url_host_port(&next) != url_host_port(&uri) || next.scheme() != uri.scheme() {
+                headers.retain(|(k, _)| {
+                    !k.eq_ignore_ascii_case("authorization") && !k.eq_ignore_ascii_case("cookie")
+                });
+            }
+            redirects.push(next.to_string());
+            uri = next;
+            continue;
+        }
+        let (parts, incoming) = response.into_parts();
+        let incoming = incoming.map_err(|e| WasiHttpError::InternalError(Some(e.to_string())));
+        let body = limit_body(incoming, policy.max_response_bytes)
+            .collect()
             .await
-            .map_err(map_wasi_error)?;
-        // The connection future must run while the body is read.
-        let io = tokio::spawn(io);
-        let (parts, body) = response.into_parts();
-        let collected = limit_body(body, max).collect().await;
-        io.abort();
-        let body = collected.map_err(map_wasi_error)?.to_bytes();
-        Ok(BufferedResponse {
+            .map_err(map_wasi_error)?
+            .to_bytes();
+        return Ok(BufferedResponse {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
@@ -251,11 +338,27 @@ pub async fn send_buffered(
                 })
                 .collect(),
             body: body.to_vec(),
-        })
+            redirects,
+        });
+    }
+}
+
+/// Resolves a `Location` header against the URL that returned it.
+fn resolve_location(base: &http::Uri, location: &str) -> Option<http::Uri> {
+    let absolute: http::Uri = location.parse().ok()?;
+    if absolute.scheme().is_some() {
+        return Some(absolute);
+    }
+    let mut parts = base.clone().into_parts();
+    let path = if location.starts_with('/') {
+        location.to_owned()
+    } else {
+        let base_path = base.path();
+        let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{location}")
     };
-    tokio::time::timeout(req.timeout, exchange)
-        .await
-        .map_err(|_| OutboundError::Timeout)?
+    parts.path_and_query = Some(path.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
 }
 
 /// A response body that fails with `HttpResponseBodySize` past `max` bytes; both the buffered
@@ -275,7 +378,7 @@ where
     })
 }
 
-fn map_wasi_error(e: WasiHttpError) -> OutboundError {
+pub(crate) fn map_wasi_error(e: WasiHttpError) -> OutboundError {
     match e {
         WasiHttpError::ConnectionTimeout
         | WasiHttpError::ConnectionReadTimeout

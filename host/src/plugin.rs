@@ -37,7 +37,7 @@ mod since_v0_1_0;
 mod state;
 
 use crate::config::{Limits, OperatorConfig};
-use crate::outbound::{HostPattern, OutboundPolicy};
+use crate::outbound::{HostPattern, HttpClient, OutboundPolicy};
 use crate::person::Person;
 use cache::{ArtifactCache, CacheStatus};
 use capabilities::{ConfigCap, HttpCap, LogLevel, LogLine, RequestLimitExceeded, VariablesCap};
@@ -341,6 +341,7 @@ pub struct PluginHost {
 
 struct HostInner {
     engine: Engine,
+    client: HttpClient,
     linker: Linker<ExecState>,
     config: OperatorConfig,
     cache: ArtifactCache,
@@ -357,6 +358,7 @@ impl Drop for HostInner {
 impl PluginHost {
     /// Builds the engine and linker for this operator configuration.
     pub fn new(config: &OperatorConfig) -> Result<Self, HostError> {
+        let client = HttpClient::new(&config.outbound).map_err(|e| HostError(e.to_string()))?;
         let engine = build_engine(config).map_err(|e| HostError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         compose_linker(&mut linker).map_err(|e| HostError(e.to_string()))?;
@@ -379,6 +381,7 @@ impl PluginHost {
             inner: Arc::new(HostInner {
                 cache: ArtifactCache::new(&config.cache_dir, &engine),
                 engine,
+                client,
                 linker,
                 config: config.clone(),
                 permits: tokio::sync::Semaphore::new(POOL_INSTANCES as usize),
@@ -466,7 +469,7 @@ impl PluginHost {
             max_response_bytes: 0,
         });
         let state = ExecState::new(
-            HttpCap::new(no_net),
+            HttpCap::new(self.inner.client.clone(), no_net),
             VariablesCap::default(),
             ConfigCap::default(),
             mib(defaults.memory_mib),
@@ -557,7 +560,7 @@ impl PluginHost {
         let _permit = self.inner.permits.acquire().await;
         let limits = plugin.limits;
         let state = ExecState::new(
-            HttpCap::new(plugin.policy.clone()),
+            HttpCap::new(self.inner.client.clone(), plugin.policy.clone()),
             VariablesCap::new(variables.clone()),
             plugin.config.clone(),
             mib(limits.memory_mib),

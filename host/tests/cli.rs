@@ -29,6 +29,9 @@ plugins_dir = "plugins"
 database = "state.db"
 cache_dir = "cache"
 
+[outbound]
+allow_private = ["127.0.0.1"]
+
 [plugins.happy]
 allow_hosts = ["127.0.0.1"]
 secrets = { token = "cli-secret" }

@@ -5,7 +5,9 @@
 //! budget is spent (a limit breach, not something to handle); `wasi:http` cannot trap from its
 //! hook, so it refuses the request and marks the execution, which then ends on the error exit.
 
-use crate::outbound::{self, BufferedRequest, BufferedResponse, OutboundError, SharedPolicy};
+use crate::outbound::{
+    self, BufferedRequest, BufferedResponse, HttpClient, OutboundError, SharedPolicy,
+};
 use http_body_util::BodyExt;
 use std::time::Duration;
 use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiHttpHooks};
@@ -25,6 +27,7 @@ pub struct RequestLimitExceeded {
 
 /// Outbound HTTP state of one execution.
 pub struct HttpCap {
+    client: HttpClient,
     policy: SharedPolicy,
     sent: u32,
     pub(crate) over_limit: bool,
@@ -33,9 +36,10 @@ pub struct HttpCap {
 }
 
 impl HttpCap {
-    /// A fresh budget under `policy`.
-    pub fn new(policy: SharedPolicy) -> Self {
+    /// A fresh budget under `policy`, sending through `client`.
+    pub fn new(client: HttpClient, policy: SharedPolicy) -> Self {
         HttpCap {
+            client,
             policy,
             sent: 0,
             over_limit: false,
@@ -77,8 +81,10 @@ impl HttpCap {
             timeout: timeout_ms
                 .map(|ms| Duration::from_millis(ms.into()))
                 .unwrap_or(DEFAULT_TIMEOUT),
+            // A plugin sees redirects and decides itself.
+            max_redirects: 0,
         };
-        let result = outbound::send_buffered(&self.policy, request).await;
+        let result = outbound::send_buffered(&self.client, &self.policy, request).await;
         if let Err(OutboundError::Denied(reason)) = &result {
             self.denials.push(reason.clone());
         }
@@ -100,19 +106,42 @@ impl WasiHttpHooks for HttpCap {
         drop(fut);
         let verdict = match self.take_budget() {
             Err(e) => Err(e.to_string()),
-            Ok(()) => self.policy.check(request.uri()).map_err(|e| e.to_string()),
+            Ok(()) => outbound::check(&self.client, &self.policy, request.uri())
+                .map_err(|e| e.to_string()),
         };
         if let Err(reason) = &verdict {
             self.denials.push(format!("wasi:http: {reason}"));
         }
         let max = self.policy.max_response_bytes;
+        let client = self.client.clone();
+        let first_byte = options.and_then(|o| o.first_byte_timeout);
         Box::new(async move {
             if verdict.is_err() {
                 return Err(WasiHttpError::HttpRequestDenied);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let response = response.map(|body| outbound::limit_body(body, max).boxed_unsync());
-            Ok((response, Box::new(io) as IoFuture))
+            let request = request.map(|body| {
+                body.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                    .boxed_unsync()
+            });
+            let send = client.send(request);
+            let response = match first_byte {
+                Some(t) => tokio::time::timeout(t, send)
+                    .await
+                    .map_err(|_| WasiHttpError::ConnectionReadTimeout)?,
+                None => send.await,
+            }
+            .map_err(|e| match e {
+                OutboundError::Denied(_) => WasiHttpError::HttpRequestDenied,
+                OutboundError::Timeout => WasiHttpError::ConnectionTimeout,
+                other => WasiHttpError::InternalError(Some(other.to_string())),
+            })?;
+            let response = response.map(|body| {
+                let body = body.map_err(|e| WasiHttpError::InternalError(Some(e.to_string())));
+                outbound::limit_body(body, max).boxed_unsync()
+            });
+            // The pooled client drives the connection itself.
+            let io: IoFuture = Box::new(async { Ok(()) });
+            Ok((response, io))
         })
     }
 }
