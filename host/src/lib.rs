@@ -6,6 +6,7 @@
 //! - [`elements`]: built-in elements and plugin elements behind one trait.
 //! - [`plugin`]: the sandboxed host for custom elements.
 //! - [`outbound`]: the single policy point for outbound HTTP.
+//! - [`template`]: `{{placeholder}}` syntax shared by elements; [`jsonpath`]: RFC 9535 paths.
 //! - [`config`]: the operator's `flowhost.toml`.
 #![deny(missing_docs)]
 
@@ -15,7 +16,9 @@ pub mod demo;
 pub mod elements;
 pub mod engine;
 pub mod flow;
+pub mod jsonpath;
 pub mod outbound;
 pub mod person;
 pub mod plugin;
 pub mod store;
+pub mod template;
