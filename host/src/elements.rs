@@ -2,6 +2,7 @@
 //! [`Element`] trait, so the engine never asks which kind it runs.
 
 mod branch;
+pub mod call_api;
 mod exit;
 mod plugin;
 mod set_variable;
@@ -14,6 +15,7 @@ use crate::flow::{ElementDef, Issue};
 use crate::person::Person;
 use crate::plugin::capabilities::LogLine;
 use crate::plugin::{PluginHost, PluginRegistry};
+use crate::store::StateStore;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,7 +29,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub use crate::plugin::manifest::ERROR_EXIT;
 
 /// What an element sees when it runs.
-#[derive(Debug)]
 pub struct StepInput<'a> {
     /// Flow id.
     pub flow_id: &'a str,
@@ -43,6 +44,10 @@ pub struct StepInput<'a> {
     pub now: Millis,
     /// Whether the participant waited in this element and is now resuming.
     pub resumed: bool,
+    /// What the element kept when the participant started waiting in it.
+    pub state: Option<&'a Value>,
+    /// The engine's store, for elements with durable shared state (rate-limited queues).
+    pub store: &'a dyn StateStore,
 }
 
 /// How a step ends.
@@ -59,7 +64,6 @@ pub enum StepOutcome {
 }
 
 /// What a step produced.
-#[derive(Clone, Debug)]
 pub struct StepResult {
     /// How it ends.
     pub outcome: StepOutcome,
@@ -69,6 +73,36 @@ pub struct StepResult {
     pub logs: Vec<LogLine>,
     /// Outcome data for the journey.
     pub data: Option<Value>,
+    /// Kept while the participant waits (with [`StepOutcome::Wait`]) and handed back in
+    /// [`StepInput::state`] when it resumes.
+    pub state: Option<Value>,
+    /// Work that finishes after the participant has moved on; its report is appended to the
+    /// journey.
+    pub background: Option<BoxFuture<'static, BackgroundReport>>,
+}
+
+impl std::fmt::Debug for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepResult")
+            .field("outcome", &self.outcome)
+            .field("set", &self.set)
+            .field("logs", &self.logs)
+            .field("data", &self.data)
+            .field("state", &self.state)
+            .field("background", &self.background.is_some())
+            .finish()
+    }
+}
+
+/// How background work ended, for the journey.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackgroundReport {
+    /// Log lines.
+    pub logs: Vec<LogLine>,
+    /// Outcome data.
+    pub data: Option<Value>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
 }
 
 impl StepResult {
@@ -79,6 +113,8 @@ impl StepResult {
             set: BTreeMap::new(),
             logs: Vec::new(),
             data: None,
+            state: None,
+            background: None,
         }
     }
 
@@ -94,6 +130,10 @@ pub trait Element: Send + Sync {
     fn exits(&self) -> Vec<String>;
     /// Runs one step for one participant.
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult>;
+    /// Things that are allowed but probably a mistake, with paths relative to the element.
+    fn warnings(&self) -> Vec<Issue> {
+        Vec::new()
+    }
 }
 
 /// A kind of element: checks an element definition and builds the element.
@@ -110,7 +150,7 @@ pub trait ElementType: Send + Sync {
 }
 
 /// Names of the built-in element types.
-pub const BUILTINS: &[&str] = &["exit", "branch", "set-variable", "wait"];
+pub const BUILTINS: &[&str] = &["exit", "branch", "set-variable", "wait", "call-api"];
 
 /// Every element type the engine knows: the built-ins and the loaded plugins.
 #[derive(Clone)]
@@ -133,6 +173,16 @@ impl ElementTypes {
         builtins.insert("branch", Arc::new(branch::BranchType));
         builtins.insert("set-variable", Arc::new(set_variable::SetVariableType));
         builtins.insert("wait", Arc::new(wait::WaitType));
+        builtins.insert(
+            "call-api",
+            Arc::new(
+                call_api::CallApiType::new(
+                    crate::outbound::HttpClient::with_defaults(),
+                    &crate::config::CallApiConfig::default(),
+                )
+                .expect("default Call API settings are valid"),
+            ),
+        );
         ElementTypes {
             builtins,
             plugins: None,
@@ -145,6 +195,19 @@ impl ElementTypes {
             plugins: Some((host, registry)),
             ..Self::builtins_only()
         }
+    }
+
+    /// Uses the operator's `[call_api]` settings and `client` for Call API elements.
+    pub fn with_call_api(
+        mut self,
+        client: crate::outbound::HttpClient,
+        config: &crate::config::CallApiConfig,
+    ) -> Result<Self, call_api::CallApiConfigError> {
+        self.builtins.insert(
+            "call-api",
+            Arc::new(call_api::CallApiType::new(client, config)?),
+        );
+        Ok(self)
     }
 
     /// Registers another built-in type (used by later element modules and embedders).

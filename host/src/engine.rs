@@ -21,7 +21,9 @@
 //! ```
 
 use crate::clock::{Clock, Millis};
-use crate::elements::{ERROR_EXIT, Element, ElementTypes, StepInput, StepOutcome};
+use crate::elements::{
+    BackgroundReport, ERROR_EXIT, Element, ElementTypes, StepInput, StepOutcome,
+};
 use crate::flow::{FlowDef, FlowError, FlowStatus, Issue};
 use crate::person::Person;
 use crate::plugin::capabilities::{LogLevel, LogLine};
@@ -70,6 +72,8 @@ struct Node {
 pub struct CompiledFlow {
     /// The definition.
     pub def: FlowDef,
+    /// Things allowed but probably a mistake, at their JSON paths.
+    pub warnings: Vec<Issue>,
     nodes: HashMap<String, Node>,
 }
 
@@ -84,6 +88,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
+    background: std::sync::Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Engine {
@@ -95,6 +100,7 @@ impl Engine {
                 clock,
                 types,
                 flows: RwLock::new(HashMap::new()),
+                background: Default::default(),
             }),
         }
     }
@@ -103,6 +109,7 @@ impl Engine {
     /// it. `source_name` (a file name) prefixes every issue.
     pub fn compile(&self, def: FlowDef, source_name: &str) -> Result<CompiledFlow, FlowError> {
         let mut issues = def.check_structure();
+        let mut warnings = Vec::new();
         let mut nodes = HashMap::new();
         for (i, el) in def.elements.iter().enumerate() {
             let (type_name, ty) = match self.inner.types.resolve(&el.kind) {
@@ -141,6 +148,10 @@ impl Engine {
                 }
             }
             if let Ok(element) = built {
+                warnings.extend(element.warnings().into_iter().map(|w| Issue {
+                    path: format!("elements[{i}].{}", w.path),
+                    message: format!("(element {:?}) {}", el.id, w.message),
+                }));
                 nodes.insert(
                     el.id.clone(),
                     Node {
@@ -152,7 +163,11 @@ impl Engine {
             }
         }
         if issues.is_empty() {
-            Ok(CompiledFlow { def, nodes })
+            Ok(CompiledFlow {
+                def,
+                warnings,
+                nodes,
+            })
         } else {
             Err(FlowError::Invalid {
                 source_name: source_name.to_owned(),
@@ -234,6 +249,7 @@ impl Engine {
             status: Status::Running,
             waiting_until: None,
             steps: 0,
+            element_state: None,
         };
         self.inner.store.insert_participant(&state)?;
         self.advance(&flow, state, false).await
@@ -296,6 +312,66 @@ impl Engine {
         Ok(self.inner.store.journey(id)?)
     }
 
+    /// How many participants wait in a flow's element for the reason `kind` (`"queued"`
+    /// for a Call API sending-speed queue, `"window"` for its delivery window).
+    pub fn waiting_count(
+        &self,
+        flow_id: &str,
+        element_id: &str,
+        kind: &str,
+    ) -> Result<u64, EngineError> {
+        Ok(self.inner.store.count_waiting(flow_id, element_id, kind)?)
+    }
+
+    /// Waits until all background work started so far (requests of Call API elements that
+    /// do not wait for the response) has finished and is in the journeys.
+    pub async fn finish_background(&self) {
+        loop {
+            let mut tasks = std::mem::take(
+                &mut *self
+                    .inner
+                    .background
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            );
+            if tasks.is_empty() {
+                return;
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+
+    fn spawn_background(
+        &self,
+        p: &ParticipantState,
+        element_id: &str,
+        type_name: &str,
+        work: crate::elements::BoxFuture<'static, BackgroundReport>,
+    ) {
+        let engine = self.clone();
+        let mut entry = self.entry(p, element_id, type_name);
+        let participant = p.id.clone();
+        let mut tasks = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Finished tasks are dropped as new ones come, so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let report = work.await;
+            entry.at_ms = engine.inner.clock.now_ms();
+            entry.duration_us = started.elapsed().as_micros() as u64;
+            entry.logs = report.logs;
+            entry.data = report.data;
+            entry.error = report.error;
+            if let Err(e) = engine.inner.store.append_journey(&participant, &entry) {
+                eprintln!("flowhost: cannot record background result for {participant}: {e}");
+            }
+        });
+    }
+
     async fn advance(
         &self,
         flow: &CompiledFlow,
@@ -335,9 +411,15 @@ impl Engine {
                     variables: &p.variables,
                     now,
                     resumed,
+                    state: p.element_state.as_ref(),
+                    store: self.inner.store.as_ref(),
                 })
                 .await;
             resumed = false;
+            p.element_state = None;
+            if let Some(work) = result.background {
+                self.spawn_background(&p, &current, &node.type_name, work);
+            }
             let duration_us = started.elapsed().as_micros() as u64;
             for (k, v) in &result.set {
                 p.variables.insert(k.clone(), v.clone());
@@ -355,6 +437,7 @@ impl Engine {
                     entry.exit = Some(exit);
                 }
                 StepOutcome::Wait(until) => {
+                    p.element_state = result.state;
                     p.status = Status::Waiting;
                     p.waiting_until = Some(until);
                     entry.waiting_until = Some(until);

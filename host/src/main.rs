@@ -140,11 +140,10 @@ async fn load_plugins(config: &OperatorConfig) -> anyhow::Result<(PluginHost, Pl
 async fn engine(config: &OperatorConfig) -> anyhow::Result<Engine> {
     let (host, registry) = load_plugins(config).await?;
     let store = SqliteStore::open(&config.database)?;
-    Ok(Engine::new(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        ElementTypes::with_plugins(host, Arc::new(registry)),
-    ))
+    let client = host.http_client().clone();
+    let types = ElementTypes::with_plugins(host, Arc::new(registry))
+        .with_call_api(client, &config.call_api)?;
+    Ok(Engine::new(Arc::new(store), Arc::new(SystemClock), types))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {

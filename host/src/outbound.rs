@@ -138,7 +138,10 @@ pub enum OutboundError {
     /// No response in time.
     #[error("timed out")]
     Timeout,
-    /// Connection, DNS or TLS failure.
+    /// No connection could be made (DNS, TCP connect, TLS handshake): nothing was sent.
+    #[error("could not connect: {0}")]
+    ConnectFailed(String),
+    /// The connection failed after the request may have been sent.
     #[error("connection failed: {0}")]
     Connection(String),
     /// The response body is larger than allowed.

@@ -395,6 +395,11 @@ impl PluginHost {
         &self.inner.engine
     }
 
+    /// The outbound HTTP client plugins use, to share with Call API elements.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.inner.client
+    }
+
     /// The artifact cache.
     pub fn cache(&self) -> &ArtifactCache {
         &self.inner.cache

@@ -70,6 +70,9 @@ pub struct ParticipantState {
     pub waiting_until: Option<Millis>,
     /// Journey entries so far.
     pub steps: u64,
+    /// What the current element keeps while the participant waits in it (a retry count, a
+    /// queue position); `None` otherwise. A `"kind"` field names the reason for waiting.
+    pub element_state: Option<Value>,
 }
 
 /// One step of a participant's journey.
@@ -138,6 +141,21 @@ pub trait StateStore: Send + Sync {
     fn claim(&self, id: &str) -> Result<bool, StoreError>;
     /// A participant's journey.
     fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError>;
+    /// Appends a journey entry without changing the participant (a background request
+    /// finishing after the participant moved on). The entry's `seq` is assigned here.
+    fn append_journey(&self, participant_id: &str, entry: &JourneyEntry) -> Result<(), StoreError>;
+    /// Takes the next send slot of a rate-limited queue: the later of `now` and the queue's
+    /// next free time; the queue's next free time moves `interval_ms` past the slot.
+    fn take_slot(
+        &self,
+        queue: &str,
+        now: Millis,
+        interval_ms: Millis,
+    ) -> Result<Millis, StoreError>;
+    /// How many participants wait in an element of a flow, for the reason `kind` (the
+    /// `"kind"` of their element state).
+    fn count_waiting(&self, flow_id: &str, element_id: &str, kind: &str)
+    -> Result<u64, StoreError>;
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<Status, StoreError> {

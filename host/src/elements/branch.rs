@@ -179,6 +179,7 @@ mod tests {
             ..Person::default()
         };
         let variables: BTreeMap<String, Value> = serde_json::from_value(vars).unwrap();
+        let store = crate::store::SqliteStore::in_memory().unwrap();
         let input = StepInput {
             flow_id: "f",
             element_id: "b",
@@ -187,6 +188,8 @@ mod tests {
             variables: &variables,
             now: 0,
             resumed: false,
+            state: None,
+            store: &store,
         };
         match element.run(input).await.outcome {
             super::super::StepOutcome::Exit(e) => e,

@@ -162,10 +162,10 @@ impl Element for PluginElement {
                 .filter_map(|k| run.variables.get(k).map(|v| (k.clone(), v.clone())))
                 .collect();
             StepResult {
-                outcome,
                 set,
                 logs,
                 data,
+                ..StepResult::new(outcome)
             }
         })
     }

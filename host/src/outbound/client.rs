@@ -196,8 +196,10 @@ fn map_client_error(e: hyper_util::client::legacy::Error) -> OutboundError {
         if let Some(c) = s.downcast_ref::<ConnectError>() {
             return match c {
                 ConnectError::Refused(m) => OutboundError::Denied(m.clone()),
-                ConnectError::Timeout(_) => OutboundError::Timeout,
-                ConnectError::Failed(m) => OutboundError::Connection(m.clone()),
+                ConnectError::Timeout(m) => {
+                    OutboundError::ConnectFailed(format!("connect to {m} timed out"))
+                }
+                ConnectError::Failed(m) => OutboundError::ConnectFailed(m.clone()),
             };
         }
         source = s.source();

@@ -204,7 +204,9 @@ impl http::Host for ExecState {
             Err(OutboundError::Denied(m)) => Err(http::HttpError::Denied(m)),
             Err(OutboundError::InvalidRequest(m)) => Err(http::HttpError::InvalidRequest(m)),
             Err(OutboundError::Timeout) => Err(http::HttpError::Timeout),
-            Err(OutboundError::Connection(m)) => Err(http::HttpError::Connection(m)),
+            Err(OutboundError::Connection(m) | OutboundError::ConnectFailed(m)) => {
+                Err(http::HttpError::Connection(m))
+            }
             Err(OutboundError::ResponseTooLarge(n)) => Err(http::HttpError::ResponseTooLarge(n)),
         })
     }

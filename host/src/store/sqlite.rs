@@ -3,6 +3,7 @@
 use super::{JourneyEntry, ParticipantState, StateStore, Status, StoreError, parse_status};
 use crate::clock::Millis;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -19,7 +20,8 @@ CREATE TABLE IF NOT EXISTS participants (
     current TEXT,
     status TEXT NOT NULL,
     waiting_until INTEGER,
-    steps INTEGER NOT NULL
+    steps INTEGER NOT NULL,
+    element_state TEXT
 );
 CREATE INDEX IF NOT EXISTS participants_due ON participants (status, waiting_until);
 CREATE TABLE IF NOT EXISTS journey (
@@ -27,6 +29,10 @@ CREATE TABLE IF NOT EXISTS journey (
     seq INTEGER NOT NULL,
     entry TEXT NOT NULL,
     PRIMARY KEY (participant_id, seq)
+);
+CREATE TABLE IF NOT EXISTS rate_queues (
+    queue TEXT PRIMARY KEY,
+    next_free INTEGER NOT NULL
 );
 ";
 
@@ -74,6 +80,19 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        // Databases from before element state existed get the column.
+        let has_state: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('participants') WHERE name = 'element_state'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db)?
+            > 0;
+        if !has_state {
+            conn.execute_batch("ALTER TABLE participants ADD COLUMN element_state TEXT")
+                .map_err(db)?;
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -89,11 +108,12 @@ impl SqliteStore {
 fn upsert(conn: &Connection, p: &ParticipantState) -> Result<(), StoreError> {
     let person = serde_json::to_string(&p.person).map_err(|e| corrupt("person", e))?;
     let vars = serde_json::to_string(&p.variables).map_err(|e| corrupt("variables", e))?;
+    let state = p.element_state.as_ref().map(Value::to_string);
     conn.execute(
-        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until, steps)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until, steps, element_state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET person = ?3, variables = ?4, current = ?5, status = ?6,
-             waiting_until = ?7, steps = ?8",
+             waiting_until = ?7, steps = ?8, element_state = ?9",
         params![
             p.id,
             p.flow_id,
@@ -102,8 +122,30 @@ fn upsert(conn: &Connection, p: &ParticipantState) -> Result<(), StoreError> {
             p.current,
             p.status.as_str(),
             p.waiting_until,
-            p.steps as i64
+            p.steps as i64,
+            state
         ],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Appends an entry at the participant's next sequence number, so background entries and
+/// steps never collide.
+fn append(conn: &Connection, participant_id: &str, entry: &JourneyEntry) -> Result<(), StoreError> {
+    let seq: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = ?1",
+            [participant_id],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let mut entry = entry.clone();
+    entry.seq = seq as u64;
+    let text = serde_json::to_string(&entry).map_err(|e| corrupt("journey entry", e))?;
+    conn.execute(
+        "INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)",
+        params![participant_id, seq, text],
     )
     .map_err(db)?;
     Ok(())
@@ -137,16 +179,62 @@ impl StateStore for SqliteStore {
     }
 
     fn record_step(&self, p: &ParticipantState, entry: &JourneyEntry) -> Result<(), StoreError> {
-        let text = serde_json::to_string(entry).map_err(|e| corrupt("journey entry", e))?;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
         upsert(&tx, p)?;
+        append(&tx, &p.id, entry)?;
+        tx.commit().map_err(db)
+    }
+
+    fn append_journey(&self, participant_id: &str, entry: &JourneyEntry) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        append(&tx, participant_id, entry)?;
+        tx.commit().map_err(db)
+    }
+
+    fn take_slot(
+        &self,
+        queue: &str,
+        now: Millis,
+        interval_ms: Millis,
+    ) -> Result<Millis, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let next_free: Option<Millis> = tx
+            .query_row(
+                "SELECT next_free FROM rate_queues WHERE queue = ?1",
+                [queue],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let slot = next_free.map_or(now, |n| n.max(now));
         tx.execute(
-            "INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)",
-            params![p.id, entry.seq as i64, text],
+            "INSERT INTO rate_queues (queue, next_free) VALUES (?1, ?2)
+             ON CONFLICT (queue) DO UPDATE SET next_free = ?2",
+            params![queue, slot + interval_ms],
         )
         .map_err(db)?;
-        tx.commit().map_err(db)
+        tx.commit().map_err(db)?;
+        Ok(slot)
+    }
+
+    fn count_waiting(
+        &self,
+        flow_id: &str,
+        element_id: &str,
+        kind: &str,
+    ) -> Result<u64, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT COUNT(*) FROM participants WHERE flow_id = ?1 AND current = ?2
+                 AND status = 'waiting' AND json_extract(element_state, '$.kind') = ?3",
+                params![flow_id, element_id, kind],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db)
     }
 
     fn save_participant(&self, p: &ParticipantState) -> Result<(), StoreError> {
@@ -157,7 +245,7 @@ impl StateStore for SqliteStore {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT flow_id, person, variables, current, status, waiting_until, steps
+                "SELECT flow_id, person, variables, current, status, waiting_until, steps, element_state
                  FROM participants WHERE id = ?1",
                 [id],
                 |r| {
@@ -169,12 +257,14 @@ impl StateStore for SqliteStore {
                         r.get::<_, String>(4)?,
                         r.get::<_, Option<Millis>>(5)?,
                         r.get::<_, i64>(6)?,
+                        r.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .optional()
             .map_err(db)?;
-        let Some((flow_id, person, vars, current, status, waiting_until, steps)) = row else {
+        let Some((flow_id, person, vars, current, status, waiting_until, steps, state)) = row
+        else {
             return Ok(None);
         };
         Ok(Some(ParticipantState {
@@ -186,6 +276,10 @@ impl StateStore for SqliteStore {
             status: parse_status(&status)?,
             waiting_until,
             steps: steps as u64,
+            element_state: state
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| corrupt(id, e))?,
         }))
     }
 
