@@ -77,6 +77,16 @@ pub struct CompiledFlow {
     nodes: HashMap<String, Node>,
 }
 
+impl std::fmt::Debug for CompiledFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledFlow")
+            .field("id", &self.def.id)
+            .field("elements", &self.def.elements.len())
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
 /// The engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {

@@ -264,12 +264,13 @@ async fn exchange(
     let mut body = req.body;
     let mut redirects = Vec::new();
     loop {
-        check(client, policy, &uri).map_err(|e| match (&e, redirects.is_empty()) {
+        let on_hop = |e: OutboundError| match (&e, redirects.is_empty()) {
             (OutboundError::Denied(m), false) => {
                 OutboundError::Denied(format!("redirect to {uri} refused: {m}"))
             }
             _ => e,
-        })?;
+        };
+        check(client, policy, &uri).map_err(on_hop)?;
         let mut builder = http::Request::builder()
             .method(method.clone())
             .uri(uri.clone());
@@ -282,7 +283,7 @@ async fn exchange(
         let request = builder
             .body(payload)
             .map_err(|e| OutboundError::InvalidRequest(e.to_string()))?;
-        let response = client.send(request).await?;
+        let response = client.send(request).await.map_err(on_hop)?;
         let status = response.status();
         let location = response
             .headers()

@@ -42,7 +42,43 @@ impl Received {
 /// An answer: status, content type, body.
 pub type Answer = (u16, &'static str, String);
 
-type Handler = dyn Fn(&Received) -> Answer + Send + Sync;
+/// A full answer, with any headers.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Reply {
+    /// A reply with a status and a JSON body.
+    pub fn json(status: u16, body: &str) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_owned(),
+        }
+    }
+
+    /// The same reply with one more header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+type Handler = dyn Fn(&Received) -> Reply + Send + Sync;
+
+/// TLS settings for [`TestServer::start_tls`]: a server certificate and its key, PEM.
+pub struct TlsIdentity {
+    /// Certificate chain, PEM.
+    pub cert_pem: String,
+    /// Private key, PEM.
+    pub key_pem: String,
+}
 
 /// A hyper server on 127.0.0.1 with an ephemeral port.
 pub struct TestServer {
@@ -55,6 +91,54 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server that answers every request with `handler`.
     pub async fn start(handler: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Self {
+        Self::start_replying(move |r| {
+            let (status, content_type, body) = handler(r);
+            Reply {
+                status,
+                headers: vec![("content-type".into(), content_type.into())],
+                body,
+            }
+        })
+        .await
+    }
+
+    /// Starts a server whose `handler` sets any headers.
+    pub async fn start_replying(
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::serve(handler, None).await
+    }
+
+    /// Starts an HTTPS server presenting `identity`.
+    pub async fn start_tls(
+        identity: &TlsIdentity,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        Self::serve(
+            handler,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn serve(
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -67,6 +151,7 @@ impl TestServer {
                 };
                 let handler = handler.clone();
                 let log = log.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let handler = handler.clone();
@@ -94,20 +179,28 @@ impl TestServer {
                                     .collect(),
                                 body: body.to_vec(),
                             };
-                            let (status, content_type, text) = handler(&received);
+                            let reply = handler(&received);
                             log.lock().unwrap().push(received);
+                            let mut response = Response::builder().status(reply.status);
+                            for (k, v) in &reply.headers {
+                                response = response.header(k, v);
+                            }
                             Ok::<_, std::convert::Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", content_type)
-                                    .body(Full::new(Bytes::from(text)))
-                                    .unwrap(),
+                                response.body(Full::new(Bytes::from(reply.body))).unwrap(),
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });

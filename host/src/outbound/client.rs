@@ -91,9 +91,16 @@ impl NetworkRules {
 
     fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), String> {
         match special_range(ip) {
-            Some(kind) if !self.allow_private.iter().any(|r| r.contains(ip)) => Err(format!(
-                "{host} is at {ip}, a {kind} address, which is refused; the operator can allow it with outbound.allow_private in flowhost.toml"
-            )),
+            Some(kind) if !self.allow_private.iter().any(|r| r.contains(ip)) => {
+                let at = if host.parse::<IpAddr>().is_ok() {
+                    format!("{ip} is")
+                } else {
+                    format!("{host} is at {ip},")
+                };
+                Err(format!(
+                    "{at} a {kind} address, which is refused; the operator can allow it with outbound.allow_private in flowhost.toml"
+                ))
+            }
             _ => Ok(()),
         }
     }
