@@ -868,3 +868,31 @@ async fn configuration_mistakes_are_reported_at_their_paths() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn set_variable_shares_the_placeholder_syntax() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let def = FlowDef::parse(
+        &json!({"id": "sv", "name": "sv", "entry_points": [{"type": "api", "start": "s"}], "elements": [
+            {"id": "s", "type": "set-variable",
+             "config": {"set": {"greeting": "Hi {{person.firstName}}", "copy": "{{points}}", "n": 1}},
+             "exits": {"next": "missing", "error": "end"}},
+            {"id": "missing", "type": "set-variable", "config": {"set": {"x": "{{nope}}"}}, "exits": {"error": "end"}},
+            {"id": "end", "type": "exit"}]})
+        .to_string(),
+        "sv.json",
+    )
+    .unwrap();
+    let (p, journey) = h.run(def, json!({"points": 5})).await;
+    assert_eq!(p.variables["greeting"], json!("Hi Ada"));
+    assert_eq!(p.variables["copy"], json!(5));
+    assert_eq!(journey[1].exit.as_deref(), Some("error"));
+    assert!(
+        journey[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("variable \"nope\" is not set")
+    );
+}

@@ -62,6 +62,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show how many participants wait in an element: queued by its sending speed, outside
+    /// its delivery window, or waiting to retry.
+    Queue {
+        /// Flow id.
+        flow: String,
+        /// Element id.
+        element: String,
+    },
     /// Print a participant's journey.
     Journey {
         /// Participant id.
@@ -191,11 +199,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engine = engine(&config).await?;
             let name = flow.display().to_string();
             match engine.compile(def, &name) {
-                Ok(f) => println!(
-                    "{name}: flow {:?} is valid ({} elements)",
-                    f.def.id,
-                    f.def.elements.len()
-                ),
+                Ok(f) => {
+                    for w in &f.warnings {
+                        eprintln!("warning: {name}: {w}");
+                    }
+                    println!(
+                        "{name}: flow {:?} is valid ({} elements, {} warnings)",
+                        f.def.id,
+                        f.def.elements.len(),
+                        f.warnings.len()
+                    )
+                }
                 Err(e) => {
                     eprintln!("{e}");
                     return Ok(std::process::ExitCode::FAILURE);
@@ -220,11 +234,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let variables = parse_vars(&vars)?;
             let engine = engine(&config).await?;
             let flow_id = def.id.clone();
-            if let Err(e) = engine.deploy(def, &flow.display().to_string()) {
-                eprintln!("{e}");
-                return Ok(std::process::ExitCode::FAILURE);
+            let name = flow.display().to_string();
+            match engine.deploy(def, &name) {
+                Ok(compiled) => {
+                    for w in &compiled.warnings {
+                        eprintln!("warning: {name}: {w}");
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
             }
             let p = engine.start(&flow_id, person, variables).await?;
+            // Requests sent without waiting finish before the journey is printed.
+            engine.finish_background().await;
             print_participant(&engine, &p, json)?;
         }
         Command::Resume { json } => {
@@ -233,12 +257,23 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 eprintln!("warning: {e}");
             }
             let resumed = engine.resume_due().await?;
+            engine.finish_background().await;
             if !json {
                 println!("{} participants resumed", resumed.len());
             }
             for p in &resumed {
                 print_participant(&engine, p, json)?;
             }
+        }
+        Command::Queue { flow, element } => {
+            let engine = engine(&config).await?;
+            let count = |kind| engine.waiting_count(&flow, &element, kind);
+            println!(
+                "{flow}/{element}: {} queued (sending speed), {} outside the delivery window, {} waiting to retry",
+                count("queued")?,
+                count("window")?,
+                count("retry")?
+            );
         }
         Command::Journey { participant, json } => {
             let engine = engine(&config).await?;

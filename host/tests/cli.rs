@@ -184,3 +184,66 @@ fn run_waits_durably_and_the_journey_survives_the_process() {
         "not due yet"
     );
 }
+
+#[test]
+fn call_api_from_the_command_line_warns_queues_and_hides_secrets() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(flowhost_tests::TestServer::start(|_| {
+        (200, "application/json", r#"{"points": 7}"#.into())
+    }));
+    let dir = workspace();
+    let toml = dir.path().join("flowhost.toml");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config += "\n[call_api]\nsecrets = { crm = \"cli-call-secret\" }\n";
+    std::fs::write(&toml, config).unwrap();
+    let flow = serde_json::json!({
+        "id": "c", "name": "C", "entry_points": [{"type": "api", "start": "points"}],
+        "elements": [
+            {"id": "points", "type": "call-api",
+             "config": {"url": format!("{}/points", srv.url()),
+                        "headers": {"Authorization": "Bearer {{secret.crm}}"},
+                        "response": {"body": {"points": "$.points"}}},
+             "exits": {"2xx": "notify"}},
+            {"id": "notify", "type": "call-api",
+             "config": {"url": format!("{}/notify?p={{{{points}}}}", srv.url()), "method": "POST",
+                        "wait_for_response": false,
+                        "schedule": {"rate": {"requests": 1, "per": "day"}}},
+             "exits": {"next": "end"}},
+            {"id": "end", "type": "exit"}]
+    });
+    std::fs::write(dir.path().join("c.json"), flow.to_string()).unwrap();
+
+    let out = flowhost(dir.path(), &["validate", "c.json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("is valid (3 elements, 1 warnings)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.starts_with(
+            "warning: c.json: elements[0].exits: (element \"points\") no \"error\" exit"
+        ),
+        "{stderr}"
+    );
+
+    // Two participants: the first sends at once, the second queues for a day.
+    for _ in 0..2 {
+        let out = flowhost(dir.path(), &["run", "c.json", "--json"]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stdout.contains("cli-call-secret") && !stderr.contains("cli-call-secret"));
+    }
+    let got = rt.block_on(async { srv.received() });
+    let paths: Vec<&str> = got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/points", "/notify?p=7", "/points"]);
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer cli-call-secret")
+    );
+    let out = flowhost(dir.path(), &["queue", "c", "notify"]);
+    assert_eq!(
+        text(&out).0.trim(),
+        "c/notify: 1 queued (sending speed), 0 outside the delivery window, 0 waiting to retry"
+    );
+}

@@ -1,9 +1,12 @@
 //! `set-variable`: sets flow variables to given values.
 //!
-//! `{"set": {"greeting": "hello", "tries": 0}}`; exit `next`.
+//! `{"set": {"greeting": "Hello {{person.firstName}}", "tries": 0, "copy": "{{points}}"}}`;
+//! strings may hold placeholders ([`crate::template`]; a string that is one placeholder keeps
+//! the value's JSON type). Exit `next`; a missing placeholder value takes `error`.
 
-use super::{BoxFuture, Element, ElementType, StepInput, StepResult, parse_config};
+use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
 use crate::flow::{ElementDef, Issue};
+use crate::template::{JsonTemplate, Ref, Scope};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -15,7 +18,7 @@ struct Config {
     set: Map<String, Value>,
 }
 
-struct SetVariable(Config);
+struct SetVariable(Vec<(String, JsonTemplate)>);
 
 impl ElementType for SetVariableType {
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
@@ -26,24 +29,46 @@ impl ElementType for SetVariableType {
                 "is empty; name at least one variable",
             )]);
         }
-        Ok(Box::new(SetVariable(config)))
+        let mut values = Vec::new();
+        let mut issues = Vec::new();
+        for (name, value) in &config.set {
+            let path = format!("config.set.{name}");
+            match JsonTemplate::parse(value, &path) {
+                Ok(t) if t.refs().iter().any(|r| matches!(r, Ref::Secret(_))) => issues.push(
+                    Issue::new(path, "secrets cannot be copied into flow variables"),
+                ),
+                Ok(t) => values.push((name.clone(), t)),
+                Err((path, e)) => issues.push(Issue::new(path, e)),
+            }
+        }
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Box::new(SetVariable(values)))
     }
 }
 
 impl Element for SetVariable {
     fn exits(&self) -> Vec<String> {
-        vec!["next".into()]
+        vec!["next".into(), super::ERROR_EXIT.into()]
     }
 
-    fn run<'a>(&'a self, _input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
-        Box::pin(async {
+    fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let scope = Scope::new(input.variables, input.person);
             let mut result = StepResult::exit("next");
-            result.set = self
-                .0
-                .set
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            for (name, template) in &self.0 {
+                match template.render(&scope) {
+                    Ok(v) => {
+                        result.set.insert(name.clone(), v);
+                    }
+                    Err(e) => {
+                        return StepResult::new(StepOutcome::Failed(format!(
+                            "cannot set {name}: {e}"
+                        )));
+                    }
+                }
+            }
             result
         })
     }
