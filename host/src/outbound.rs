@@ -341,7 +341,8 @@ async fn exchange(
                     )
                 })
                 .collect(),
-            body: body.to_vec(),
+            // No copy when the collected bytes are not shared.
+            body: Vec::from(body),
             redirects,
         });
     }

@@ -76,18 +76,22 @@ struct Shared {
 impl Shared {
     /// Replaces every secret value in `text` with `[secret:NAME]`.
     fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        let mut text = text.to_owned();
+        self.redact_in_place(&mut text);
+        text
+    }
+
+    fn redact_in_place(&self, text: &mut String) {
         for (name, value) in &self.secrets {
-            if !value.is_empty() && out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), &format!("[secret:{name}]"));
+            if !value.is_empty() && text.contains(value.as_str()) {
+                *text = text.replace(value.as_str(), &format!("[secret:{name}]"));
             }
         }
-        out
     }
 
     fn redact_value(&self, value: &mut Value) {
         match value {
-            Value::String(s) => *s = self.redact(s),
+            Value::String(s) => self.redact_in_place(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
             Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
             _ => {}
@@ -96,7 +100,7 @@ impl Shared {
 
     fn redact_logs(&self, logs: &mut [LogLine]) {
         for line in logs {
-            line.message = self.redact(&line.message);
+            self.redact_in_place(&mut line.message);
         }
     }
 }
@@ -832,7 +836,7 @@ impl Element for CallApi {
                 shared.redact_value(d);
             }
             if let StepOutcome::Failed(reason) = &mut r.outcome {
-                *reason = shared.redact(reason);
+                shared.redact_in_place(reason);
             }
             r
         })
