@@ -409,6 +409,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses() {
+        // Env-sourced secrets inline, since the variables are not set here.
+        let text = include_str!("../../flowhost.example.toml")
+            .replace("{ env = \"SHOP_API_TOKEN\" }", "\"x\"")
+            .replace("{ env = \"CRM_TOKEN\" }", "\"y\"");
+        let config = OperatorConfig::parse(&text, Path::new("flowhost.example.toml")).unwrap();
+        assert_eq!(config.call_api.allow_hosts, ["*"]);
+        assert_eq!(config.call_api.secret_values()["crm_token"], "y");
+        assert_eq!(config.outbound.connect_timeout_ms, 5000);
+        assert_eq!(config.limits_for("order-status").deadline_ms, 5000);
+    }
+
+    #[test]
     fn load_resolves_folders_against_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flowhost.toml");

@@ -3,7 +3,8 @@
 //!
 //! `GET /orders/{id}` with `Authorization: Bearer <token>` answers
 //! `{"id": "...", "status": "shipped" | "processing" | "delivered", "eta": "..."}`, 404 for an
-//! unknown order and 401 for a missing or wrong token.
+//! unknown order and 401 for a missing or wrong token. `GET /loyalty/{person}` answers
+//! `{"person": "...", "points": 600}` (the sample flow's Call API step reads it).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -78,6 +79,12 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::co
             ),
             _ => (404, r#"{"error": "no such order"}"#.into()),
         }
+    } else if let Some(person) = path.strip_prefix("/loyalty/") {
+        let points = person.len() * 150;
+        (
+            200,
+            format!(r#"{{"person": "{person}", "points": {points}}}"#),
+        )
     } else {
         (404, r#"{"error": "not found"}"#.into())
     };

@@ -498,6 +498,10 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         "api_token".into(),
         SecretSource::Value(flowhost::demo::DEMO_TOKEN.into()),
     );
+    config.call_api.secrets.insert(
+        "shop_token".into(),
+        SecretSource::Value(flowhost::demo::DEMO_TOKEN.into()),
+    );
     // The demo keeps its state apart from any real database.
     let state_dir = tempfile_dir()?;
     config.database = state_dir.join("demo.db");
@@ -516,10 +520,12 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() * 1000.0,
         plugin.cache
     );
+    let client = host.http_client().clone();
     let engine = Engine::new(
         Arc::new(SqliteStore::open(&config.database)?),
         Arc::new(SystemClock),
-        ElementTypes::with_plugins(host, Arc::new(registry)),
+        ElementTypes::with_plugins(host, Arc::new(registry))
+            .with_call_api(client, &config.call_api)?,
     );
     let flow = FlowDef::parse(
         include_str!("../../examples/order-updates.json"),
@@ -543,7 +549,10 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             ..Person::default()
         };
-        let vars = BTreeMap::from([("order_id".to_owned(), json!(order))]);
+        let vars = BTreeMap::from([
+            ("order_id".to_owned(), json!(order)),
+            ("shop_url".to_owned(), json!(shop.url())),
+        ]);
         let p = engine.start(&flow_id, person, vars).await?;
         println!();
         print_participant(&engine, &p, false)?;
