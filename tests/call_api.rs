@@ -896,3 +896,46 @@ async fn set_variable_shares_the_placeholder_syntax() {
             .contains("variable \"nope\" is not set")
     );
 }
+
+#[tokio::test]
+async fn a_response_over_the_operator_cap_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut capped = call_api_config();
+    capped.max_response_bytes = 1024;
+    let h = harness_with(dir.path(), 0, outbound(), capped);
+    let srv = TestServer::start_replying(|r| {
+        let size = if r.path == "/big" { 4096 } else { 512 };
+        Reply::json(200, &format!("\"{}\"", "x".repeat(size)))
+    })
+    .await;
+    let (_, journey) = h
+        .run(
+            flow(
+                "small",
+                json!({"url": format!("{}/small", srv.url())}),
+                ALL_EXITS,
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(journey[0].exit.as_deref(), Some("2xx"));
+    let (_, journey) = h
+        .run(
+            flow(
+                "big",
+                json!({"url": format!("{}/big", srv.url())}),
+                ALL_EXITS,
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(journey[0].exit.as_deref(), Some("error"));
+    assert!(
+        journey[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .ends_with("response body larger than 1024 bytes"),
+        "{journey:?}"
+    );
+}
