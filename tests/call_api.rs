@@ -235,8 +235,8 @@ async fn response_headers_status_and_body_map_to_variables() {
     let srv = TestServer::start_replying(|r| match r.path.as_str() {
         "/text" => Reply {
             status: 200,
-            headers: vec![],
             body: "plain words".into(),
+            ..Reply::default()
         },
         _ => Reply::json(
             200,

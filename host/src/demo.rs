@@ -1,10 +1,16 @@
-//! A local stand-in for a shop's order API, used by `flowhost demo` and the tests, so the
-//! sample flow makes real HTTP requests without leaving the machine.
+//! Local stand-ins for the APIs the sample plugins talk to, used by `flowhost demo` and the
+//! tests, so sample flows make real HTTP requests without leaving the machine: a shop's order
+//! API (here), and [`webinar`], [`genai`] and [`crm`] emulators that follow the public APIs'
+//! shapes, auth and error codes.
 //!
 //! `GET /orders/{id}` with `Authorization: Bearer <token>` answers
 //! `{"id": "...", "status": "shipped" | "processing" | "delivered", "eta": "..."}`, 404 for an
 //! unknown order and 401 for a missing or wrong token. `GET /loyalty/{person}` answers
 //! `{"person": "...", "points": 600}` (the sample flow's Call API step reads it).
+
+pub mod crm;
+pub mod genai;
+pub mod webinar;
 
 use bytes::Bytes;
 use http_body_util::Full;

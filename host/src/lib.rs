@@ -8,6 +8,7 @@
 //! - [`outbound`]: the single policy point for outbound HTTP.
 //! - [`template`]: `{{placeholder}}` syntax shared by elements; [`jsonpath`]: RFC 9535 paths.
 //! - [`config`]: the operator's `flowhost.toml`.
+//! - [`testing`]: a recording HTTP server and a harness that runs one plugin without a flow.
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -22,3 +23,4 @@ pub mod person;
 pub mod plugin;
 pub mod store;
 pub mod template;
+pub mod testing;

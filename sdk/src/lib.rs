@@ -37,12 +37,16 @@ mod error;
 pub mod http;
 pub mod log;
 mod manifest;
+pub mod template;
 pub mod variables;
 
 pub use context::{Context, Person};
 pub use error::Error;
 pub use manifest::{Exit, Field, FieldKind, Manifest};
 pub use serde_json::{Value as Json, json};
+
+/// A JSON object, as configuration fields of kind `json` often hold.
+pub type JsonObject = serde_json::Map<String, Json>;
 
 /// The WIT version this SDK builds against.
 pub const WIT_VERSION: &str = "0.1.0";
