@@ -421,7 +421,7 @@ fn print_participant(engine: &Engine, p: &ParticipantState, json: bool) -> anyho
         }
     );
     println!(
-        "  {:>3}  {:<14} {:<28} {:<12} {:<14} {:>9}",
+        "  {:>3}  {:<14} {:<34} {:<18} {:<14} {:>9}",
         "#", "ELEMENT", "TYPE", "EXIT", "NEXT", "TIME"
     );
     for e in &journey {
@@ -437,7 +437,7 @@ fn print_entry(e: &JourneyEntry) {
         (None, None) => "(end)".into(),
     };
     println!(
-        "  {:>3}  {:<14} {:<28} {:<12} {:<14} {:>9}",
+        "  {:>3}  {:<14} {:<34} {:<18} {:<14} {:>9}",
         e.seq,
         e.element_id,
         e.element_type,
@@ -485,10 +485,65 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// The main job: the sample flow, run for four people against a local shop API.
+/// Grants a sample plugin its emulator: host, `base_url` and one secret.
+fn grant_emulator(
+    config: &mut OperatorConfig,
+    plugin: &str,
+    addr: std::net::SocketAddr,
+    base_url: &str,
+    secret: (&str, &str),
+) {
+    let grant = config.plugins.entry(plugin.into()).or_default();
+    grant.allow_hosts.push(addr.to_string());
+    grant
+        .settings
+        .insert("base_url".into(), base_url.to_owned());
+    grant
+        .secrets
+        .insert(secret.0.into(), SecretSource::Value(secret.1.into()));
+}
+
+/// The main job: the sample flows, run against local emulators of the APIs they call.
 async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
+    use flowhost::demo::{crm::CrmApi, genai::ChatApi, webinar::WebinarApi};
     let shop = flowhost::demo::ShopApi::start().await?;
     println!("shop API listening on {}", shop.url());
+    let webinar = WebinarApi::start("demo-zoom-token").await;
+    let chat = ChatApi::start("demo-openai-key").await;
+    let crm = CrmApi::start("demo-hubspot-token").await;
+    println!(
+        "webinar API on {}, chat completions API on {}, CRM API on {}",
+        webinar.url(),
+        chat.url(),
+        crm.url()
+    );
+    grant_emulator(
+        &mut config,
+        "webinar-registration",
+        webinar.server.addr,
+        &webinar.url(),
+        ("api_token", "demo-zoom-token"),
+    );
+    grant_emulator(
+        &mut config,
+        "genai-content",
+        chat.server.addr,
+        &chat.url(),
+        ("api_key", "demo-openai-key"),
+    );
+    config
+        .plugins
+        .entry("genai-content".into())
+        .or_default()
+        .settings
+        .insert("model".into(), "gpt-4o-mini".into());
+    grant_emulator(
+        &mut config,
+        "crm-sync",
+        crm.server.addr,
+        &crm.url(),
+        ("access_token", "demo-hubspot-token"),
+    );
     // The shop emulator is on loopback, which outbound requests may not reach by default.
     config.outbound.allow_private.push("127.0.0.1".into());
     let grant = config.plugins.entry("order-status".into()).or_default();
@@ -507,12 +562,20 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
     config.database = state_dir.join("demo.db");
     let started = std::time::Instant::now();
     let (host, registry) = load_plugins(&config).await?;
-    let Some(plugin) = registry.get("order-status", None) else {
-        bail!(
-            "plugin order-status is not in {}; build it with `./dev plugins`",
-            config.plugins_dir.display()
-        );
-    };
+    for id in [
+        "order-status",
+        "webinar-registration",
+        "genai-content",
+        "crm-sync",
+    ] {
+        if registry.get(id, None).is_none() {
+            bail!(
+                "plugin {id} is not in {}; build the sample plugins with `./dev plugins`",
+                config.plugins_dir.display()
+            );
+        }
+    }
+    let plugin = registry.get("order-status", None).expect("checked above");
     println!(
         "loaded {} plugin(s) from {} in {:.0} ms (order-status: {})",
         registry.len(),
@@ -554,6 +617,32 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
             ("shop_url".to_owned(), json!(shop.url())),
         ]);
         let p = engine.start(&flow_id, person, vars).await?;
+        println!();
+        print_participant(&engine, &p, false)?;
+    }
+
+    let campaign = FlowDef::parse(
+        include_str!("../../examples/webinar-campaign.json"),
+        "examples/webinar-campaign.json",
+    )?;
+    let campaign_id = campaign.id.clone();
+    engine.deploy(campaign, "examples/webinar-campaign.json")?;
+    // Grace twice: the second time she is already registered.
+    for (id, first, last) in [
+        ("grace", "Grace", "Hopper"),
+        ("alan", "Alan", "Turing"),
+        ("grace", "Grace", "Hopper"),
+    ] {
+        let person = Person {
+            id: id.into(),
+            emails: vec![format!("{id}@example.com")],
+            attributes: json!({"firstName": first, "lastName": last})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..Person::default()
+        };
+        let p = engine.start(&campaign_id, person, BTreeMap::new()).await?;
         println!();
         print_participant(&engine, &p, false)?;
     }
