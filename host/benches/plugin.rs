@@ -9,6 +9,8 @@
 //!   `InstancePre` into a bare `Store<()>` and its `execute` called, nothing else.
 //! - `load/compile` vs `load/cache-hit`: compiling a component vs loading it from the AOT
 //!   cache.
+//! - `other-languages/compile/*` vs `other-languages/second-start/*`: the JavaScript and
+//!   Python components compiled, vs a new host loading them from its cache (describe included).
 //! - `engine/one-plugin-step`: a participant through a flow of the trivial plugin and an
 //!   exit, including the SQLite writes after each step.
 
@@ -113,6 +115,42 @@ fn benches(crit: &mut Criterion) {
         cache.load_or_compile(&engine, &wasm).unwrap();
         group.bench_function(format!("cache-hit/{name}"), |b| {
             b.iter(|| cache.load_or_compile(&engine, &wasm).unwrap())
+        });
+    }
+    group.finish();
+
+    // JavaScript and Python components (`./dev other-langs` builds them): a compile, and a
+    // second start of a host that finds them in its cache.
+    let mut group = crit.benchmark_group("other-languages");
+    group.sample_size(10);
+    for (name, file) in [
+        ("js-greeter", "js_greeter.wasm"),
+        ("py-greeter", "py_greeter.wasm"),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/other-langs")
+            .join(file);
+        let Ok(wasm) = std::fs::read(&path) else {
+            eprintln!(
+                "skipping {name}: {} is missing; run ./dev other-langs",
+                path.display()
+            );
+            continue;
+        };
+        group.bench_function(format!("compile/{name}"), |b| {
+            b.iter(|| Component::from_binary(&engine, &wasm).unwrap())
+        });
+        let warm = OperatorConfig {
+            cache_dir: dir.path().join("other-cache"),
+            ..OperatorConfig::default()
+        };
+        rt.block_on(PluginHost::new(&warm).unwrap().load_file(&path))
+            .unwrap();
+        group.bench_function(format!("second-start/{name}"), |b| {
+            b.iter(|| {
+                let host = PluginHost::new(&warm).unwrap();
+                rt.block_on(host.load_file(&path)).unwrap()
+            })
         });
     }
     group.finish();

@@ -21,6 +21,7 @@ pub mod jsonpath;
 pub mod outbound;
 pub mod person;
 pub mod plugin;
+pub mod scaffold;
 pub mod store;
 pub mod template;
 pub mod testing;

@@ -90,6 +90,18 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin crate, ready to build and test.
+    New {
+        /// Plugin id and crate name (lowercase, dashes).
+        name: String,
+        /// Folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// A flowhost checkout to take `flowhost-sdk` and `flowhost` from (default: the one
+        /// this binary was built from, if it is still there; otherwise crates.io).
+        #[arg(long)]
+        flowhost_path: Option<PathBuf>,
+    },
     /// Show what a plugin file declares.
     Inspect {
         /// A `.wasm` component.
@@ -179,6 +191,32 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     );
                 }
             }
+        }
+        Command::Plugins {
+            command:
+                PluginsCommand::New {
+                    name,
+                    dir,
+                    flowhost_path,
+                },
+        } => {
+            use flowhost::scaffold::{Source, new_plugin};
+            let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .map(Path::to_owned);
+            let source =
+                match flowhost_path.or(built_from.filter(|r| r.join("sdk/Cargo.toml").is_file())) {
+                    Some(root) => Source::Path(std::fs::canonicalize(&root).unwrap_or(root)),
+                    None => Source::Registry(env!("CARGO_PKG_VERSION").to_owned()),
+                };
+            new_plugin(&dir, &name, &source)?;
+            let at = dir.join(&name);
+            println!("created {}", at.display());
+            println!(
+                "  cd {} && cargo test      # build the component and run it on the host",
+                at.display()
+            );
+            println!("  cargo build --release --target wasm32-wasip2");
         }
         Command::Plugins {
             command: PluginsCommand::Inspect { file, json },
