@@ -641,15 +641,7 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         ("linus", "9999", "silver"),
     ];
     for (name, order, tier) in people {
-        let person = Person {
-            id: name.into(),
-            emails: vec![format!("{name}@example.com")],
-            attributes: json!({"firstName": name, "tier": tier})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            ..Person::default()
-        };
+        let person = demo_person(name, json!({"firstName": name, "tier": tier}));
         let vars = BTreeMap::from([
             ("order_id".to_owned(), json!(order)),
             ("shop_url".to_owned(), json!(shop.url())),
@@ -671,21 +663,23 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         ("alan", "Alan", "Turing"),
         ("grace", "Grace", "Hopper"),
     ] {
-        let person = Person {
-            id: id.into(),
-            emails: vec![format!("{id}@example.com")],
-            attributes: json!({"firstName": first, "lastName": last})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            ..Person::default()
-        };
+        let person = demo_person(id, json!({"firstName": first, "lastName": last}));
         let p = engine.start(&campaign_id, person, BTreeMap::new()).await?;
         println!();
         print_participant(&engine, &p, false)?;
     }
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(())
+}
+
+/// A demo person with an `@example.com` address.
+fn demo_person(id: &str, attributes: Value) -> Person {
+    Person {
+        id: id.into(),
+        emails: vec![format!("{id}@example.com")],
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+        ..Person::default()
+    }
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
