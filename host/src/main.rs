@@ -61,6 +61,11 @@ enum Command {
         /// Print journeys as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Keep going: resume due participants every MS milliseconds until interrupted
+        /// (Ctrl-C), so waits, delivery windows, sending queues and retries are released on
+        /// time without cron.
+        #[arg(long, value_name = "MS")]
+        watch: Option<u64>,
     },
     /// Show how many participants wait in an element: queued by its sending speed, outside
     /// its delivery window, or waiting to retry.
@@ -289,7 +294,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             engine.finish_background().await;
             print_participant(&engine, &p, json)?;
         }
-        Command::Resume { json } => {
+        Command::Resume { json, watch: None } => {
             let engine = engine(&config).await?;
             for e in engine.load_saved_flows()? {
                 eprintln!("warning: {e}");
@@ -302,6 +307,38 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             for p in &resumed {
                 print_participant(&engine, p, json)?;
             }
+        }
+        Command::Resume {
+            json,
+            watch: Some(every_ms),
+        } => {
+            let engine = engine(&config).await?;
+            let mut tick =
+                tokio::time::interval(std::time::Duration::from_millis(every_ms.max(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            if !json {
+                eprintln!("resuming due participants every {every_ms} ms; Ctrl-C stops");
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    _ = tick.tick() => {}
+                }
+                // Flows deployed by other processes since the last round.
+                for e in engine.load_saved_flows()? {
+                    eprintln!("warning: {e}");
+                }
+                match engine.resume_due().await {
+                    Ok(resumed) => {
+                        for p in &resumed {
+                            print_participant(&engine, p, json)?;
+                        }
+                    }
+                    // A participant of a flow this process cannot run stays waiting.
+                    Err(e) => eprintln!("warning: {e}"),
+                }
+            }
+            engine.finish_background().await;
         }
         Command::Queue { flow, element } => {
             let engine = engine(&config).await?;

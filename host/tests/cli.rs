@@ -247,3 +247,46 @@ fn call_api_from_the_command_line_warns_queues_and_hides_secrets() {
         "c/notify: 1 queued (sending speed), 0 outside the delivery window, 0 waiting to retry"
     );
 }
+
+#[test]
+fn resume_watch_releases_waiting_participants_without_cron() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("flow.json"),
+        r#"{"id": "w", "name": "W", "entry_points": [{"type": "api", "start": "w"}],
+            "elements": [
+              {"id": "w", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "s"}},
+              {"id": "s", "type": "set-variable", "config": {"set": {"done": true}}, "exits": {"next": "e"}},
+              {"id": "e", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["run", "flow.json", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "waiting");
+    let id = summary["participant"].as_str().unwrap().to_owned();
+
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_flowhost"))
+        .current_dir(dir.path())
+        .args(["resume", "--watch", "100", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A process-level check: the participant is released within a few seconds of its time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        let out = flowhost(dir.path(), &["journey", &id, "--json"]);
+        let summary: serde_json::Value =
+            serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
+        if summary["status"] != "waiting" || std::time::Instant::now() > deadline {
+            break summary;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    watcher.kill().unwrap();
+    let _ = watcher.wait();
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["variables"]["done"], true);
+}
