@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod person;
 pub mod plugin;
 pub mod scaffold;
+pub mod secrets;
 pub mod store;
 pub mod template;
 pub mod testing;

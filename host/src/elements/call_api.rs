@@ -43,6 +43,7 @@ use crate::outbound::{
     self, BufferedRequest, BufferedResponse, HostPattern, HttpClient, OutboundError, OutboundPolicy,
 };
 use crate::plugin::capabilities::{LogLevel, LogLine};
+use crate::secrets::Secrets;
 use crate::template::{JsonTemplate, Ref, Scope, Template, TemplateError};
 use schedule::{Retry, Window, WindowConfig, parse_retry_after};
 use serde::Deserialize;
@@ -69,38 +70,14 @@ const FORM: &str = "application/x-www-form-urlencoded";
 struct Shared {
     client: HttpClient,
     policy: OutboundPolicy,
-    secrets: BTreeMap<String, String>,
+    secrets: Secrets,
     max_redirects: u8,
 }
 
 impl Shared {
-    /// Replaces every secret value in `text` with `[secret:NAME]`.
-    fn redact(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        self.redact_in_place(&mut text);
-        text
-    }
-
-    fn redact_in_place(&self, text: &mut String) {
-        for (name, value) in &self.secrets {
-            if !value.is_empty() && text.contains(value.as_str()) {
-                *text = text.replace(value.as_str(), &format!("[secret:{name}]"));
-            }
-        }
-    }
-
-    fn redact_value(&self, value: &mut Value) {
-        match value {
-            Value::String(s) => self.redact_in_place(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
-            _ => {}
-        }
-    }
-
     fn redact_logs(&self, logs: &mut [LogLine]) {
         for line in logs {
-            self.redact_in_place(&mut line.message);
+            self.secrets.redact_in_place(&mut line.message);
         }
     }
 }
@@ -135,7 +112,7 @@ impl CallApiType {
                     max_requests: u32::MAX,
                     max_response_bytes: config.max_response_bytes,
                 },
-                secrets: config.secret_values(),
+                secrets: Secrets::from(config.secret_values()),
                 max_redirects: config.max_redirects,
             }),
         })
@@ -273,7 +250,7 @@ fn check_secrets<'a>(
 ) {
     for r in refs {
         if let Ref::Secret(name) = r
-            && !shared.secrets.contains_key(name)
+            && !shared.secrets.contains(name)
         {
             issues.push(Issue::new(
                 path,
@@ -631,7 +608,8 @@ impl CallApi {
     }
 
     async fn attempt(&self, input: &StepInput<'_>, attempt: u32, first_at: Millis) -> StepResult {
-        let scope = Scope::new(input.variables, input.person).with_secrets(&self.shared.secrets);
+        let scope =
+            Scope::new(input.variables, input.person).with_secrets(self.shared.secrets.as_map());
         let request = match self.render(&scope) {
             Ok(r) => r,
             Err(e) => {
@@ -666,9 +644,9 @@ impl CallApi {
                 };
                 shared.redact_logs(&mut report.logs);
                 if let Some(d) = &mut report.data {
-                    shared.redact_value(d);
+                    shared.secrets.redact_value(d);
                 }
-                report.error = report.error.map(|e| shared.redact(&e));
+                report.error = report.error.map(|e| shared.secrets.redact(&e));
                 report
             }));
             return result;
@@ -830,13 +808,13 @@ impl Element for CallApi {
             let shared = &self.shared;
             shared.redact_logs(&mut r.logs);
             for v in r.set.values_mut() {
-                shared.redact_value(v);
+                shared.secrets.redact_value(v);
             }
             if let Some(d) = &mut r.data {
-                shared.redact_value(d);
+                shared.secrets.redact_value(d);
             }
             if let StepOutcome::Failed(reason) = &mut r.outcome {
-                shared.redact_in_place(reason);
+                shared.secrets.redact_in_place(reason);
             }
             r
         })

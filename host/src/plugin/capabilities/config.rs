@@ -1,6 +1,7 @@
 //! `config`: operator settings and secrets for one plugin, configured once in
 //! `flowhost.toml` and shared by every flow that uses the plugin.
 
+use crate::secrets::Secrets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct ConfigCap {
     settings: Arc<BTreeMap<String, String>>,
-    secrets: Arc<BTreeMap<String, String>>,
+    secrets: Secrets,
 }
 
 impl ConfigCap {
@@ -17,7 +18,10 @@ impl ConfigCap {
         settings: Arc<BTreeMap<String, String>>,
         secrets: Arc<BTreeMap<String, String>>,
     ) -> Self {
-        ConfigCap { settings, secrets }
+        ConfigCap {
+            settings,
+            secrets: Secrets::from(secrets),
+        }
     }
 
     /// A setting.
@@ -27,19 +31,13 @@ impl ConfigCap {
 
     /// A secret.
     pub fn secret(&self, name: &str) -> Option<String> {
-        self.secrets.get(name).cloned()
+        self.secrets.get(name).map(str::to_owned)
     }
 
     /// Replaces every secret value in `text` with `[secret:<name>]`, so journeys, logs and
     /// error messages never carry one.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for (name, value) in self.secrets.iter() {
-            if !value.is_empty() && out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), &format!("[secret:{name}]"));
-            }
-        }
-        out
+        self.secrets.redact(text)
     }
 
     /// Whether any secret is configured.

@@ -1,0 +1,92 @@
+//! Operator secrets, and the one way their values are kept out of journeys, logs, error
+//! messages and stored variables: every secret value is replaced by `[secret:NAME]`.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Named secret values. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Secrets(Arc<BTreeMap<String, String>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl From<BTreeMap<String, String>> for Secrets {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Secrets(Arc::new(map))
+    }
+}
+
+impl From<Arc<BTreeMap<String, String>>> for Secrets {
+    fn from(map: Arc<BTreeMap<String, String>>) -> Self {
+        Secrets(map)
+    }
+}
+
+impl Secrets {
+    /// A secret's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Whether a secret of this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values by name.
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    /// `text` with every secret value replaced by `[secret:NAME]`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        self.redact_in_place(&mut text);
+        text
+    }
+
+    /// Redacts `text` where it is; allocates only when a secret is found.
+    pub fn redact_in_place(&self, text: &mut String) {
+        for (name, value) in self.0.iter() {
+            if !value.is_empty() && text.contains(value.as_str()) {
+                *text = text.replace(value.as_str(), &format!("[secret:{name}]"));
+            }
+        }
+    }
+
+    /// Redacts every string inside a JSON value.
+    pub fn redact_value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => self.redact_in_place(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redacts_text_and_json_and_hides_values_from_debug() {
+        let s = Secrets::from(BTreeMap::from([("token".to_owned(), "s3cr3t".to_owned())]));
+        assert_eq!(s.redact("Bearer s3cr3t!"), "Bearer [secret:token]!");
+        let mut v = json!({"a": ["x s3cr3t", 1], "b": "clean"});
+        s.redact_value(&mut v);
+        assert_eq!(v, json!({"a": ["x [secret:token]", 1], "b": "clean"}));
+        assert_eq!(format!("{s:?}"), r#"{"token"}"#);
+    }
+}
