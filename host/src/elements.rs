@@ -1,12 +1,16 @@
 //! Elements: the steps of a flow. Built-ins (one file each) and plugins implement the same
 //! [`Element`] trait, so the engine never asks which kind it runs.
 
+mod add_to_flow;
 mod branch;
 pub mod call_api;
+mod evaluate_inbound;
 mod exit;
 mod plugin;
 mod set_variable;
-mod wait;
+mod start_chatbot;
+mod start_conversation;
+pub(crate) mod wait;
 
 pub use plugin::PluginElementType;
 
@@ -46,8 +50,30 @@ pub struct StepInput<'a> {
     pub resumed: bool,
     /// What the element kept when the participant started waiting in it.
     pub state: Option<&'a Value>,
-    /// The engine's store, for elements with durable shared state (rate-limited queues).
+    /// The engine's store, for elements with durable shared state (rate-limited queues,
+    /// people, conversations, chatbot sessions).
     pub store: &'a dyn StateStore,
+    /// The event that woke the participant ([`StepOutcome::WaitFor`]), when one did.
+    pub event: Option<&'a Value>,
+    /// The other flows, for elements that enter participants into them.
+    pub flows: &'a dyn FlowDirectory,
+}
+
+/// What elements may ask about the deployed flows.
+pub trait FlowDirectory: Send + Sync {
+    /// The element where Add to Flow enters `flow_id` (its Existing Flow entry point), or
+    /// why it cannot enter it.
+    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String>;
+}
+
+/// A directory with no flows, for running one element on its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFlows;
+
+impl FlowDirectory for NoFlows {
+    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String> {
+        Err(format!("flow {flow_id:?} is not deployed"))
+    }
 }
 
 /// How a step ends.
@@ -57,6 +83,15 @@ pub enum StepOutcome {
     Exit(String),
     /// Wait until this time, then run the element again with `resumed`.
     Wait(Millis),
+    /// Wait for an event on `key` (woken through [`crate::store::StateStore::wake`]) or
+    /// until `until`, whichever comes first; then run the element again with `resumed` and
+    /// the event, if one came.
+    WaitFor {
+        /// What wakes the participant (`inbound:sms:385911234567:INFO`).
+        key: String,
+        /// When it resumes without an event; `None`: only an event wakes it.
+        until: Option<Millis>,
+    },
     /// End the flow for the participant.
     End,
     /// The element failed; the engine takes its `error` exit, or stops the participant.
@@ -79,6 +114,11 @@ pub struct StepResult {
     /// Work that finishes after the participant has moved on; its report is appended to the
     /// journey.
     pub background: Option<BoxFuture<'static, BackgroundReport>>,
+    /// Participants to enter into other flows (Add to Flow), written with this step and run
+    /// after it.
+    pub enter: Vec<crate::store::ParticipantState>,
+    /// Participants this step woke (through the store) that the engine should run next.
+    pub wake: Vec<String>,
 }
 
 impl std::fmt::Debug for StepResult {
@@ -90,6 +130,8 @@ impl std::fmt::Debug for StepResult {
             .field("data", &self.data)
             .field("state", &self.state)
             .field("background", &self.background.is_some())
+            .field("enter", &self.enter)
+            .field("wake", &self.wake)
             .finish()
     }
 }
@@ -115,6 +157,8 @@ impl StepResult {
             data: None,
             state: None,
             background: None,
+            enter: Vec::new(),
+            wake: Vec::new(),
         }
     }
 
@@ -150,13 +194,24 @@ pub trait ElementType: Send + Sync {
 }
 
 /// Names of the built-in element types.
-pub const BUILTINS: &[&str] = &["exit", "branch", "set-variable", "wait", "call-api"];
+pub const BUILTINS: &[&str] = &[
+    "exit",
+    "branch",
+    "set-variable",
+    "wait",
+    "call-api",
+    "add-to-flow",
+    "evaluate-inbound",
+    "start-conversation",
+    "start-chatbot",
+];
 
 /// Every element type the engine knows: the built-ins and the loaded plugins.
 #[derive(Clone)]
 pub struct ElementTypes {
     builtins: BTreeMap<&'static str, Arc<dyn ElementType>>,
     plugins: Option<(PluginHost, Arc<PluginRegistry>)>,
+    http: crate::outbound::HttpClient,
 }
 
 impl Default for ElementTypes {
@@ -173,6 +228,21 @@ impl ElementTypes {
         builtins.insert("branch", Arc::new(branch::BranchType));
         builtins.insert("set-variable", Arc::new(set_variable::SetVariableType));
         builtins.insert("wait", Arc::new(wait::WaitType));
+        builtins.insert("add-to-flow", Arc::new(add_to_flow::AddToFlowType));
+        builtins.insert(
+            "evaluate-inbound",
+            Arc::new(evaluate_inbound::EvaluateInboundType),
+        );
+        builtins.insert(
+            "start-conversation",
+            Arc::new(start_conversation::StartConversationType),
+        );
+        builtins.insert(
+            "start-chatbot",
+            Arc::new(start_chatbot::StartChatbotType::new(
+                crate::outbound::HttpClient::with_defaults(),
+            )),
+        );
         builtins.insert(
             "call-api",
             Arc::new(
@@ -186,6 +256,7 @@ impl ElementTypes {
         ElementTypes {
             builtins,
             plugins: None,
+            http: crate::outbound::HttpClient::with_defaults(),
         }
     }
 
@@ -204,10 +275,20 @@ impl ElementTypes {
         config: &crate::config::CallApiConfig,
     ) -> Result<Self, call_api::CallApiConfigError> {
         self.builtins.insert(
+            "start-chatbot",
+            Arc::new(start_chatbot::StartChatbotType::new(client.clone())),
+        );
+        self.http = client.clone();
+        self.builtins.insert(
             "call-api",
             Arc::new(call_api::CallApiType::new(client, config)?),
         );
         Ok(self)
+    }
+
+    /// The outbound client built-ins use (Call API, chatbot webhooks).
+    pub fn http(&self) -> &crate::outbound::HttpClient {
+        &self.http
     }
 
     /// Registers another built-in type (used by later element modules and embedders).
@@ -263,6 +344,12 @@ impl ElementTypes {
                 )
             })
     }
+}
+
+/// Checks that need the whole flow and the account, run when a flow is activated (Start
+/// chatbot's placement, sender and chatbot).
+pub(crate) fn activation_issues(def: &crate::flow::FlowDef, store: &dyn StateStore) -> Vec<Issue> {
+    start_chatbot::activation_issues(def, store)
 }
 
 /// Parses an element's `config` into `T`, turning serde's complaint into an issue at the

@@ -21,13 +21,22 @@
 //! ```
 
 use crate::clock::{Clock, Millis};
-use crate::elements::{
-    BackgroundReport, ERROR_EXIT, Element, ElementTypes, StepInput, StepOutcome,
+use crate::answers::{Answers, BotEvent};
+use crate::conversations::Conversations;
+use crate::messaging::{
+    Author, Delivery, InboundMessage, LAST_INBOUND_MESSAGE, LoggedMessage, log_message,
+    new_message_id,
 };
-use crate::flow::{FlowDef, FlowError, FlowStatus, Issue};
+use crate::person::{ContactKind, People};
+use crate::elements::{
+    BackgroundReport, ERROR_EXIT, Element, ElementTypes, FlowDirectory, StepInput, StepOutcome,
+};
+use crate::flow::{EntryKind, FlowDef, FlowError, FlowStatus, Issue};
 use crate::person::Person;
 use crate::plugin::capabilities::{LogLevel, LogLine};
-use crate::store::{JourneyEntry, ParticipantState, StateStore, Status, StoreError};
+use crate::store::{
+    ElementCounts, JourneyEntry, ParticipantState, StateStore, Status, StepWrite, StoreError,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -35,6 +44,10 @@ use std::time::Instant;
 
 /// Steps one participant may take in one go without waiting; more means the flow loops.
 pub const MAX_STEPS_PER_RUN: usize = 1000;
+
+/// Participants one call runs after the one it was about (entered by Add to Flow, woken by
+/// an event); the rest stay queued for [`Engine::resume_due`].
+pub const MAX_FOLLOW_UPS: usize = 1000;
 
 /// A failure of the engine itself (not of an element, which ends on its error exit).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +67,27 @@ pub enum EngineError {
     /// No such participant.
     #[error("no participant {0:?}")]
     UnknownParticipant(String),
+    /// The flow has no entry point of the kind asked for.
+    #[error("flow {id:?} has no {kind} entry point; add {{\"type\": \"{kind}\", \"start\": \"<element id>\"}} to its entry_points")]
+    NoEntryPoint {
+        /// Flow id.
+        id: String,
+        /// The kind (`api`, …).
+        kind: &'static str,
+    },
+    /// A lifecycle change that is not allowed.
+    #[error("flow {id:?} cannot go from {from} to {to}; allowed: draft -> active -> finished, draft or active -> canceled")]
+    StatusChange {
+        /// Flow id.
+        id: String,
+        /// Current status.
+        from: &'static str,
+        /// Asked status.
+        to: &'static str,
+    },
+    /// A request about people, conversations or chatbots that cannot be done.
+    #[error("{0}")]
+    Rejected(String),
     /// The flow cannot run.
     #[error(transparent)]
     Invalid(#[from] FlowError),
@@ -99,11 +133,25 @@ struct Inner {
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    answers: Answers,
+}
+
+/// Analytics of one element.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ElementAnalytics {
+    /// Element id.
+    pub element_id: String,
+    /// Element type.
+    pub element_type: String,
+    /// Entered, left per exit, waiting now.
+    #[serde(flatten)]
+    pub counts: ElementCounts,
 }
 
 impl Engine {
     /// An engine over `store`, telling time by `clock`, knowing `types`.
     pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>, types: ElementTypes) -> Self {
+        let answers = Answers::new(types.http().clone());
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -111,13 +159,30 @@ impl Engine {
                 types,
                 flows: RwLock::new(HashMap::new()),
                 background: Default::default(),
+                answers,
             }),
         }
     }
 
+    /// The engine's store.
+    pub fn store(&self) -> &dyn StateStore {
+        self.inner.store.as_ref()
+    }
+
     /// Checks a flow completely (structure, element types, configuration, exits) and builds
-    /// it. `source_name` (a file name) prefixes every issue.
+    /// it. `source_name` (a file name) prefixes every issue. An active flow also gets the
+    /// activation checks that look at the account (chatbots, Answers).
     pub fn compile(&self, def: FlowDef, source_name: &str) -> Result<CompiledFlow, FlowError> {
+        let activate = def.status == FlowStatus::Active;
+        self.compile_as(def, source_name, activate)
+    }
+
+    fn compile_as(
+        &self,
+        def: FlowDef,
+        source_name: &str,
+        activate: bool,
+    ) -> Result<CompiledFlow, FlowError> {
         let mut issues = def.check_structure();
         let mut warnings = Vec::new();
         let mut nodes = HashMap::new();
@@ -172,6 +237,12 @@ impl Engine {
                 );
             }
         }
+        if activate && issues.is_empty() {
+            issues.extend(crate::elements::activation_issues(
+                &def,
+                self.inner.store.as_ref(),
+            ));
+        }
         if issues.is_empty() {
             Ok(CompiledFlow {
                 def,
@@ -210,7 +281,10 @@ impl Engine {
         let mut errors = Vec::new();
         for (id, text) in self.inner.store.flows()? {
             let source = format!("saved flow {id:?}");
-            match FlowDef::parse(&text, &source).and_then(|def| self.compile(def, &source)) {
+            // Saved flows were checked when activated; what the account looked like then
+            // is not checked again, so their participants can always continue.
+            match FlowDef::parse(&text, &source).and_then(|def| self.compile_as(def, &source, false))
+            {
                 Ok(flow) => {
                     self.inner
                         .flows
@@ -234,11 +308,37 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownFlow(id.to_owned()))
     }
 
-    /// Enters a person into a flow at its first API entry point and runs them until the flow
-    /// ends or they wait.
+    /// Enters a person into a flow at its API entry point and runs them until the flow ends
+    /// or they wait (and then the participants they entered into other flows).
     pub async fn start(
         &self,
         flow_id: &str,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        self.start_at(flow_id, EntryKind::Api, person, variables)
+            .await
+    }
+
+    /// Enters the person with id `person_id` from People into a flow at its API entry point.
+    pub async fn start_person(
+        &self,
+        flow_id: &str,
+        person_id: &str,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        let person = self
+            .inner
+            .store
+            .person(person_id)?
+            .ok_or_else(|| EngineError::Rejected(format!("no person {person_id:?} in People")))?;
+        self.start(flow_id, person, variables).await
+    }
+
+    pub(crate) async fn start_at(
+        &self,
+        flow_id: &str,
+        kind: EntryKind,
         person: Person,
         variables: BTreeMap<String, Value>,
     ) -> Result<ParticipantState, EngineError> {
@@ -249,23 +349,73 @@ impl Engine {
                 status: flow.def.status,
             });
         }
-        let start = flow.def.entry_points[0].start.clone();
-        let state = ParticipantState {
-            id: format!("p-{}", uuid::Uuid::new_v4().simple()),
-            flow_id: flow_id.to_owned(),
-            person,
-            variables,
-            current: Some(start),
-            status: Status::Running,
-            waiting_until: None,
-            steps: 0,
-            element_state: None,
-        };
+        let entry = flow
+            .def
+            .entry_points
+            .iter()
+            .find(|e| e.kind == kind)
+            .ok_or(EngineError::NoEntryPoint {
+                id: flow_id.to_owned(),
+                kind: kind.as_str(),
+            })?;
+        let state = ParticipantState::new(flow_id, &entry.start, person, variables);
         self.inner.store.insert_participant(&state)?;
-        self.advance(&flow, state, false).await
+        let mut follow = Vec::new();
+        let state = self.advance(&flow, state, false, &mut follow).await?;
+        self.follow_up(follow).await?;
+        Ok(state)
     }
 
-    /// Resumes every waiting participant whose time has come; returns their new states.
+    /// Runs participants entered or woken by the steps just taken, and the ones they enter
+    /// or wake in turn, up to [`MAX_FOLLOW_UPS`].
+    pub(crate) async fn follow_up(
+        &self,
+        mut queue: Vec<String>,
+    ) -> Result<Vec<ParticipantState>, EngineError> {
+        let mut done = Vec::new();
+        let mut next = 0;
+        while next < queue.len() && next < MAX_FOLLOW_UPS {
+            let id = queue[next].clone();
+            next += 1;
+            if let Some(state) = self.run_claimed(&id, &mut queue).await? {
+                done.push(state);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Claims a waiting or queued participant and runs it; `None` when another engine has it.
+    async fn run_claimed(
+        &self,
+        id: &str,
+        follow: &mut Vec<String>,
+    ) -> Result<Option<ParticipantState>, EngineError> {
+        let Some(before) = self.inner.store.claim(id)? else {
+            return Ok(None);
+        };
+        let state = self
+            .inner
+            .store
+            .participant(id)?
+            .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
+        let flow = match self.flow(&state.flow_id) {
+            Ok(f) => f,
+            Err(e) => {
+                // Put it back: a later engine with the flow can resume it.
+                let mut state = state;
+                state.status = before;
+                self.inner.store.save_participant(&state)?;
+                return Err(e);
+            }
+        };
+        Ok(Some(
+            self.advance(&flow, state, before == Status::Waiting, follow)
+                .await?,
+        ))
+    }
+
+    /// Resumes every waiting participant whose time has come (and queued ones); returns
+    /// their new states.
     pub async fn resume_due(&self) -> Result<Vec<ParticipantState>, EngineError> {
         let now = self.inner.clock.now_ms();
         let mut resumed = Vec::new();
@@ -276,32 +426,266 @@ impl Engine {
             }
             let mut progressed = false;
             for id in due {
-                if !self.inner.store.claim(&id)? {
-                    continue;
+                let mut follow = Vec::new();
+                if let Some(state) = self.run_claimed(&id, &mut follow).await? {
+                    progressed = true;
+                    resumed.push(state);
                 }
-                progressed = true;
-                let state = self
-                    .inner
-                    .store
-                    .participant(&id)?
-                    .ok_or_else(|| EngineError::UnknownParticipant(id.clone()))?;
-                let flow = match self.flow(&state.flow_id) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        // Put it back: a later engine with the flow can resume it.
-                        let mut state = state;
-                        state.status = Status::Waiting;
-                        self.inner.store.save_participant(&state)?;
-                        return Err(e);
-                    }
-                };
-                resumed.push(self.advance(&flow, state, true).await?);
+                resumed.extend(self.follow_up(follow).await?);
             }
             if !progressed {
                 break;
             }
         }
         Ok(resumed)
+    }
+
+    /// Changes a flow's lifecycle status. Activating runs the activation checks; canceling
+    /// stops the participants waiting in it (with a journey entry).
+    pub fn set_flow_status(&self, flow_id: &str, to: FlowStatus) -> Result<(), EngineError> {
+        let flow = self.flow(flow_id)?;
+        let from = flow.def.status;
+        if !from.can_become(to) {
+            return Err(EngineError::StatusChange {
+                id: flow_id.to_owned(),
+                from: from.as_str(),
+                to: to.as_str(),
+            });
+        }
+        let mut def = flow.def.clone();
+        def.status = to;
+        let source = format!("flow {flow_id:?}");
+        let compiled = if to == FlowStatus::Active && from != FlowStatus::Active {
+            self.compile_as(def, &source, true)?
+        } else {
+            self.compile_as(def, &source, false)?
+        };
+        let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
+        self.inner.store.save_flow(flow_id, &text)?;
+        self.inner
+            .flows
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(flow_id.to_owned(), Arc::new(compiled));
+        if to == FlowStatus::Canceled {
+            for id in self
+                .inner
+                .store
+                .participants_of(flow_id, &[Status::Waiting, Status::Queued])?
+            {
+                if self.inner.store.claim(&id)?.is_none() {
+                    continue;
+                }
+                let mut p = self.participant(&id)?;
+                let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
+                entry.error = Some(format!("flow {flow_id:?} was canceled"));
+                p.status = Status::Canceled;
+                p.waiting_until = None;
+                p.wait_key = None;
+                p.current = None;
+                p.steps += 1;
+                self.inner
+                    .store
+                    .record_step(&p, &entry, StepWrite::default())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A deployed flow's definition.
+    pub fn flow_def(&self, flow_id: &str) -> Result<FlowDef, EngineError> {
+        Ok(self.flow(flow_id)?.def.clone())
+    }
+
+    /// Ids of the deployed flows.
+    pub fn flow_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .inner
+            .flows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Per element of a flow, in definition order: participants entered, left per exit, and
+    /// waiting now.
+    pub fn analytics(&self, flow_id: &str) -> Result<Vec<ElementAnalytics>, EngineError> {
+        let flow = self.flow(flow_id)?;
+        let mut counts = self.inner.store.element_counts(flow_id)?;
+        Ok(flow
+            .def
+            .elements
+            .iter()
+            .map(|el| ElementAnalytics {
+                element_id: el.id.clone(),
+                element_type: flow
+                    .nodes
+                    .get(&el.id)
+                    .map_or_else(|| el.kind.clone(), |n| n.type_name.clone()),
+                counts: counts.remove(&el.id).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Takes in a message a person sent to one of our senders and routes it (see
+    /// [`crate::messaging`] for the order): to an open agent conversation, a running chatbot
+    /// session, participants waiting for it, or flows it starts. Every message is logged.
+    pub async fn receive_inbound(
+        &self,
+        mut message: InboundMessage,
+    ) -> Result<Delivery, EngineError> {
+        let store = self.inner.store.as_ref();
+        let now = self.inner.clock.now_ms();
+        let contact = message
+            .contact()
+            .map_err(|e| EngineError::Rejected(format!("inbound message: from: {e}")))?;
+        if message.to.trim().is_empty() {
+            return Err(EngineError::Rejected(
+                "inbound message: to (our sender) is empty".into(),
+            ));
+        }
+        message.received_at.get_or_insert(now);
+        let agents = Conversations::new(store);
+        if let Some(mut conversation) = agents
+            .active_for(message.channel, &contact, &message.to)
+            .map_err(|e| EngineError::Rejected(e.to_string()))?
+        {
+            let logged = self.log_inbound(&message, &contact)?;
+            conversation.messages.push(logged);
+            agents
+                .save(&conversation)
+                .map_err(|e| EngineError::Rejected(e.to_string()))?;
+            return Ok(Delivery::Conversation {
+                id: conversation.id,
+            });
+        }
+        if let Some(session) =
+            Answers::running_session(store, message.channel, &contact, &message.to)?
+        {
+            let id = session.id.clone();
+            let (woken, failure) = self
+                .inner
+                .answers
+                .message(store, session, &message.text, now)
+                .await?;
+            if let Some(failure) = failure {
+                eprintln!("flowhost: chatbot session {id}: {failure}");
+            }
+            self.follow_up(woken).await?;
+            return Ok(Delivery::Chatbot { session: id });
+        }
+        self.log_inbound(&message, &contact)?;
+        let key = InboundMessage::wait_key(message.channel, &contact, &message.to);
+        let event = serde_json::to_value(&message).expect("messages serialize");
+        let woken = store.wake(&key, &event, now)?;
+        if !woken.is_empty() {
+            self.follow_up(woken.clone()).await?;
+            return Ok(Delivery::Waiting {
+                participants: woken,
+            });
+        }
+        let mut started = Vec::new();
+        let sender = crate::messaging::sender_key(&message.to);
+        for flow_id in self.flow_ids() {
+            let Ok(flow) = self.flow(&flow_id) else {
+                continue;
+            };
+            if flow.def.status != FlowStatus::Active {
+                continue;
+            }
+            let takes = flow.def.entry_points.iter().any(|e| {
+                e.kind == EntryKind::InboundMessage
+                    && e.channel == Some(message.channel)
+                    && e.sender.as_deref().map(crate::messaging::sender_key) == Some(sender.clone())
+                    && e.keyword.as_deref().is_none_or(|k| {
+                        message
+                            .text
+                            .split_whitespace()
+                            .next()
+                            .is_some_and(|w| w.eq_ignore_ascii_case(k))
+                    })
+            });
+            if !takes {
+                continue;
+            }
+            let person = match store.person_by_contact(&contact.key())? {
+                Some(p) => p,
+                None => People::new(store)
+                    .create(Person {
+                        phones: (contact.kind == ContactKind::Phone)
+                            .then(|| contact.to_string())
+                            .into_iter()
+                            .collect(),
+                        emails: (contact.kind == ContactKind::Email)
+                            .then(|| contact.value.clone())
+                            .into_iter()
+                            .collect(),
+                        external_id: (contact.kind == ContactKind::ExternalId)
+                            .then(|| contact.value.clone()),
+                        ..Person::default()
+                    })
+                    .map_err(|e| EngineError::Rejected(e.to_string()))?,
+            };
+            let variables =
+                BTreeMap::from([(LAST_INBOUND_MESSAGE.to_owned(), message.as_variable())]);
+            let p = self
+                .start_at(&flow_id, EntryKind::InboundMessage, person, variables)
+                .await?;
+            started.push(p.id);
+        }
+        if started.is_empty() {
+            Ok(Delivery::Unrouted)
+        } else {
+            Ok(Delivery::Started {
+                participants: started,
+            })
+        }
+    }
+
+    fn log_inbound(
+        &self,
+        message: &InboundMessage,
+        contact: &crate::person::Contact,
+    ) -> Result<LoggedMessage, EngineError> {
+        let logged = LoggedMessage {
+            id: new_message_id(),
+            channel: message.channel,
+            contact: contact.key(),
+            sender: message.to.clone(),
+            author: Author::Person,
+            by: None,
+            text: message.text.clone(),
+            at: message.received_at.unwrap_or_else(|| self.now()),
+        };
+        log_message(self.inner.store.as_ref(), &logged)?;
+        Ok(logged)
+    }
+
+    /// Applies something a chatbot reports outside a turn (a webhook bot replying later,
+    /// or ending the session), and runs the participant it wakes.
+    pub async fn chatbot_event(
+        &self,
+        session_id: &str,
+        event: &BotEvent,
+    ) -> Result<Vec<ParticipantState>, EngineError> {
+        let woken = self
+            .inner
+            .answers
+            .event(self.inner.store.as_ref(), session_id, event, self.now())
+            .map_err(|e| EngineError::Rejected(e.to_string()))?;
+        self.follow_up(woken).await
+    }
+
+    /// Stops (deactivates) a chatbot; participants in its sessions leave by their
+    /// `deactivated` exit.
+    pub async fn stop_chatbot(&self, bot_id: &str) -> Result<Vec<ParticipantState>, EngineError> {
+        let woken = Answers::stop(self.inner.store.as_ref(), bot_id, self.now())
+            .map_err(|e| EngineError::Rejected(e.to_string()))?;
+        self.follow_up(woken).await
     }
 
     /// The current time by the engine's clock.
@@ -387,9 +771,18 @@ impl Engine {
         flow: &CompiledFlow,
         mut p: ParticipantState,
         mut resumed: bool,
+        follow: &mut Vec<String>,
     ) -> Result<ParticipantState, EngineError> {
         p.status = Status::Running;
         p.waiting_until = None;
+        p.wait_key = None;
+        let mut event = p.event.take();
+        // A person kept in People may have changed since (Add to Flow updates attributes).
+        if !p.person.id.is_empty()
+            && let Some(person) = self.inner.store.person(&p.person.id)?
+        {
+            p.person = person;
+        }
         for _ in 0..MAX_STEPS_PER_RUN {
             let Some(current) = p.current.clone() else {
                 p.status = Status::Completed;
@@ -406,7 +799,9 @@ impl Engine {
                 ));
                 p.steps += 1;
                 p.current = None;
-                self.inner.store.record_step(&p, &entry)?;
+                self.inner
+                    .store
+                    .record_step(&p, &entry, StepWrite::default())?;
                 return Ok(p);
             };
             let now = self.inner.clock.now_ms();
@@ -423,9 +818,13 @@ impl Engine {
                     resumed,
                     state: p.element_state.as_ref(),
                     store: self.inner.store.as_ref(),
+                    event: event.as_ref(),
+                    flows: self,
                 })
                 .await;
+            let entered = !resumed;
             resumed = false;
+            event = None;
             p.element_state = None;
             if let Some(work) = result.background {
                 self.spawn_background(&p, &current, &node.type_name, work);
@@ -439,58 +838,35 @@ impl Engine {
             entry.variables_changed = result.set;
             entry.logs = result.logs;
             entry.data = result.data;
-            let mut finished = false;
-            match result.outcome {
-                StepOutcome::Exit(exit) => {
-                    p.current = node.exits.get(&exit).cloned();
-                    entry.next = p.current.clone();
-                    entry.exit = Some(exit);
-                }
-                StepOutcome::Wait(until) => {
-                    p.element_state = result.state;
-                    p.status = Status::Waiting;
-                    p.waiting_until = Some(until);
-                    entry.waiting_until = Some(until);
+            let write = StepWrite {
+                entered,
+                enter: &result.enter,
+            };
+            follow.extend(result.enter.iter().map(|e| e.id.clone()));
+            follow.extend(result.wake);
+            let (key, until) = match result.outcome {
+                StepOutcome::Wait(until) => (None, Some(until)),
+                StepOutcome::WaitFor { key, until } => (Some(key), until),
+                outcome => {
+                    self.leave(node, &current, outcome, &mut p, &mut entry);
                     p.steps += 1;
                     entry.seq = p.steps;
-                    self.inner.store.record_step(&p, &entry)?;
-                    return Ok(p);
-                }
-                StepOutcome::End => {
-                    p.current = None;
-                }
-                StepOutcome::Failed(reason) => {
-                    entry.error = Some(reason);
-                    match node.exits.get(ERROR_EXIT) {
-                        Some(next) => {
-                            p.current = Some(next.clone());
-                            entry.next = p.current.clone();
-                            entry.exit = Some(ERROR_EXIT.to_owned());
-                        }
-                        None => {
-                            entry.logs.push(LogLine {
-                                level: LogLevel::Error,
-                                message: format!(
-                                    "element {current:?} failed and its error exit is not connected; the participant stops here"
-                                ),
-                            });
-                            p.current = None;
-                            p.status = Status::Failed;
-                            finished = true;
-                        }
+                    self.inner.store.record_step(&p, &entry, write)?;
+                    if p.status != Status::Running {
+                        return Ok(p);
                     }
+                    continue;
                 }
-            }
-            if p.current.is_none() && !finished {
-                p.status = Status::Completed;
-                finished = true;
-            }
+            };
+            p.element_state = result.state;
+            p.status = Status::Waiting;
+            p.waiting_until = until;
+            p.wait_key = key;
+            entry.waiting_until = until;
             p.steps += 1;
             entry.seq = p.steps;
-            self.inner.store.record_step(&p, &entry)?;
-            if finished {
-                return Ok(p);
-            }
+            self.inner.store.record_step(&p, &entry, write)?;
+            return Ok(p);
         }
         p.status = Status::Failed;
         let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
@@ -499,8 +875,58 @@ impl Engine {
         ));
         p.steps += 1;
         entry.seq = p.steps;
-        self.inner.store.record_step(&p, &entry)?;
+        self.inner
+            .store
+            .record_step(&p, &entry, StepWrite::default())?;
         Ok(p)
+    }
+
+    /// Applies an outcome that leaves the element (or ends the participant there).
+    fn leave(
+        &self,
+        node: &Node,
+        current: &str,
+        outcome: StepOutcome,
+        p: &mut ParticipantState,
+        entry: &mut JourneyEntry,
+    ) {
+        match outcome {
+            StepOutcome::Exit(exit) => {
+                p.current = node.exits.get(&exit).cloned();
+                entry.next = p.current.clone();
+                entry.exit = Some(exit);
+            }
+            StepOutcome::Wait(_) | StepOutcome::WaitFor { .. } => {
+                unreachable!("waits are handled by the caller")
+            }
+            StepOutcome::End => {
+                p.current = None;
+            }
+            StepOutcome::Failed(reason) => {
+                entry.error = Some(reason);
+                match node.exits.get(ERROR_EXIT) {
+                    Some(next) => {
+                        p.current = Some(next.clone());
+                        entry.next = p.current.clone();
+                        entry.exit = Some(ERROR_EXIT.to_owned());
+                    }
+                    None => {
+                        entry.logs.push(LogLine {
+                            level: LogLevel::Error,
+                            message: format!(
+                                "element {current:?} failed and its error exit is not connected; the participant stops here"
+                            ),
+                        });
+                        p.current = None;
+                        p.status = Status::Failed;
+                        return;
+                    }
+                }
+            }
+        }
+        if p.current.is_none() {
+            p.status = Status::Completed;
+        }
     }
 
     /// A journey entry for the participant's next step, to be filled in.
@@ -519,5 +945,25 @@ impl Engine {
             waiting_until: None,
             duration_us: 0,
         }
+    }
+}
+
+impl FlowDirectory for Engine {
+    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String> {
+        let flow = self
+            .flow(flow_id)
+            .map_err(|_| format!("flow {flow_id:?} is not deployed"))?;
+        if flow.def.status != FlowStatus::Active {
+            return Err(format!(
+                "flow {flow_id:?} is {}, not active",
+                flow.def.status.as_str()
+            ));
+        }
+        flow.def
+            .entry_points
+            .iter()
+            .find(|e| e.kind == EntryKind::ExistingFlow)
+            .map(|e| e.start.clone())
+            .ok_or_else(|| format!("flow {flow_id:?} has no existing-flow entry point"))
     }
 }

@@ -41,6 +41,10 @@ pub struct FlowDef {
 }
 
 /// A flow's lifecycle status.
+///
+/// `draft` → `active` → `finished`, and `draft` or `active` → `canceled`. Only an active
+/// flow takes new participants; a finished one lets its participants finish; canceling stops
+/// them (a chatbot session one of them is in carries on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowStatus {
@@ -49,10 +53,31 @@ pub enum FlowStatus {
     /// Running.
     #[default]
     Active,
-    /// Closed to new participants.
+    /// Closed to new participants; those inside carry on.
     Finished,
-    /// Stopped.
+    /// Stopped: no new participants, and those inside stop.
     Canceled,
+}
+
+impl FlowStatus {
+    /// Its name in flow definitions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStatus::Draft => "draft",
+            FlowStatus::Active => "active",
+            FlowStatus::Finished => "finished",
+            FlowStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Whether a flow may go from this status to `to`.
+    pub fn can_become(self, to: FlowStatus) -> bool {
+        use FlowStatus::*;
+        matches!(
+            (self, to),
+            (Draft, Active) | (Active, Finished) | (Draft | Active, Canceled)
+        ) || self == to
+    }
 }
 
 /// How participants enter a flow.
@@ -64,6 +89,28 @@ pub struct EntryPoint {
     pub kind: EntryKind,
     /// Element id where participants start.
     pub start: String,
+    /// Inbound message entry: the channel messages arrive on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::messaging::Channel>,
+    /// Inbound message entry: the sender (number, email, name) messages are sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// Inbound message entry: only messages whose first word is this keyword (any case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+}
+
+impl EntryPoint {
+    /// An entry point of `kind` at `start`, with no inbound settings.
+    pub fn new(kind: EntryKind, start: &str) -> Self {
+        EntryPoint {
+            kind,
+            start: start.to_owned(),
+            channel: None,
+            sender: None,
+            keyword: None,
+        }
+    }
 }
 
 /// Kinds of entry point.
@@ -72,6 +119,21 @@ pub struct EntryPoint {
 pub enum EntryKind {
     /// Started through the library API or `flowhost run`.
     Api,
+    /// Entered from another flow's Add to Flow element.
+    ExistingFlow,
+    /// Started by an inbound message on a channel and sender that no participant waits for.
+    InboundMessage,
+}
+
+impl EntryKind {
+    /// Its name in flow definitions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Api => "api",
+            EntryKind::ExistingFlow => "existing-flow",
+            EntryKind::InboundMessage => "inbound-message",
+        }
+    }
 }
 
 /// One element of a flow.
@@ -80,7 +142,7 @@ pub enum EntryKind {
 pub struct ElementDef {
     /// Unique id within the flow.
     pub id: String,
-    /// Built-in name (`exit`, `branch`, `set-variable`, `wait`) or `plugin:<id>[@<version>]`.
+    /// Built-in name ([`crate::elements::BUILTINS`]) or `plugin:<id>[@<version>]`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Configuration, checked against what the element type declares.
@@ -235,6 +297,34 @@ impl FlowDef {
                     format!("no element {:?}", ep.start),
                 ));
             }
+            let inbound = ep.kind == EntryKind::InboundMessage;
+            if inbound && (ep.channel.is_none() || ep.sender.as_deref().is_none_or(str::is_empty)) {
+                issues.push(Issue::new(
+                    format!("entry_points[{i}]"),
+                    "an inbound-message entry point needs \"channel\" and \"sender\", e.g. {\"type\": \"inbound-message\", \"channel\": \"sms\", \"sender\": \"447491163443\", \"start\": \"...\"}",
+                ));
+            }
+            if !inbound && (ep.channel.is_some() || ep.sender.is_some() || ep.keyword.is_some()) {
+                issues.push(Issue::new(
+                    format!("entry_points[{i}]"),
+                    format!(
+                        "channel, sender and keyword belong to inbound-message entry points, not {}",
+                        ep.kind.as_str()
+                    ),
+                ));
+            }
+            if let Some(j) = self.entry_points[..i].iter().position(|other| {
+                other.kind == ep.kind
+                    && ep.kind != EntryKind::InboundMessage
+            }) {
+                issues.push(Issue::new(
+                    format!("entry_points[{i}].type"),
+                    format!(
+                        "entry_points[{j}] is already a {} entry point; a flow has at most one",
+                        ep.kind.as_str()
+                    ),
+                ));
+            }
         }
         for (i, el) in self.elements.iter().enumerate() {
             for (exit, target) in &el.exits {
@@ -361,6 +451,14 @@ mod tests {
         let statuses: Vec<FlowStatus> =
             serde_json::from_value(schema["properties"]["status"]["enum"].clone()).unwrap();
         assert_eq!(statuses.len(), 4);
+        let kinds: Vec<EntryKind> = serde_json::from_value(
+            schema["$defs"]["entry_point"]["properties"]["type"]["enum"].clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            kinds,
+            [EntryKind::Api, EntryKind::ExistingFlow, EntryKind::InboundMessage]
+        );
         let example: FlowDef = FlowDef::parse(
             include_str!("../../examples/order-updates.json"),
             "examples/order-updates.json",

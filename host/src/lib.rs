@@ -4,6 +4,8 @@
 //! - [`flow`]: flow definitions (JSON) and their validation.
 //! - [`engine`]: participants advancing element by element, their state in a [`store`].
 //! - [`elements`]: built-in elements and plugin elements behind one trait.
+//! - [`person`]: People profiles; [`messaging`]: channels and inbound messages;
+//!   [`conversations`]: live-agent conversations; [`answers`]: chatbots and their sessions.
 //! - [`plugin`]: the sandboxed host for custom elements.
 //! - [`outbound`]: the single policy point for outbound HTTP.
 //! - [`template`]: `{{placeholder}}` syntax shared by elements; [`jsonpath`]: RFC 9535 paths.
@@ -11,13 +13,16 @@
 //! - [`testing`]: a recording HTTP server and a harness that runs one plugin without a flow.
 #![deny(missing_docs)]
 
+pub mod answers;
 pub mod clock;
 pub mod config;
+pub mod conversations;
 pub mod demo;
 pub mod elements;
 pub mod engine;
 pub mod flow;
 pub mod jsonpath;
+pub mod messaging;
 pub mod outbound;
 pub mod person;
 pub mod plugin;

@@ -456,6 +456,8 @@ impl PluginTest {
                 resumed: false,
                 state: None,
                 store: &store,
+                event: None,
+                flows: &crate::elements::NoFlows,
             })
             .await;
         let mut variables = self.variables;

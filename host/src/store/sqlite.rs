@@ -1,7 +1,12 @@
 //! The embedded SQLite store.
 
-use super::{JourneyEntry, ParticipantState, StateStore, Status, StoreError, parse_status};
+use super::{
+    ElementCounts, JourneyEntry, ParticipantState, PeopleStore, Record, RecordStore, StateStore,
+    Status, StepWrite, StoreError, parse_status,
+};
 use crate::clock::Millis;
+use crate::person::Person;
+use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use std::path::Path;
@@ -34,7 +39,40 @@ CREATE TABLE IF NOT EXISTS rate_queues (
     queue TEXT PRIMARY KEY,
     next_free INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS element_counts (
+    flow_id TEXT NOT NULL,
+    element_id TEXT NOT NULL,
+    exit TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (flow_id, element_id, exit)
+);
+CREATE TABLE IF NOT EXISTS people (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS person_contacts (
+    contact TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_contacts_person ON person_contacts (person_id);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS records_lookup ON records (kind, key, status);
 ";
+
+/// Columns added to `participants` after its first release, with their types; older
+/// databases get them on open.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("element_state", "TEXT"),
+    ("wait_key", "TEXT"),
+    ("event", "TEXT"),
+];
 
 /// Participants and journeys in one SQLite file (WAL mode).
 pub struct SqliteStore {
@@ -80,19 +118,26 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        // Databases from before element state existed get the column.
-        let has_state: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('participants') WHERE name = 'element_state'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db)?
-            > 0;
-        if !has_state {
-            conn.execute_batch("ALTER TABLE participants ADD COLUMN element_state TEXT")
+        for (column, kind) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('participants') WHERE name = ?1",
+                    [column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(db)?
+                > 0;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE participants ADD COLUMN {column} {kind}"
+                ))
                 .map_err(db)?;
+            }
         }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status)",
+        )
+        .map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -109,11 +154,12 @@ fn upsert(conn: &Connection, p: &ParticipantState) -> Result<(), StoreError> {
     let person = serde_json::to_string(&p.person).map_err(|e| corrupt("person", e))?;
     let vars = serde_json::to_string(&p.variables).map_err(|e| corrupt("variables", e))?;
     let state = p.element_state.as_ref().map(Value::to_string);
+    let event = p.event.as_ref().map(Value::to_string);
     conn.execute(
-        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until, steps, element_state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until, steps, element_state, wait_key, event)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET person = ?3, variables = ?4, current = ?5, status = ?6,
-             waiting_until = ?7, steps = ?8, element_state = ?9",
+             waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11",
         params![
             p.id,
             p.flow_id,
@@ -123,7 +169,9 @@ fn upsert(conn: &Connection, p: &ParticipantState) -> Result<(), StoreError> {
             p.status.as_str(),
             p.waiting_until,
             p.steps as i64,
-            state
+            state,
+            p.wait_key,
+            event
         ],
     )
     .map_err(db)?;
@@ -178,12 +226,123 @@ impl StateStore for SqliteStore {
         upsert(&self.conn(), p)
     }
 
-    fn record_step(&self, p: &ParticipantState, entry: &JourneyEntry) -> Result<(), StoreError> {
+    fn record_step(
+        &self,
+        p: &ParticipantState,
+        entry: &JourneyEntry,
+        write: StepWrite<'_>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
         upsert(&tx, p)?;
         append(&tx, &p.id, entry)?;
+        for other in write.enter {
+            upsert(&tx, other)?;
+        }
+        let count = |exit: &str| {
+            tx.execute(
+                "INSERT INTO element_counts (flow_id, element_id, exit, n) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (flow_id, element_id, exit) DO UPDATE SET n = n + 1",
+                params![p.flow_id, entry.element_id, exit],
+            )
+            .map_err(db)
+        };
+        if write.entered {
+            count("")?;
+        }
+        if let Some(exit) = &entry.exit {
+            count(exit)?;
+        }
         tx.commit().map_err(db)
+    }
+
+    fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "UPDATE participants SET event = ?2, waiting_until = ?3
+                 WHERE wait_key = ?1 AND status = 'waiting' RETURNING id",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![key, event.to_string(), now], |r| r.get(0))
+            .map_err(db)?;
+        let mut ids: Vec<String> = rows.collect::<Result<_, _>>().map_err(db)?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE participants SET waiting_until = ?2 WHERE wait_key = ?1 AND status = 'waiting'",
+                params![key, until],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn participants_of(
+        &self,
+        flow_id: &str,
+        statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, status FROM participants WHERE flow_id = ?1 ORDER BY rowid",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([flow_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db)?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let (id, status) = row.map_err(db)?;
+            if statuses.contains(&parse_status(&status)?) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    fn element_counts(
+        &self,
+        flow_id: &str,
+    ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
+        let conn = self.conn();
+        let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
+        let mut stmt = conn
+            .prepare("SELECT element_id, exit, n FROM element_counts WHERE flow_id = ?1")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([flow_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (element, exit, n) = row.map_err(db)?;
+            let counts = out.entry(element).or_default();
+            if exit.is_empty() {
+                counts.entered = n as u64;
+            } else {
+                counts.exits.insert(exit, n as u64);
+            }
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT current, COUNT(*) FROM participants
+                 WHERE flow_id = ?1 AND status = 'waiting' AND current IS NOT NULL GROUP BY current",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([flow_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(db)?;
+        for row in rows {
+            let (element, n) = row.map_err(db)?;
+            out.entry(element).or_default().waiting = n as u64;
+        }
+        Ok(out)
     }
 
     fn append_journey(&self, participant_id: &str, entry: &JourneyEntry) -> Result<(), StoreError> {
@@ -245,7 +404,8 @@ impl StateStore for SqliteStore {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT flow_id, person, variables, current, status, waiting_until, steps, element_state
+                "SELECT flow_id, person, variables, current, status, waiting_until, steps, element_state,
+                     wait_key, event
                  FROM participants WHERE id = ?1",
                 [id],
                 |r| {
@@ -258,12 +418,25 @@ impl StateStore for SqliteStore {
                         r.get::<_, Option<Millis>>(5)?,
                         r.get::<_, i64>(6)?,
                         r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(db)?;
-        let Some((flow_id, person, vars, current, status, waiting_until, steps, state)) = row
+        let Some((
+            flow_id,
+            person,
+            vars,
+            current,
+            status,
+            waiting_until,
+            steps,
+            state,
+            wait_key,
+            event,
+        )) = row
         else {
             return Ok(None);
         };
@@ -280,6 +453,11 @@ impl StateStore for SqliteStore {
                 .map(|s| serde_json::from_str(&s))
                 .transpose()
                 .map_err(|e| corrupt(id, e))?,
+            wait_key,
+            event: event
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|e| corrupt(id, e))?,
         }))
     }
 
@@ -287,8 +465,9 @@ impl StateStore for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
-                "SELECT id FROM participants WHERE status = 'waiting' AND waiting_until <= ?1
-                 ORDER BY waiting_until, id LIMIT ?2",
+                "SELECT id FROM participants
+                 WHERE (status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
+                 ORDER BY COALESCE(waiting_until, 0), id LIMIT ?2",
             )
             .map_err(db)?;
         let rows = stmt
@@ -297,15 +476,27 @@ impl StateStore for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(db)
     }
 
-    fn claim(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .execute(
-                "UPDATE participants SET status = ?2 WHERE id = ?1 AND status = 'waiting'",
-                params![id, Status::Running.as_str()],
+    fn claim(&self, id: &str) -> Result<Option<Status>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT status FROM participants WHERE id = ?1 AND status IN ('waiting', 'queued')",
+                [id],
+                |r| r.get(0),
             )
+            .optional()
             .map_err(db)?;
-        Ok(n == 1)
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE participants SET status = ?2 WHERE id = ?1",
+            params![id, Status::Running.as_str()],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Some(parse_status(&before)?))
     }
 
     fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError> {
@@ -321,5 +512,151 @@ impl StateStore for SqliteStore {
             serde_json::from_str(&text).map_err(|e| corrupt(id, e))
         })
         .collect()
+    }
+}
+
+impl PeopleStore for SqliteStore {
+    fn save_person(&self, person: &Person) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        for key in person.contact_keys() {
+            let owner: Option<String> = tx
+                .query_row(
+                    "SELECT person_id FROM person_contacts WHERE contact = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Some(owner) = owner.filter(|o| *o != person.id) {
+                return Err(StoreError::Conflict(format!(
+                    "contact {key} already belongs to person {owner:?}; update that person instead"
+                )));
+            }
+        }
+        tx.execute(
+            "DELETE FROM person_contacts WHERE person_id = ?1",
+            [&person.id],
+        )
+        .map_err(db)?;
+        for key in person.contact_keys() {
+            tx.execute(
+                "INSERT INTO person_contacts (contact, person_id) VALUES (?1, ?2)",
+                params![key, person.id],
+            )
+            .map_err(db)?;
+        }
+        let profile = serde_json::to_string(person).map_err(|e| corrupt("person", e))?;
+        tx.execute(
+            "INSERT INTO people (id, profile) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET profile = ?2",
+            params![person.id, profile],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        let text: Option<String> = self
+            .conn()
+            .query_row("SELECT profile FROM people WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(id, e)))
+            .transpose()
+    }
+
+    fn person_by_contact(&self, key: &str) -> Result<Option<Person>, StoreError> {
+        let id: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT person_id FROM person_contacts WHERE contact = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        match id {
+            Some(id) => self.person(&id),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RecordStore for SqliteStore {
+    fn put_record(&self, r: &Record) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO records (kind, id, key, status, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kind, id) DO UPDATE SET key = ?3, status = ?4, body = ?5",
+                params![r.kind, r.id, r.key, r.status, r.body.to_string()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
+        let row: Option<(String, String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT key, status, body FROM records WHERE kind = ?1 AND id = ?2",
+                params![kind, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(db)?;
+        row.map(|(key, status, body)| {
+            Ok(Record {
+                kind: kind.to_owned(),
+                id: id.to_owned(),
+                key,
+                status,
+                body: serde_json::from_str(&body).map_err(|e| corrupt(id, e))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn records(
+        &self,
+        kind: &str,
+        key: Option<&str>,
+        status: Option<&str>,
+        last: Option<usize>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, key, status, body FROM records
+                 WHERE kind = ?1 AND (?2 IS NULL OR key = ?2) AND (?3 IS NULL OR status = ?3)
+                 ORDER BY rowid DESC LIMIT ?4",
+            )
+            .map_err(db)?;
+        let limit = last.map_or(-1, |n| n as i64);
+        let rows = stmt
+            .query_map(params![kind, key, status, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, key, status, body) = row.map_err(db)?;
+            out.push(Record {
+                kind: kind.to_owned(),
+                body: serde_json::from_str(&body).map_err(|e| corrupt(&id, e))?,
+                id,
+                key,
+                status,
+            });
+        }
+        out.reverse();
+        Ok(out)
     }
 }

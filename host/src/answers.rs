@@ -1,0 +1,837 @@
+//! Chatbots (Answers): the registry of chatbots on channels and senders, the account's
+//! "Answers enabled" switch, chatbot sessions, and the back ends that answer.
+//!
+//! A `start-chatbot` element opens a session with whatever active chatbot is on the sender
+//! at that moment; the participant waits (durably) until the session ends, and leaves by the
+//! exit of the end reason. Back ends implement [`ChatbotBackend`]: [`ScriptedBot`] (keyword
+//! replies, built in) and [`WebhookBot`] (an external bot over HTTP, through the outbound
+//! policy; it may also report later through [`crate::engine::Engine::chatbot_event`]).
+
+use crate::clock::Millis;
+use crate::elements::BoxFuture;
+use crate::elements::wait::parse_duration;
+use crate::messaging::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
+use crate::outbound::{BufferedRequest, HostPattern, HttpClient, OutboundPolicy};
+use crate::person::Contact;
+use crate::store::{Record, StateStore, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const BOT_KIND: &str = "chatbot";
+const SESSION_KIND: &str = "chatbot-session";
+const SETTING_KIND: &str = "setting";
+const ANSWERS_SETTING: &str = "answers-enabled";
+
+/// Why a chatbot session ended; each is an exit of `start-chatbot` when selected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// The session could not start (no active chatbot on the sender, Answers off, the bot
+    /// failed to answer the first message).
+    SessionNotStarted,
+    /// A new session started elsewhere (an agent conversation, another chatbot session).
+    EndedExternally,
+    /// The person did not answer within the chatbot's session timeout.
+    Expired,
+    /// The chatbot closed it (its Close session step).
+    Closed,
+    /// The chatbot was stopped while the session ran.
+    Deactivated,
+    /// The chatbot reached its "to agent" step; agent transfer happens in the flow.
+    AgentRedirectFailed,
+    /// The person ended it.
+    EndedByUser,
+}
+
+impl EndReason {
+    /// Every reason, in the order the exits are listed.
+    pub const ALL: [EndReason; 7] = [
+        EndReason::SessionNotStarted,
+        EndReason::EndedExternally,
+        EndReason::Expired,
+        EndReason::Closed,
+        EndReason::Deactivated,
+        EndReason::AgentRedirectFailed,
+        EndReason::EndedByUser,
+    ];
+
+    /// Its name, which is also the exit id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::SessionNotStarted => "session-not-started",
+            EndReason::EndedExternally => "ended-externally",
+            EndReason::Expired => "expired",
+            EndReason::Closed => "closed",
+            EndReason::Deactivated => "deactivated",
+            EndReason::AgentRedirectFailed => "agent-redirect-failed",
+            EndReason::EndedByUser => "ended-by-user",
+        }
+    }
+
+    /// The reason named `s`.
+    pub fn parse(s: &str) -> Option<EndReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Whether a chatbot takes sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BotStatus {
+    /// Takes sessions.
+    Active,
+    /// Deactivated.
+    Stopped,
+}
+
+/// A chatbot on one channel and sender.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chatbot {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Channel (a text channel).
+    pub channel: Channel,
+    /// Sender it answers on.
+    pub sender: String,
+    /// Status.
+    #[serde(default = "active")]
+    pub status: BotStatus,
+    /// How long a session waits for the person before it expires (`15m`).
+    #[serde(default = "default_timeout")]
+    pub session_timeout: String,
+    /// What answers.
+    pub backend: BackendConfig,
+}
+
+fn active() -> BotStatus {
+    BotStatus::Active
+}
+
+fn default_timeout() -> String {
+    "15m".into()
+}
+
+/// The back end of a chatbot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// The built-in [`ScriptedBot`].
+    Scripted(Script),
+    /// An external bot: [`WebhookBot`].
+    Webhook {
+        /// Where session events are POSTed.
+        url: String,
+        /// Milliseconds to wait for its answer.
+        #[serde(default = "webhook_timeout")]
+        timeout_ms: u64,
+    },
+}
+
+fn webhook_timeout() -> u64 {
+    5_000
+}
+
+/// A scripted chatbot: replies by keyword, and words that close the session, ask for an
+/// agent, or end it. Keywords match whole words, in any case.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Script {
+    /// Sent when the session starts, before the answer to the first message.
+    pub greeting: Option<String>,
+    /// Keyword → reply.
+    pub replies: BTreeMap<String, String>,
+    /// Sent when nothing matches.
+    pub fallback: Option<String>,
+    /// Words that make the bot close the session (its Close session step), with the reply
+    /// sent before closing.
+    pub close: BTreeMap<String, String>,
+    /// Words that reach the bot's "to agent" step.
+    pub to_agent: Vec<String>,
+    /// Words with which the person ends the session.
+    pub end: Vec<String>,
+}
+
+/// One chatbot session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Id.
+    pub id: String,
+    /// The chatbot.
+    pub bot_id: String,
+    /// The participant waiting for it.
+    pub participant_id: String,
+    /// Channel.
+    pub channel: Channel,
+    /// The person's contact, as written.
+    pub contact: String,
+    /// Sender.
+    pub sender: String,
+    /// Why it ended; `None` while it runs.
+    pub ended: Option<EndReason>,
+    /// Started at.
+    pub started_at: Millis,
+    /// Last message either way.
+    pub last_activity: Millis,
+    /// Session timeout.
+    pub timeout_ms: Millis,
+}
+
+impl Session {
+    /// The wait key of the participant in the session.
+    pub fn wait_key(&self) -> String {
+        format!("chatbot:{}", self.id)
+    }
+}
+
+/// What the person (or the flow, first) said to the bot.
+#[derive(Clone, Copy, Debug)]
+pub enum BotTurn<'a> {
+    /// The session starts with this message.
+    Start(&'a str),
+    /// The person wrote this.
+    Message(&'a str),
+}
+
+/// A bot's answer to a turn.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BotAnswer {
+    /// Messages to send.
+    pub replies: Vec<String>,
+    /// Set when the session ends with this turn: [`EndReason::Closed`],
+    /// [`EndReason::AgentRedirectFailed`] or [`EndReason::EndedByUser`].
+    pub end: Option<EndReason>,
+}
+
+/// Something that answers chatbot turns.
+pub trait ChatbotBackend: Send + Sync {
+    /// Answers one turn of `session`.
+    fn turn<'a>(
+        &'a self,
+        session: &'a Session,
+        turn: BotTurn<'a>,
+    ) -> BoxFuture<'a, Result<BotAnswer, String>>;
+}
+
+/// The built-in scripted bot.
+pub struct ScriptedBot(pub Script);
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl ChatbotBackend for ScriptedBot {
+    fn turn<'a>(
+        &'a self,
+        _session: &'a Session,
+        turn: BotTurn<'a>,
+    ) -> BoxFuture<'a, Result<BotAnswer, String>> {
+        Box::pin(async move {
+            let script = &self.0;
+            let mut answer = BotAnswer::default();
+            let text = match turn {
+                BotTurn::Start(text) => {
+                    answer.replies.extend(script.greeting.clone());
+                    text
+                }
+                BotTurn::Message(text) => text,
+            };
+            let said = words(text);
+            let has = |w: &str| said.contains(&w.to_lowercase());
+            if script.end.iter().any(|w| has(w)) {
+                answer.end = Some(EndReason::EndedByUser);
+            } else if script.to_agent.iter().any(|w| has(w)) {
+                answer.end = Some(EndReason::AgentRedirectFailed);
+            } else if let Some((_, reply)) = script.close.iter().find(|(w, _)| has(w)) {
+                answer.replies.push(reply.clone());
+                answer.end = Some(EndReason::Closed);
+            } else if let Some((_, reply)) = script.replies.iter().find(|(w, _)| has(w)) {
+                answer.replies.push(reply.clone());
+            } else if let Some(fallback) = &script.fallback {
+                answer.replies.push(fallback.clone());
+            }
+            Ok(answer)
+        })
+    }
+}
+
+/// An external bot. Each turn is POSTed as JSON
+/// `{"session", "event": "start"|"message", "text", "channel", "contact", "sender"}`; a 2xx
+/// answer may carry `{"replies": [..], "end": "closed"|"to-agent"|"ended-by-user"}`.
+pub struct WebhookBot {
+    url: String,
+    timeout: Duration,
+    client: HttpClient,
+}
+
+impl WebhookBot {
+    /// A bot at `url`.
+    pub fn new(url: &str, timeout_ms: u64, client: HttpClient) -> Self {
+        WebhookBot {
+            url: url.to_owned(),
+            timeout: Duration::from_millis(timeout_ms),
+            client,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookAnswer {
+    #[serde(default)]
+    replies: Vec<String>,
+    #[serde(default)]
+    end: Option<String>,
+}
+
+impl ChatbotBackend for WebhookBot {
+    fn turn<'a>(
+        &'a self,
+        session: &'a Session,
+        turn: BotTurn<'a>,
+    ) -> BoxFuture<'a, Result<BotAnswer, String>> {
+        Box::pin(async move {
+            let (event, text) = match turn {
+                BotTurn::Start(t) => ("start", t),
+                BotTurn::Message(t) => ("message", t),
+            };
+            let body = serde_json::json!({
+                "session": session.id,
+                "event": event,
+                "text": text,
+                "channel": session.channel,
+                "contact": session.contact,
+                "sender": session.sender,
+            });
+            let uri: http::Uri = self
+                .url
+                .parse()
+                .map_err(|e| format!("chatbot webhook URL {:?}: {e}", self.url))?;
+            let host = crate::outbound::url_host_port(&uri)
+                .ok_or_else(|| format!("chatbot webhook URL {:?} has no host", self.url))?;
+            let policy = OutboundPolicy {
+                subject: format!("chatbot {}", session.bot_id),
+                declared: None,
+                granted: HostPattern::parse(&format!("{}:{}", host.0, host.1))
+                    .into_iter()
+                    .collect(),
+                max_requests: 1,
+                max_response_bytes: 1 << 20,
+            };
+            let response = crate::outbound::send_buffered(
+                &self.client,
+                &policy,
+                BufferedRequest {
+                    method: "POST".into(),
+                    url: self.url.clone(),
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: Some(body.to_string().into_bytes()),
+                    timeout: self.timeout,
+                    max_redirects: 0,
+                },
+            )
+            .await
+            .map_err(|e| format!("chatbot webhook {}: {e}", self.url))?;
+            if !(200..300).contains(&response.status) {
+                return Err(format!(
+                    "chatbot webhook {} answered {}",
+                    self.url, response.status
+                ));
+            }
+            if response.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(BotAnswer::default());
+            }
+            let answer: WebhookAnswer = serde_json::from_slice(&response.body).map_err(|e| {
+                format!(
+                    "chatbot webhook {} answered something that is not {{\"replies\": [...], \"end\": ...}}: {e}",
+                    self.url
+                )
+            })?;
+            let end = match answer.end.as_deref() {
+                None => None,
+                Some("closed") => Some(EndReason::Closed),
+                Some("to-agent") => Some(EndReason::AgentRedirectFailed),
+                Some("ended-by-user") => Some(EndReason::EndedByUser),
+                Some(other) => {
+                    return Err(format!(
+                        "chatbot webhook {} answered end {other:?}; use closed, to-agent or ended-by-user",
+                        self.url
+                    ));
+                }
+            };
+            Ok(BotAnswer {
+                replies: answer.replies,
+                end,
+            })
+        })
+    }
+}
+
+/// Something a bot reports outside a turn ([`crate::engine::Engine::chatbot_event`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum BotEvent {
+    /// A message to the person.
+    Reply {
+        /// Text.
+        text: String,
+    },
+    /// The session ends.
+    End {
+        /// Why: closed, agent-redirect-failed or ended-by-user.
+        reason: EndReason,
+    },
+}
+
+/// Why a chatbot request was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswersError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The chatbot registry and sessions. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Answers {
+    client: HttpClient,
+}
+
+fn bot_key(channel: Channel, sender: &str) -> String {
+    format!("{channel}:{}", sender_key(sender))
+}
+
+fn session_key(channel: Channel, contact: &Contact, sender: &str) -> String {
+    format!("{channel}:{}:{}", contact.key(), sender_key(sender))
+}
+
+impl Answers {
+    /// Sessions whose webhook bots are reached through `client`.
+    pub fn new(client: HttpClient) -> Self {
+        Answers { client }
+    }
+
+    /// Whether Answers is enabled for the account (off until enabled).
+    pub fn enabled(store: &dyn StateStore) -> Result<bool, StoreError> {
+        Ok(store
+            .record(SETTING_KIND, ANSWERS_SETTING)?
+            .is_some_and(|r| r.body == serde_json::json!(true)))
+    }
+
+    /// Turns Answers on or off for the account.
+    pub fn set_enabled(store: &dyn StateStore, on: bool) -> Result<(), StoreError> {
+        store.put_record(&Record {
+            kind: SETTING_KIND.into(),
+            id: ANSWERS_SETTING.into(),
+            key: String::new(),
+            status: String::new(),
+            body: serde_json::json!(on),
+        })
+    }
+
+    /// Adds or replaces a chatbot after checking it.
+    pub fn save_chatbot(store: &dyn StateStore, bot: &Chatbot) -> Result<(), AnswersError> {
+        if bot.id.trim().is_empty() {
+            return Err(AnswersError::Invalid("chatbot id is empty".into()));
+        }
+        if !bot.channel.is_text() {
+            return Err(AnswersError::Invalid(format!(
+                "chatbot {:?}: channel {} is not a text channel; use sms, whatsapp, viber, rcs, telegram or messenger",
+                bot.id, bot.channel
+            )));
+        }
+        if bot.sender.trim().is_empty() {
+            return Err(AnswersError::Invalid(format!(
+                "chatbot {:?}: sender is empty",
+                bot.id
+            )));
+        }
+        if parse_duration(&bot.session_timeout).is_none_or(|ms| ms <= 0) {
+            return Err(AnswersError::Invalid(format!(
+                "chatbot {:?}: session_timeout {:?} is not a duration such as \"15m\"",
+                bot.id, bot.session_timeout
+            )));
+        }
+        if let BackendConfig::Webhook { url, .. } = &bot.backend {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| AnswersError::Invalid(format!("chatbot {:?}: url: {e}", bot.id)))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(AnswersError::Invalid(format!(
+                    "chatbot {:?}: url {url:?} must be an http or https URL",
+                    bot.id
+                )));
+            }
+        }
+        store.put_record(&Record {
+            kind: BOT_KIND.into(),
+            id: bot.id.clone(),
+            key: bot_key(bot.channel, &bot.sender),
+            status: match bot.status {
+                BotStatus::Active => "active",
+                BotStatus::Stopped => "stopped",
+            }
+            .into(),
+            body: serde_json::to_value(bot).expect("chatbots serialize"),
+        })?;
+        Ok(())
+    }
+
+    /// Every chatbot.
+    pub fn chatbots(store: &dyn StateStore) -> Result<Vec<Chatbot>, StoreError> {
+        store
+            .records(BOT_KIND, None, None, None)?
+            .iter()
+            .map(Record::parse)
+            .collect()
+    }
+
+    /// A chatbot by id.
+    pub fn chatbot(store: &dyn StateStore, id: &str) -> Result<Option<Chatbot>, StoreError> {
+        store.record(BOT_KIND, id)?.map(|r| r.parse()).transpose()
+    }
+
+    /// The active chatbot on a channel and sender (the newest, if several).
+    pub fn active_chatbot(
+        store: &dyn StateStore,
+        channel: Channel,
+        sender: &str,
+    ) -> Result<Option<Chatbot>, StoreError> {
+        store
+            .records(BOT_KIND, Some(&bot_key(channel, sender)), Some("active"), Some(1))?
+            .pop()
+            .map(|r| r.parse())
+            .transpose()
+    }
+
+    /// A session by id.
+    pub fn session(store: &dyn StateStore, id: &str) -> Result<Option<Session>, StoreError> {
+        store.record(SESSION_KIND, id)?.map(|r| r.parse()).transpose()
+    }
+
+    /// The running session of a contact on a channel and sender.
+    pub fn running_session(
+        store: &dyn StateStore,
+        channel: Channel,
+        contact: &Contact,
+        sender: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        store
+            .records(
+                SESSION_KIND,
+                Some(&session_key(channel, contact, sender)),
+                Some("running"),
+                Some(1),
+            )?
+            .pop()
+            .map(|r| r.parse())
+            .transpose()
+    }
+
+    /// Sessions of a chatbot that still run.
+    pub fn running_sessions_of(
+        store: &dyn StateStore,
+        bot_id: &str,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut out = Vec::new();
+        for r in store.records(SESSION_KIND, None, Some("running"), None)? {
+            let s: Session = r.parse()?;
+            if s.bot_id == bot_id {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
+        let contact = s.channel.contact(&s.contact).map_err(|e| StoreError::Corrupt {
+            what: format!("chatbot session {:?}", s.id),
+            reason: e,
+        })?;
+        store.put_record(&Record {
+            kind: SESSION_KIND.into(),
+            id: s.id.clone(),
+            key: session_key(s.channel, &contact, &s.sender),
+            status: if s.ended.is_some() { "ended" } else { "running" }.into(),
+            body: serde_json::to_value(s).expect("sessions serialize"),
+        })
+    }
+
+    /// Ends a running session and wakes the participant waiting in it; returns the ids
+    /// woken. Ending an ended session does nothing.
+    pub fn end_session(
+        store: &dyn StateStore,
+        session_id: &str,
+        reason: EndReason,
+        now: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(mut s) = Self::session(store, session_id)? else {
+            return Ok(Vec::new());
+        };
+        if s.ended.is_some() {
+            return Ok(Vec::new());
+        }
+        s.ended = Some(reason);
+        s.last_activity = now;
+        Self::save_session(store, &s)?;
+        store.wake(&s.wait_key(), &serde_json::json!({"end": reason}), now)
+    }
+
+    /// The back end of a chatbot.
+    pub fn backend(&self, bot: &Chatbot) -> Box<dyn ChatbotBackend> {
+        match &bot.backend {
+            BackendConfig::Scripted(script) => Box::new(ScriptedBot(script.clone())),
+            BackendConfig::Webhook { url, timeout_ms } => {
+                Box::new(WebhookBot::new(url, *timeout_ms, self.client.clone()))
+            }
+        }
+    }
+
+    /// Opens a session for a participant and sends the first message. Returns the session
+    /// (ended with [`EndReason::SessionNotStarted`] if the bot failed, or with the bot's own
+    /// end if it ended at once), the participants woken because their session on the same
+    /// contact and sender ended, and why it did not start, if it did not.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn start_session(
+        &self,
+        store: &dyn StateStore,
+        bot: &Chatbot,
+        participant_id: &str,
+        contact_text: &str,
+        message: &str,
+        now: Millis,
+    ) -> Result<(Session, Vec<String>, Option<String>), StoreError> {
+        let contact = bot
+            .channel
+            .contact(contact_text)
+            .map_err(|e| StoreError::Corrupt {
+                what: "chatbot contact".into(),
+                reason: e,
+            })?;
+        let mut woken = Vec::new();
+        if let Some(old) = Self::running_session(store, bot.channel, &contact, &bot.sender)? {
+            woken.extend(Self::end_session(
+                store,
+                &old.id,
+                EndReason::EndedExternally,
+                now,
+            )?);
+        }
+        let mut session = Session {
+            id: format!("s-{}", uuid::Uuid::new_v4().simple()),
+            bot_id: bot.id.clone(),
+            participant_id: participant_id.to_owned(),
+            channel: bot.channel,
+            contact: contact_text.to_owned(),
+            sender: bot.sender.clone(),
+            ended: None,
+            started_at: now,
+            last_activity: now,
+            timeout_ms: parse_duration(&bot.session_timeout).unwrap_or(900_000),
+        };
+        self.log(store, &session, Author::Person, None, message, now)?;
+        let backend = self.backend(bot);
+        let failure = match backend.turn(&session, BotTurn::Start(message)).await {
+            Ok(answer) => {
+                for reply in &answer.replies {
+                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)?;
+                }
+                session.ended = answer.end;
+                None
+            }
+            Err(e) => {
+                session.ended = Some(EndReason::SessionNotStarted);
+                Some(e)
+            }
+        };
+        Self::save_session(store, &session)?;
+        Ok((session, woken, failure))
+    }
+
+    fn log(
+        &self,
+        store: &dyn StateStore,
+        s: &Session,
+        author: Author,
+        by: Option<&str>,
+        text: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let contact = s.channel.contact(&s.contact).map_err(|e| StoreError::Corrupt {
+            what: format!("chatbot session {:?}", s.id),
+            reason: e,
+        })?;
+        log_message(
+            store,
+            &LoggedMessage {
+                id: new_message_id(),
+                channel: s.channel,
+                contact: contact.key(),
+                sender: s.sender.clone(),
+                author,
+                by: by.map(str::to_owned),
+                text: text.to_owned(),
+                at: now,
+            },
+        )
+    }
+
+    /// Passes a person's message to their running session: the bot answers, the session's
+    /// deadline moves, and a session the bot ends wakes its participant. Returns the ids
+    /// woken and the bot's failure, if it failed (the session carries on).
+    pub(crate) async fn message(
+        &self,
+        store: &dyn StateStore,
+        mut session: Session,
+        text: &str,
+        now: Millis,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        self.log(store, &session, Author::Person, None, text, now)?;
+        let bot = Self::chatbot(store, &session.bot_id)?;
+        let Some(bot) = bot.filter(|b| b.status == BotStatus::Active) else {
+            return Ok((
+                Self::end_session(store, &session.id, EndReason::Deactivated, now)?,
+                None,
+            ));
+        };
+        let answer = self
+            .backend(&bot)
+            .turn(&session, BotTurn::Message(text))
+            .await;
+        session.last_activity = now;
+        Self::save_session(store, &session)?;
+        match answer {
+            Ok(answer) => {
+                for reply in &answer.replies {
+                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)?;
+                }
+                if let Some(end) = answer.end {
+                    return Ok((Self::end_session(store, &session.id, end, now)?, None));
+                }
+                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                Ok((Vec::new(), None))
+            }
+            Err(e) => {
+                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                Ok((Vec::new(), Some(e)))
+            }
+        }
+    }
+
+    /// Applies an event a bot reported outside a turn; returns the ids woken.
+    pub(crate) fn event(
+        &self,
+        store: &dyn StateStore,
+        session_id: &str,
+        event: &BotEvent,
+        now: Millis,
+    ) -> Result<Vec<String>, AnswersError> {
+        let session = Self::session(store, session_id)?
+            .ok_or_else(|| AnswersError::Invalid(format!("no chatbot session {session_id:?}")))?;
+        if session.ended.is_some() {
+            return Err(AnswersError::Invalid(format!(
+                "chatbot session {session_id:?} has ended"
+            )));
+        }
+        match event {
+            BotEvent::Reply { text } => {
+                self.log(
+                    store,
+                    &session,
+                    Author::Bot,
+                    Some(&session.bot_id),
+                    text,
+                    now,
+                )?;
+                let mut session = session;
+                session.last_activity = now;
+                Self::save_session(store, &session)?;
+                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                Ok(Vec::new())
+            }
+            BotEvent::End { reason } => {
+                if !matches!(
+                    reason,
+                    EndReason::Closed | EndReason::AgentRedirectFailed | EndReason::EndedByUser
+                ) {
+                    return Err(AnswersError::Invalid(format!(
+                        "a chatbot cannot end a session as {}; use closed, agent-redirect-failed or ended-by-user",
+                        reason.as_str()
+                    )));
+                }
+                Ok(Self::end_session(store, session_id, *reason, now)?)
+            }
+        }
+    }
+
+    /// Stops a chatbot: its running sessions end as [`EndReason::Deactivated`]. Returns the
+    /// ids woken.
+    pub(crate) fn stop(
+        store: &dyn StateStore,
+        bot_id: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, AnswersError> {
+        let mut bot = Self::chatbot(store, bot_id)?
+            .ok_or_else(|| AnswersError::Invalid(format!("no chatbot {bot_id:?}")))?;
+        bot.status = BotStatus::Stopped;
+        Self::save_chatbot(store, &bot)?;
+        let mut woken = Vec::new();
+        for s in Self::running_sessions_of(store, bot_id)? {
+            woken.extend(Self::end_session(store, &s.id, EndReason::Deactivated, now)?);
+        }
+        Ok(woken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scripted_bot_answers_by_keyword() {
+        let bot = ScriptedBot(Script {
+            greeting: Some("Hi".into()),
+            replies: [("hours".to_owned(), "9 to 5".to_owned())].into(),
+            fallback: Some("Sorry?".into()),
+            close: [("bye".to_owned(), "Bye!".to_owned())].into(),
+            to_agent: vec!["agent".into()],
+            end: vec!["stop".into()],
+        });
+        let session = Session {
+            id: "s".into(),
+            bot_id: "b".into(),
+            participant_id: "p".into(),
+            channel: Channel::Sms,
+            contact: "385911234567".into(),
+            sender: "INFO".into(),
+            ended: None,
+            started_at: 0,
+            last_activity: 0,
+            timeout_ms: 1,
+        };
+        let turn = |t| bot.turn(&session, BotTurn::Message(t));
+        assert_eq!(turn("Your HOURS?").await.unwrap().replies, ["9 to 5"]);
+        assert_eq!(turn("hm").await.unwrap().replies, ["Sorry?"]);
+        assert_eq!(turn("ok bye").await.unwrap().end, Some(EndReason::Closed));
+        assert_eq!(
+            turn("an agent please").await.unwrap().end,
+            Some(EndReason::AgentRedirectFailed)
+        );
+        assert_eq!(turn("STOP").await.unwrap().end, Some(EndReason::EndedByUser));
+        let first = bot.turn(&session, BotTurn::Start("hours")).await.unwrap();
+        assert_eq!(first.replies, ["Hi", "9 to 5"]);
+        assert_eq!(EndReason::parse("expired"), Some(EndReason::Expired));
+    }
+}

@@ -1,0 +1,356 @@
+//! `start-chatbot`: hands the participant to an Answers chatbot and brings them back when
+//! the session ends.
+//!
+//! ```json
+//! {"sender": "447491163443",
+//!  "message": "{{LastInboundMessage.text}}", "context": "Order {{order_id}}",
+//!  "conditions": ["closed", "expired", "agent-redirect-failed"]}
+//! ```
+//!
+//! - `sender`: the chatbot sender; it must equal the sender of the `evaluate-inbound`
+//!   element before it on the same branch (checked when the flow is activated, together
+//!   with Answers being enabled and an active chatbot on that channel and sender).
+//! - `message` (default `{{LastInboundMessage.text}}`) and optional `context` (appended on a
+//!   new line): what the chatbot receives first.
+//! - `conditions`: the end reasons that get their own exit ([`EndReason`]); every other
+//!   end leaves by `default`.
+//!
+//! The chatbot is whichever active chatbot is on the channel and sender when the participant
+//! arrives. The participant waits durably while the session runs; the session's timeout
+//! moves with every message.
+
+use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
+use crate::answers::{Answers, EndReason};
+use crate::flow::{ElementDef, FlowDef, Issue};
+use crate::messaging::{InboundMessage, LAST_INBOUND_MESSAGE};
+use crate::outbound::HttpClient;
+use crate::store::StateStore;
+use crate::template::{Scope, Template};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub(crate) struct StartChatbotType {
+    answers: Answers,
+}
+
+impl StartChatbotType {
+    pub(crate) fn new(client: HttpClient) -> Self {
+        StartChatbotType {
+            answers: Answers::new(client),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    sender: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    conditions: Vec<String>,
+}
+
+struct StartChatbot {
+    answers: Answers,
+    message: Template,
+    context: Option<Template>,
+    conditions: BTreeSet<EndReason>,
+}
+
+const DEFAULT_EXIT: &str = "default";
+
+impl ElementType for StartChatbotType {
+    fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
+        let config: Config = parse_config(def)?;
+        let mut issues = Vec::new();
+        if config.sender.trim().is_empty() {
+            issues.push(Issue::new(
+                "config.sender",
+                "is empty; use the sender of the evaluate-inbound element before it",
+            ));
+        }
+        let mut template = |text: &str, path: &str| match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                issues.push(Issue::new(path, e));
+                None
+            }
+        };
+        let message = template(
+            config
+                .message
+                .as_deref()
+                .unwrap_or("{{LastInboundMessage.text}}"),
+            "config.message",
+        );
+        let context = config
+            .context
+            .as_deref()
+            .and_then(|c| template(c, "config.context"));
+        let mut conditions = BTreeSet::new();
+        for (i, c) in config.conditions.iter().enumerate() {
+            match EndReason::parse(c) {
+                Some(r) if conditions.insert(r) => {}
+                Some(_) => issues.push(Issue::new(
+                    format!("config.conditions[{i}]"),
+                    format!("{c:?} is listed twice"),
+                )),
+                None => issues.push(Issue::new(
+                    format!("config.conditions[{i}]"),
+                    format!(
+                        "{c:?} is not a session end; choose from {}",
+                        EndReason::ALL.map(EndReason::as_str).join(", ")
+                    ),
+                )),
+            }
+        }
+        match message {
+            Some(message) if issues.is_empty() => Ok(Box::new(StartChatbot {
+                answers: self.answers.clone(),
+                message,
+                context,
+                conditions,
+            })),
+            _ => Err(issues),
+        }
+    }
+}
+
+impl StartChatbot {
+    fn end(&self, reason: EndReason, session: Option<&str>, error: Option<String>) -> StepResult {
+        let exit = if self.conditions.contains(&reason) {
+            reason.as_str()
+        } else {
+            DEFAULT_EXIT
+        };
+        let mut r = StepResult::exit(exit);
+        let mut data = serde_json::json!({ "reason": reason });
+        if let Some(s) = session {
+            data["session"] = s.into();
+        }
+        if let Some(e) = error {
+            data["error"] = e.into();
+        }
+        r.data = Some(data);
+        r
+    }
+
+    async fn start(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
+        let not_started = |why: String| Ok(self.end(EndReason::SessionNotStarted, None, Some(why)));
+        let Some(last) = input
+            .variables
+            .get(LAST_INBOUND_MESSAGE)
+            .and_then(|v| serde_json::from_value::<InboundMessage>(v.clone()).ok())
+        else {
+            return not_started(
+                "no LastInboundMessage: the session starts with the person's message from an evaluate-inbound element".into(),
+            );
+        };
+        if !Answers::enabled(input.store)? {
+            return not_started("Answers is not enabled for the account".into());
+        }
+        let Some(bot) = Answers::active_chatbot(input.store, last.channel, &last.to)? else {
+            return not_started(format!(
+                "no active chatbot on {} sender {}",
+                last.channel, last.to
+            ));
+        };
+        let scope = Scope::new(input.variables, input.person);
+        let mut message = match self.message.render(&scope) {
+            Ok(m) => m,
+            Err(e) => return not_started(format!("message: {e}")),
+        };
+        if let Some(context) = &self.context {
+            match context.render(&scope) {
+                Ok(c) => {
+                    message.push('\n');
+                    message.push_str(&c);
+                }
+                Err(e) => return not_started(format!("context: {e}")),
+            }
+        }
+        let (session, woken, failure) = self
+            .answers
+            .start_session(
+                input.store,
+                &bot,
+                input.participant_id,
+                &last.from,
+                &message,
+                input.now,
+            )
+            .await?;
+        if let Some(reason) = session.ended {
+            let mut r = self.end(reason, Some(&session.id), failure);
+            r.wake = woken;
+            return Ok(r);
+        }
+        let mut r = StepResult::new(StepOutcome::WaitFor {
+            key: session.wait_key(),
+            until: Some(input.now + session.timeout_ms),
+        });
+        r.state = Some(serde_json::json!({"kind": "chatbot", "session": session.id}));
+        r.data = Some(serde_json::json!({"session": session.id, "chatbot": bot.id}));
+        r.wake = woken;
+        Ok(r)
+    }
+
+    fn resume(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
+        let session_id = input
+            .state
+            .and_then(|s| s["session"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(reason) = input
+            .event
+            .and_then(|e| e["end"].as_str())
+            .and_then(EndReason::parse)
+        {
+            return Ok(self.end(reason, Some(&session_id), None));
+        }
+        // Woken by time: the session's deadline passed without a message.
+        let session = Answers::session(input.store, &session_id)?;
+        let reason = match session.and_then(|s| s.ended) {
+            Some(reason) => reason,
+            None => {
+                Answers::end_session(input.store, &session_id, EndReason::Expired, input.now)?;
+                EndReason::Expired
+            }
+        };
+        Ok(self.end(reason, Some(&session_id), None))
+    }
+}
+
+impl Element for StartChatbot {
+    fn exits(&self) -> Vec<String> {
+        self.conditions
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .chain([DEFAULT_EXIT.to_owned()])
+            .collect()
+    }
+
+    fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
+        Box::pin(async move {
+            let result = if input.resumed {
+                self.resume(&input)
+            } else {
+                self.start(&input).await
+            };
+            result.unwrap_or_else(|e| {
+                self.end(EndReason::SessionNotStarted, None, Some(e.to_string()))
+            })
+        })
+    }
+}
+
+/// Checks made when a flow is activated: Answers is enabled; every `start-chatbot` comes
+/// after an `evaluate-inbound` on the same branch, has that element's sender, and an active
+/// text-channel chatbot is on that channel and sender.
+pub(crate) fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
+    let bots: Vec<(usize, &ElementDef)> = def
+        .elements
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == "start-chatbot")
+        .collect();
+    if bots.is_empty() {
+        return Vec::new();
+    }
+    let mut issues = Vec::new();
+    let index: BTreeMap<&str, usize> = def
+        .elements
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.id.as_str(), i))
+        .collect();
+    let is_evaluate = |i: usize| def.elements[i].kind == "evaluate-inbound";
+    // Elements reachable from `starts` without passing through an evaluate-inbound element.
+    let reach = |starts: Vec<usize>| {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<usize> = starts.into();
+        while let Some(i) = queue.pop_front() {
+            if !seen.insert(i) || is_evaluate(i) {
+                continue;
+            }
+            for target in def.elements[i].exits.values() {
+                if let Some(&j) = index.get(target.as_str()) {
+                    queue.push_back(j);
+                }
+            }
+        }
+        seen
+    };
+    let enabled = Answers::enabled(store);
+    let from_entry = reach(
+        def.entry_points
+            .iter()
+            .filter_map(|e| index.get(e.start.as_str()).copied())
+            .collect(),
+    );
+    for (i, el) in bots {
+        let at = |path: &str| format!("elements[{i}]{path}");
+        let name = format!("(element {:?})", el.id);
+        match &enabled {
+            Ok(true) => {}
+            Ok(false) => issues.push(Issue::new(
+                at(".type"),
+                format!("{name} Answers is not enabled for this account; enable it (flowhost answers enable) before activating the flow"),
+            )),
+            Err(e) => issues.push(Issue::new(at(".type"), format!("{name} {e}"))),
+        }
+        if from_entry.contains(&i) {
+            issues.push(Issue::new(
+                at(""),
+                format!("{name} can be reached without an evaluate-inbound element before it; the chatbot session starts with the person's message, so put an evaluate-inbound element before it on the same branch"),
+            ));
+        }
+        let sender = el
+            .config
+            .get("sender")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        for (j, evaluate) in def.elements.iter().enumerate() {
+            if !is_evaluate(j) {
+                continue;
+            }
+            let next: Vec<usize> = evaluate
+                .exits
+                .values()
+                .filter_map(|t| index.get(t.as_str()).copied())
+                .collect();
+            if !reach(next).contains(&i) {
+                continue;
+            }
+            let Some((channel, evaluate_sender)) = super::evaluate_inbound::channel_and_sender(evaluate)
+            else {
+                continue;
+            };
+            if crate::messaging::sender_key(&evaluate_sender) != crate::messaging::sender_key(sender)
+            {
+                issues.push(Issue::new(
+                    at(".config.sender"),
+                    format!(
+                        "{name} chatbot sender {sender:?} differs from sender {evaluate_sender:?} of evaluate-inbound element {:?} (elements[{j}]); update the chatbot sender to {evaluate_sender:?}",
+                        evaluate.id
+                    ),
+                ));
+                continue;
+            }
+            match Answers::active_chatbot(store, channel, &evaluate_sender) {
+                Ok(Some(_)) => {}
+                Ok(None) => issues.push(Issue::new(
+                    at(".config.sender"),
+                    format!(
+                        "{name} no active chatbot on {channel} sender {evaluate_sender:?}; add or start one there (flowhost chatbots add BOT.json)"
+                    ),
+                )),
+                Err(e) => issues.push(Issue::new(at(""), format!("{name} {e}"))),
+            }
+        }
+    }
+    issues
+}
