@@ -130,6 +130,19 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     assert_eq!(fetch.data, Some(json!({"status": 200})));
     assert!(fetch.logs.iter().any(|l| l.message == "fetched 42"));
     assert!(!serde_json::to_string(&journey).unwrap().contains("t0k3n"));
+    // Analytics count plugin elements like built-ins.
+    let analytics = first.engine.analytics("lookup").unwrap();
+    let fetch = analytics.iter().find(|a| a.element_id == "fetch").unwrap();
+    assert_eq!(fetch.element_type, "plugin:happy@1.2.0");
+    assert_eq!(
+        (
+            fetch.counts.entered,
+            fetch.counts.exits.get("found").copied()
+        ),
+        (1, Some(1))
+    );
+    let pause = analytics.iter().find(|a| a.element_id == "pause").unwrap();
+    assert_eq!((pause.counts.entered, pause.counts.waiting), (1, 1));
     drop(first);
 
     // A new engine (new plugin host, new store handle) on the same database.

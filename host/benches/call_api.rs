@@ -115,6 +115,8 @@ fn benches(crit: &mut Criterion) {
                     resumed: false,
                     state: None,
                     store,
+                    event: None,
+                    flows: &flowhost::elements::NoFlows,
                 })
                 .await;
             assert_eq!(r.outcome, StepOutcome::Exit("2xx".into()), "{r:?}");

@@ -510,7 +510,12 @@ impl Answers {
         sender: &str,
     ) -> Result<Option<Chatbot>, StoreError> {
         store
-            .records(BOT_KIND, Some(&bot_key(channel, sender)), Some("active"), Some(1))?
+            .records(
+                BOT_KIND,
+                Some(&bot_key(channel, sender)),
+                Some("active"),
+                Some(1),
+            )?
             .pop()
             .map(|r| r.parse())
             .transpose()
@@ -518,7 +523,10 @@ impl Answers {
 
     /// A session by id.
     pub fn session(store: &dyn StateStore, id: &str) -> Result<Option<Session>, StoreError> {
-        store.record(SESSION_KIND, id)?.map(|r| r.parse()).transpose()
+        store
+            .record(SESSION_KIND, id)?
+            .map(|r| r.parse())
+            .transpose()
     }
 
     /// The running session of a contact on a channel and sender.
@@ -556,15 +564,23 @@ impl Answers {
     }
 
     fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
-        let contact = s.channel.contact(&s.contact).map_err(|e| StoreError::Corrupt {
-            what: format!("chatbot session {:?}", s.id),
-            reason: e,
-        })?;
+        let contact = s
+            .channel
+            .contact(&s.contact)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("chatbot session {:?}", s.id),
+                reason: e,
+            })?;
         store.put_record(&Record {
             kind: SESSION_KIND.into(),
             id: s.id.clone(),
             key: session_key(s.channel, &contact, &s.sender),
-            status: if s.ended.is_some() { "ended" } else { "running" }.into(),
+            status: if s.ended.is_some() {
+                "ended"
+            } else {
+                "running"
+            }
+            .into(),
             body: serde_json::to_value(s).expect("sessions serialize"),
         })
     }
@@ -641,7 +657,8 @@ impl Answers {
             last_activity: now,
             timeout_ms: parse_duration(&bot.session_timeout).unwrap_or(900_000),
         };
-        self.log(store, &session, Author::Person, None, message, now)?;
+        // The person's message is in the log already (it came in); the bot gets it with
+        // the element's context.
         let backend = self.backend(bot);
         let failure = match backend.turn(&session, BotTurn::Start(message)).await {
             Ok(answer) => {
@@ -669,10 +686,13 @@ impl Answers {
         text: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let contact = s.channel.contact(&s.contact).map_err(|e| StoreError::Corrupt {
-            what: format!("chatbot session {:?}", s.id),
-            reason: e,
-        })?;
+        let contact = s
+            .channel
+            .contact(&s.contact)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("chatbot session {:?}", s.id),
+                reason: e,
+            })?;
         log_message(
             store,
             &LoggedMessage {
@@ -789,7 +809,12 @@ impl Answers {
         Self::save_chatbot(store, &bot)?;
         let mut woken = Vec::new();
         for s in Self::running_sessions_of(store, bot_id)? {
-            woken.extend(Self::end_session(store, &s.id, EndReason::Deactivated, now)?);
+            woken.extend(Self::end_session(
+                store,
+                &s.id,
+                EndReason::Deactivated,
+                now,
+            )?);
         }
         Ok(woken)
     }
@@ -829,7 +854,10 @@ mod tests {
             turn("an agent please").await.unwrap().end,
             Some(EndReason::AgentRedirectFailed)
         );
-        assert_eq!(turn("STOP").await.unwrap().end, Some(EndReason::EndedByUser));
+        assert_eq!(
+            turn("STOP").await.unwrap().end,
+            Some(EndReason::EndedByUser)
+        );
         let first = bot.turn(&session, BotTurn::Start("hours")).await.unwrap();
         assert_eq!(first.replies, ["Hi", "9 to 5"]);
         assert_eq!(EndReason::parse("expired"), Some(EndReason::Expired));

@@ -13,9 +13,7 @@
 //! ```
 
 use crate::clock::Millis;
-use crate::messaging::{
-    Author, Channel, LoggedMessage, log_message, new_message_id, sender_key,
-};
+use crate::messaging::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
 use crate::person::Contact;
 use crate::store::{Record, StateStore, StoreError};
 use serde::{Deserialize, Serialize};
@@ -224,7 +222,12 @@ impl<'a> Conversations<'a> {
 
     /// An agent's reply: added to the conversation and the message log. The conversation
     /// must be assigned (to anyone) and not closed.
-    pub fn reply(&self, id: &str, text: &str, now: Millis) -> Result<Conversation, ConversationError> {
+    pub fn reply(
+        &self,
+        id: &str,
+        text: &str,
+        now: Millis,
+    ) -> Result<Conversation, ConversationError> {
         let mut c = self.get(id)?;
         let agent = match (c.status, &c.agent) {
             (ConversationStatus::Assigned, Some(agent)) => agent.clone(),

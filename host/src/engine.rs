@@ -20,19 +20,19 @@
 //! # Ok(()) }
 //! ```
 
-use crate::clock::{Clock, Millis};
 use crate::answers::{Answers, BotEvent};
+use crate::clock::{Clock, Millis};
 use crate::conversations::Conversations;
-use crate::messaging::{
-    Author, Delivery, InboundMessage, LAST_INBOUND_MESSAGE, LoggedMessage, log_message,
-    new_message_id,
-};
-use crate::person::{ContactKind, People};
 use crate::elements::{
     BackgroundReport, ERROR_EXIT, Element, ElementTypes, FlowDirectory, StepInput, StepOutcome,
 };
 use crate::flow::{EntryKind, FlowDef, FlowError, FlowStatus, Issue};
+use crate::messaging::{
+    Author, Delivery, InboundMessage, LAST_INBOUND_MESSAGE, LoggedMessage, log_message,
+    new_message_id,
+};
 use crate::person::Person;
+use crate::person::{ContactKind, People};
 use crate::plugin::capabilities::{LogLevel, LogLine};
 use crate::store::{
     ElementCounts, JourneyEntry, ParticipantState, StateStore, Status, StepWrite, StoreError,
@@ -68,7 +68,9 @@ pub enum EngineError {
     #[error("no participant {0:?}")]
     UnknownParticipant(String),
     /// The flow has no entry point of the kind asked for.
-    #[error("flow {id:?} has no {kind} entry point; add {{\"type\": \"{kind}\", \"start\": \"<element id>\"}} to its entry_points")]
+    #[error(
+        "flow {id:?} has no {kind} entry point; add {{\"type\": \"{kind}\", \"start\": \"<element id>\"}} to its entry_points"
+    )]
     NoEntryPoint {
         /// Flow id.
         id: String,
@@ -76,7 +78,9 @@ pub enum EngineError {
         kind: &'static str,
     },
     /// A lifecycle change that is not allowed.
-    #[error("flow {id:?} cannot go from {from} to {to}; allowed: draft -> active -> finished, draft or active -> canceled")]
+    #[error(
+        "flow {id:?} cannot go from {from} to {to}; allowed: draft -> active -> finished, draft or active -> canceled"
+    )]
     StatusChange {
         /// Flow id.
         id: String,
@@ -283,7 +287,8 @@ impl Engine {
             let source = format!("saved flow {id:?}");
             // Saved flows were checked when activated; what the account looked like then
             // is not checked again, so their participants can always continue.
-            match FlowDef::parse(&text, &source).and_then(|def| self.compile_as(def, &source, false))
+            match FlowDef::parse(&text, &source)
+                .and_then(|def| self.compile_as(def, &source, false))
             {
                 Ok(flow) => {
                     self.inner
@@ -327,11 +332,10 @@ impl Engine {
         person_id: &str,
         variables: BTreeMap<String, Value>,
     ) -> Result<ParticipantState, EngineError> {
-        let person = self
-            .inner
-            .store
-            .person(person_id)?
-            .ok_or_else(|| EngineError::Rejected(format!("no person {person_id:?} in People")))?;
+        let person =
+            self.inner.store.person(person_id)?.ok_or_else(|| {
+                EngineError::Rejected(format!("no person {person_id:?} in People"))
+            })?;
         self.start(flow_id, person, variables).await
     }
 

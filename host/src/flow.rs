@@ -313,10 +313,10 @@ impl FlowDef {
                     ),
                 ));
             }
-            if let Some(j) = self.entry_points[..i].iter().position(|other| {
-                other.kind == ep.kind
-                    && ep.kind != EntryKind::InboundMessage
-            }) {
+            if let Some(j) = self.entry_points[..i]
+                .iter()
+                .position(|other| other.kind == ep.kind && ep.kind != EntryKind::InboundMessage)
+            {
                 issues.push(Issue::new(
                     format!("entry_points[{i}].type"),
                     format!(
@@ -457,7 +457,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             kinds,
-            [EntryKind::Api, EntryKind::ExistingFlow, EntryKind::InboundMessage]
+            [
+                EntryKind::Api,
+                EntryKind::ExistingFlow,
+                EntryKind::InboundMessage
+            ]
         );
         let example: FlowDef = FlowDef::parse(
             include_str!("../../examples/order-updates.json"),

@@ -44,7 +44,11 @@ impl Person {
             kind: ContactKind::ExternalId,
             value: x.clone(),
         });
-        phones.chain(emails).chain(external).map(|c| c.key()).collect()
+        phones
+            .chain(emails)
+            .chain(external)
+            .map(|c| c.key())
+            .collect()
     }
 
     /// Whether it has this contact.
@@ -447,7 +451,9 @@ mod tests {
             .define_attribute("points", AttributeType::Number)
             .unwrap();
         people
-            .create(with(serde_json::json!({"tier": "gold", "points": 3, "birthDate": "1990-02-28"})))
+            .create(with(
+                serde_json::json!({"tier": "gold", "points": 3, "birthDate": "1990-02-28"}),
+            ))
             .unwrap();
         let err = people
             .create(with(serde_json::json!({"points": "many"})))

@@ -93,7 +93,12 @@ pub struct ParticipantState {
 
 impl ParticipantState {
     /// A participant about to run `start` in `flow_id`, with a fresh id.
-    pub fn new(flow_id: &str, start: &str, person: Person, variables: BTreeMap<String, Value>) -> Self {
+    pub fn new(
+        flow_id: &str,
+        start: &str,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Self {
         ParticipantState {
             id: new_participant_id(),
             flow_id: flow_id.to_owned(),
@@ -217,7 +222,11 @@ pub trait StateStore: PeopleStore + RecordStore + Send + Sync {
     /// Moves the deadline of every participant waiting on `key` to `until`.
     fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError>;
     /// Ids of a flow's participants with one of `statuses`.
-    fn participants_of(&self, flow_id: &str, statuses: &[Status]) -> Result<Vec<String>, StoreError>;
+    fn participants_of(
+        &self,
+        flow_id: &str,
+        statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError>;
     /// Analytics of a flow's elements, by element id.
     fn element_counts(&self, flow_id: &str) -> Result<BTreeMap<String, ElementCounts>, StoreError>;
     /// A participant's journey.

@@ -67,9 +67,9 @@ fn templates(
     for (name, value) in map {
         let at = format!("{path}.{name}");
         match JsonTemplate::parse(value, &at) {
-            Ok(t) if t.refs().iter().any(|r| matches!(r, Ref::Secret(_))) => issues.push(
-                Issue::new(at, "secrets cannot be passed to another flow"),
-            ),
+            Ok(t) if t.refs().iter().any(|r| matches!(r, Ref::Secret(_))) => {
+                issues.push(Issue::new(at, "secrets cannot be passed to another flow"))
+            }
             Ok(t) => out.push((name.clone(), t)),
             Err((p, e)) => issues.push(Issue::new(p, e)),
         }
@@ -82,7 +82,10 @@ impl ElementType for AddToFlowType {
         let config: Config = parse_config(def)?;
         let mut issues = Vec::new();
         if config.flow.trim().is_empty() {
-            issues.push(Issue::new("config.flow", "is empty; name the target flow's id"));
+            issues.push(Issue::new(
+                "config.flow",
+                "is empty; name the target flow's id",
+            ));
         }
         let variables = templates(&config.variables, "config.variables", &mut issues);
         let another = config.participant.map(|p| {
@@ -149,11 +152,17 @@ impl Element for AddToFlow {
                 Some(another) => {
                     let text = match another.contact.render(&scope) {
                         Ok(t) => t,
-                        Err(e) => return failover(format!("no contact for the other participant: {e}")),
+                        Err(e) => {
+                            return failover(format!("no contact for the other participant: {e}"));
+                        }
                     };
                     let contact = match Contact::parse(another.kind, &text) {
                         Ok(c) => c,
-                        Err(e) => return failover(format!("invalid contact for the other participant: {e}")),
+                        Err(e) => {
+                            return failover(format!(
+                                "invalid contact for the other participant: {e}"
+                            ));
+                        }
                     };
                     let mut attributes = Map::new();
                     for (name, t) in &another.attributes {
@@ -166,7 +175,9 @@ impl Element for AddToFlow {
                     }
                     match People::new(input.store).upsert_by_contact(&contact, &attributes) {
                         Ok(found) => found,
-                        Err(e) => return failover(format!("cannot save the other participant: {e}")),
+                        Err(e) => {
+                            return failover(format!("cannot save the other participant: {e}"));
+                        }
                     }
                 }
             };

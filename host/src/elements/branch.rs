@@ -190,8 +190,8 @@ mod tests {
             resumed: false,
             state: None,
             store: &store,
-                event: None,
-                flows: &crate::elements::NoFlows,
+            event: None,
+            flows: &crate::elements::NoFlows,
         };
         match element.run(input).await.outcome {
             super::super::StepOutcome::Exit(e) => e,

@@ -73,10 +73,11 @@ impl Test {
     fn meets(&self, text: &str) -> bool {
         match self {
             Test::Any => true,
-            Test::Keyword(k) => text
-                .split_whitespace()
-                .next()
-                .is_some_and(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase() == *k),
+            Test::Keyword(k) => text.split_whitespace().next().is_some_and(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+                    == *k
+            }),
             Test::Equals(v) => text.trim().to_lowercase() == *v,
             Test::Contains(v) => text.to_lowercase().contains(v.as_str()),
             Test::Regex(r) => r.is_match(text),
@@ -98,14 +99,20 @@ impl ElementType for EvaluateInboundType {
         let config: Config = parse_config(def)?;
         let mut issues = Vec::new();
         if config.sender.trim().is_empty() {
-            issues.push(Issue::new("config.sender", "is empty; name the sender messages are sent to"));
+            issues.push(Issue::new(
+                "config.sender",
+                "is empty; name the sender messages are sent to",
+            ));
         }
         let timeout_ms = match parse_duration(&config.timeout) {
             Some(ms) if ms > 0 => ms,
             _ => {
                 issues.push(Issue::new(
                     "config.timeout",
-                    format!("{:?} is not a duration such as \"1d\" or \"30m\"", config.timeout),
+                    format!(
+                        "{:?} is not a duration such as \"1d\" or \"30m\"",
+                        config.timeout
+                    ),
                 ));
                 0
             }
@@ -121,7 +128,10 @@ impl ElementType for EvaluateInboundType {
             } else if conditions.iter().any(|(e, _)| *e == c.exit) {
                 issues.push(Issue::new(
                     format!("{path}.exit"),
-                    format!("{:?} is the exit of an earlier condition; exits must differ", c.exit),
+                    format!(
+                        "{:?} is the exit of an earlier condition; exits must differ",
+                        c.exit
+                    ),
                 ));
             }
             let value = c.value.as_deref().map(str::trim).filter(|v| !v.is_empty());
@@ -142,7 +152,10 @@ impl ElementType for EvaluateInboundType {
                     Err(e) => {
                         issues.push(Issue::new(
                             format!("{path}.value"),
-                            format!("is not a regular expression: {}", e.to_string().lines().last().unwrap_or("")),
+                            format!(
+                                "is not a regular expression: {}",
+                                e.to_string().lines().last().unwrap_or("")
+                            ),
                         ));
                         continue;
                     }

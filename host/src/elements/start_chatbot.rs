@@ -325,11 +325,13 @@ pub(crate) fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Is
             if !reach(next).contains(&i) {
                 continue;
             }
-            let Some((channel, evaluate_sender)) = super::evaluate_inbound::channel_and_sender(evaluate)
+            let Some((channel, evaluate_sender)) =
+                super::evaluate_inbound::channel_and_sender(evaluate)
             else {
                 continue;
             };
-            if crate::messaging::sender_key(&evaluate_sender) != crate::messaging::sender_key(sender)
+            if crate::messaging::sender_key(&evaluate_sender)
+                != crate::messaging::sender_key(sender)
             {
                 issues.push(Issue::new(
                     at(".config.sender"),

@@ -51,7 +51,10 @@ impl ElementType for StartConversationType {
         let config: Config = parse_config(def)?;
         let mut issues = Vec::new();
         if config.tag.trim().is_empty() {
-            issues.push(Issue::new("config.tag", "is empty; name the tag agents see"));
+            issues.push(Issue::new(
+                "config.tag",
+                "is empty; name the tag agents see",
+            ));
         }
         if config.channel.is_some() != config.sender.is_some() {
             issues.push(Issue::new(

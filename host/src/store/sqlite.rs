@@ -6,9 +6,9 @@ use super::{
 };
 use crate::clock::Millis;
 use crate::person::Person;
-use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -289,12 +289,12 @@ impl StateStore for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
-                "SELECT id, status FROM participants WHERE flow_id = ?1 ORDER BY rowid",
-            )
+            .prepare("SELECT id, status FROM participants WHERE flow_id = ?1 ORDER BY rowid")
             .map_err(db)?;
         let rows = stmt
-            .query_map([flow_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([flow_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(db)?;
         let mut ids = Vec::new();
         for row in rows {
@@ -306,10 +306,7 @@ impl StateStore for SqliteStore {
         Ok(ids)
     }
 
-    fn element_counts(
-        &self,
-        flow_id: &str,
-    ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
+    fn element_counts(&self, flow_id: &str) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
         let conn = self.conn();
         let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
         let mut stmt = conn
@@ -317,7 +314,11 @@ impl StateStore for SqliteStore {
             .map_err(db)?;
         let rows = stmt
             .query_map([flow_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .map_err(db)?;
         for row in rows {
@@ -336,7 +337,9 @@ impl StateStore for SqliteStore {
             )
             .map_err(db)?;
         let rows = stmt
-            .query_map([flow_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([flow_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
             .map_err(db)?;
         for row in rows {
             let (element, n) = row.map_err(db)?;
