@@ -3,12 +3,16 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use flowhost::answers::{Answers, BackendConfig, BotStatus, Chatbot};
+use flowhost::clock::Clock;
 use flowhost::clock::SystemClock;
 use flowhost::config::{OperatorConfig, SecretSource};
+use flowhost::conversations::{ConversationStatus, Conversations};
 use flowhost::elements::ElementTypes;
 use flowhost::engine::Engine;
-use flowhost::flow::FlowDef;
-use flowhost::person::Person;
+use flowhost::flow::{FlowDef, FlowStatus};
+use flowhost::messaging::{Channel, InboundMessage};
+use flowhost::person::{AttributeType, Contact, People, Person};
 use flowhost::plugin::{LoadedPlugin, PluginHost, PluginRegistry};
 use flowhost::store::{JourneyEntry, ParticipantState, SqliteStore};
 use serde_json::{Value, json};
@@ -83,8 +87,154 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Validate and save a flow without running anyone (for flows entered by inbound
+    /// messages or from other flows).
+    Deploy {
+        /// Flow definition (JSON).
+        flow: PathBuf,
+    },
+    /// Work with deployed flows: list them, change their lifecycle status.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
+    /// Per element of a flow: participants entered, left per exit, waiting now.
+    Analytics {
+        /// Flow id.
+        flow: String,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take in a message a person sent to one of our senders, and show where it went.
+    Inbound {
+        /// Channel: sms, whatsapp, viber, rcs, telegram, messenger, email.
+        #[arg(long)]
+        channel: String,
+        /// The person's contact (phone number, email).
+        #[arg(long)]
+        from: String,
+        /// Our sender it was sent to.
+        #[arg(long)]
+        to: String,
+        /// Message text.
+        text: String,
+    },
+    /// People profiles.
+    People {
+        #[command(subcommand)]
+        command: PeopleCommand,
+    },
+    /// Live-agent conversations.
+    Conversations {
+        #[command(subcommand)]
+        command: ConversationsCommand,
+    },
+    /// Chatbots (Answers).
+    Chatbots {
+        #[command(subcommand)]
+        command: ChatbotsCommand,
+    },
+    /// Turn Answers (chatbots in flows) on or off for the account.
+    Answers {
+        /// `enable` or `disable`.
+        #[arg(value_parser = ["enable", "disable"])]
+        switch: String,
+    },
     /// Run the sample flow against a local shop API (the README's first command).
     Demo,
+}
+
+#[derive(Subcommand)]
+enum FlowsCommand {
+    /// List deployed flows with their status and entry points.
+    List,
+    /// Change a flow's status: draft -> active -> finished, or canceled.
+    Status {
+        /// Flow id.
+        flow: String,
+        /// New status.
+        #[arg(value_parser = ["draft", "active", "finished", "canceled"])]
+        status: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeopleCommand {
+    /// Create a profile: {"phones": [...], "emails": [...], "attributes": {...}}.
+    Add {
+        /// The profile as JSON.
+        person: String,
+    },
+    /// Show a profile by id or contact (phone number or email).
+    Get {
+        /// Id, phone number or email.
+        who: String,
+    },
+    /// Declare a custom attribute and its type.
+    Define {
+        /// Attribute name.
+        name: String,
+        /// text, number, boolean, date or list.
+        #[arg(value_parser = ["text", "number", "boolean", "date", "list"])]
+        kind: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConversationsCommand {
+    /// List conversations, oldest first.
+    List {
+        /// Only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only this status: open, assigned, closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// Print JSON lines (with messages).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a tag.
+    Tag {
+        /// Tag name.
+        name: String,
+    },
+    /// Assign a conversation to an agent.
+    Assign {
+        /// Conversation id.
+        id: String,
+        /// Agent name.
+        agent: String,
+    },
+    /// Reply as the assigned agent.
+    Reply {
+        /// Conversation id.
+        id: String,
+        /// Text.
+        text: String,
+    },
+    /// Close a conversation.
+    Close {
+        /// Conversation id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChatbotsCommand {
+    /// Add or replace a chatbot from a JSON file (see docs/journeys.md).
+    Add {
+        /// Chatbot definition.
+        file: PathBuf,
+    },
+    /// List chatbots.
+    List,
+    /// Stop (deactivate) a chatbot; participants in its sessions leave by "deactivated".
+    Stop {
+        /// Chatbot id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,10 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_participant(&engine, &p, json)?;
         }
         Command::Resume { json, watch: None } => {
-            let engine = engine(&config).await?;
-            for e in engine.load_saved_flows()? {
-                eprintln!("warning: {e}");
-            }
+            let engine = saved_engine(&config).await?;
             let resumed = engine.resume_due().await?;
             engine.finish_background().await;
             if !json {
@@ -356,8 +503,247 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print_participant(&engine, &p, json)?;
         }
         Command::Demo => demo(config).await?,
+        Command::Deploy { flow } => {
+            let def = FlowDef::load(&flow)?;
+            let engine = engine(&config).await?;
+            let name = flow.display().to_string();
+            match engine.deploy(def, &name) {
+                Ok(compiled) => {
+                    for w in &compiled.warnings {
+                        eprintln!("warning: {name}: {w}");
+                    }
+                    println!(
+                        "{name}: flow {:?} deployed ({})",
+                        compiled.def.id,
+                        compiled.def.status.as_str()
+                    );
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Flows { command } => {
+            let engine = saved_engine(&config).await?;
+            match command {
+                FlowsCommand::List => {
+                    for id in engine.flow_ids() {
+                        let def = engine.flow_def(&id)?;
+                        let entries: Vec<&str> =
+                            def.entry_points.iter().map(|e| e.kind.as_str()).collect();
+                        println!(
+                            "{id:<24} {:<9} {:>3} elements  entry: {}",
+                            def.status.as_str(),
+                            def.elements.len(),
+                            entries.join(", ")
+                        );
+                    }
+                }
+                FlowsCommand::Status { flow, status } => {
+                    let status: FlowStatus = serde_json::from_value(json!(status))?;
+                    if let Err(e) = engine.set_flow_status(&flow, status) {
+                        eprintln!("{e}");
+                        return Ok(std::process::ExitCode::FAILURE);
+                    }
+                    println!("flow {flow:?} is {}", status.as_str());
+                }
+            }
+        }
+        Command::Analytics { flow, json } => {
+            let engine = saved_engine(&config).await?;
+            let rows = engine.analytics(&flow)?;
+            if json {
+                for row in &rows {
+                    println!("{}", serde_json::to_string(row)?);
+                }
+            } else {
+                println!(
+                    "{:<20} {:<28} {:>7} {:>7}  EXITS",
+                    "ELEMENT", "TYPE", "ENTERED", "WAITING"
+                );
+                for row in &rows {
+                    let exits: Vec<String> = row
+                        .counts
+                        .exits
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    println!(
+                        "{:<20} {:<28} {:>7} {:>7}  {}",
+                        row.element_id,
+                        row.element_type,
+                        row.counts.entered,
+                        row.counts.waiting,
+                        exits.join(" ")
+                    );
+                }
+            }
+        }
+        Command::Inbound {
+            channel,
+            from,
+            to,
+            text,
+        } => {
+            let channel: Channel = serde_json::from_value(json!(channel)).map_err(|_| {
+                anyhow::anyhow!(
+                    "--channel {channel:?}: use sms, whatsapp, viber, rcs, telegram, messenger or email"
+                )
+            })?;
+            let engine = saved_engine(&config).await?;
+            let delivery = engine
+                .receive_inbound(InboundMessage {
+                    channel,
+                    from,
+                    to,
+                    text,
+                    received_at: None,
+                })
+                .await?;
+            engine.finish_background().await;
+            println!("{}", serde_json::to_string(&delivery)?);
+        }
+        Command::People { command } => {
+            let store = SqliteStore::open(&config.database)?;
+            let people = People::new(&store);
+            match command {
+                PeopleCommand::Add { person } => {
+                    let person: Person = serde_json::from_str(&person).context(
+                        "expected JSON like {\"phones\": [\"+385911234567\"], \"attributes\": {\"firstName\": \"Ada\"}}",
+                    )?;
+                    let person = people.create(person)?;
+                    println!("{}", serde_json::to_string(&person)?);
+                }
+                PeopleCommand::Get { who } => {
+                    let found = match people.get(&who)? {
+                        Some(p) => Some(p),
+                        None => match Contact::guess(&who) {
+                            Ok(contact) => people.find(&contact)?,
+                            Err(_) => None,
+                        },
+                    };
+                    match found {
+                        Some(p) => println!("{}", serde_json::to_string(&p)?),
+                        None => bail!("no person with id or contact {who:?}"),
+                    }
+                }
+                PeopleCommand::Define { name, kind } => {
+                    let ty: AttributeType = serde_json::from_value(json!(kind))?;
+                    people.define_attribute(&name, ty)?;
+                    println!("attribute {name:?} is {kind}");
+                }
+            }
+        }
+        Command::Conversations { command } => {
+            let store = SqliteStore::open(&config.database)?;
+            let agents = Conversations::new(&store);
+            let now = SystemClock.now_ms();
+            match command {
+                ConversationsCommand::List { tag, status, json } => {
+                    let status = status
+                        .map(|s| {
+                            serde_json::from_value::<ConversationStatus>(json!(s)).map_err(|_| {
+                                anyhow::anyhow!("--status {s:?}: use open, assigned or closed")
+                            })
+                        })
+                        .transpose()?;
+                    for c in agents.list(tag.as_deref(), status)? {
+                        if json {
+                            println!("{}", serde_json::to_string(&c)?);
+                        } else {
+                            println!(
+                                "{}  {:<9} {:<16} {:<10} {} via {} to {} ({} messages)",
+                                c.id,
+                                c.status.as_str(),
+                                c.tag,
+                                c.agent.as_deref().unwrap_or("-"),
+                                c.contact,
+                                c.channel,
+                                c.sender,
+                                c.messages.len()
+                            );
+                        }
+                    }
+                }
+                ConversationsCommand::Tag { name } => {
+                    agents.create_tag(&name)?;
+                    println!("tag {name:?} exists");
+                }
+                ConversationsCommand::Assign { id, agent } => {
+                    agents.assign(&id, &agent)?;
+                    println!("conversation {id} is assigned to {agent}");
+                }
+                ConversationsCommand::Reply { id, text } => {
+                    agents.reply(&id, &text, now)?;
+                    println!("replied in conversation {id}");
+                }
+                ConversationsCommand::Close { id } => {
+                    agents.close(&id, now)?;
+                    println!("conversation {id} is closed");
+                }
+            }
+        }
+        Command::Chatbots { command } => match command {
+            ChatbotsCommand::Add { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let de = &mut serde_json::Deserializer::from_str(&text);
+                let bot: Chatbot = serde_path_to_error::deserialize(de).map_err(|e| {
+                    anyhow::anyhow!("{}: {}: {}", file.display(), e.path(), e.inner())
+                })?;
+                let store = SqliteStore::open(&config.database)?;
+                Answers::save_chatbot(&store, &bot)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                println!(
+                    "chatbot {:?} is on {} sender {}",
+                    bot.id, bot.channel, bot.sender
+                );
+            }
+            ChatbotsCommand::List => {
+                let store = SqliteStore::open(&config.database)?;
+                for bot in Answers::chatbots(&store)? {
+                    let kind = match bot.backend {
+                        BackendConfig::Scripted(_) => "scripted".to_owned(),
+                        BackendConfig::Webhook { url, .. } => format!("webhook {url}"),
+                    };
+                    println!(
+                        "{:<20} {:<8} {:<10} {:<16} {kind}",
+                        bot.id,
+                        match bot.status {
+                            BotStatus::Active => "active",
+                            BotStatus::Stopped => "stopped",
+                        },
+                        bot.channel,
+                        bot.sender
+                    );
+                }
+            }
+            ChatbotsCommand::Stop { id } => {
+                let engine = saved_engine(&config).await?;
+                let woken = engine.stop_chatbot(&id).await?;
+                println!(
+                    "chatbot {id:?} is stopped; {} participants left their sessions",
+                    woken.len()
+                );
+            }
+        },
+        Command::Answers { switch } => {
+            let store = SqliteStore::open(&config.database)?;
+            Answers::set_enabled(&store, switch == "enable")?;
+            println!("Answers is {switch}d");
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// An engine with the flows saved in the database loaded.
+async fn saved_engine(config: &OperatorConfig) -> anyhow::Result<Engine> {
+    let engine = engine(config).await?;
+    for e in engine.load_saved_flows()? {
+        eprintln!("warning: {e}");
+    }
+    Ok(engine)
 }
 
 fn parse_vars(vars: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {

@@ -290,3 +290,141 @@ fn resume_watch_releases_waiting_participants_without_cron() {
     assert_eq!(status["status"], "completed", "{status}");
     assert_eq!(status["variables"]["done"], true);
 }
+
+#[test]
+fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
+    let dir = workspace();
+    let ok = |args: &[&str]| {
+        let out = flowhost(dir.path(), args);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stdout
+    };
+    std::fs::write(
+        dir.path().join("bot.json"),
+        r#"{"id": "helper", "channel": "sms", "sender": "InfoSMS",
+            "backend": {"type": "scripted", "greeting": "Hi!", "to_agent": ["agent"]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("flow.json"),
+        r#"{"id": "help", "name": "Help", "status": "draft",
+            "entry_points": [{"type": "inbound-message", "channel": "sms", "sender": "InfoSMS", "start": "bot"}],
+            "elements": [
+              {"id": "bot", "type": "start-chatbot", "config": {"sender": "InfoSMS"},
+               "exits": {"default": "agent"}},
+              {"id": "agent", "type": "start-conversation", "config": {"tag": "help", "create_tag": true},
+               "exits": {"started": "end", "failed": "end"}},
+              {"id": "end", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    ok(&["deploy", "flow.json"]);
+    // Activation names what is missing, one line per issue, with the fix.
+    let out = flowhost(dir.path(), &["flows", "status", "help", "active"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("flow \"help\": elements[0].type: (element \"bot\") Answers is not enabled for this account; enable it (flowhost answers enable)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("elements[0]: (element \"bot\") can be reached without an evaluate-inbound element before it"),
+        "{stderr}"
+    );
+
+    // Put an evaluate-inbound before the chatbot, enable Answers, add the bot, activate.
+    let flow = std::fs::read_to_string(dir.path().join("flow.json"))
+        .unwrap()
+        .replace(
+            r#""start": "bot"}],"#,
+            r#""start": "ask"}],"#,
+        )
+        .replace(
+            r#"{"id": "bot","#,
+            r#"{"id": "ask", "type": "evaluate-inbound", "config": {"channel": "sms", "sender": "InfoSMS"},
+               "exits": {"other": "bot"}},
+              {"id": "bot","#,
+        );
+    std::fs::write(dir.path().join("flow.json"), flow).unwrap();
+    ok(&["deploy", "flow.json"]);
+    ok(&["answers", "enable"]);
+    assert!(
+        ok(&["chatbots", "add", "bot.json"])
+            .contains("chatbot \"helper\" is on sms sender InfoSMS")
+    );
+    assert!(ok(&["flows", "status", "help", "active"]).contains("flow \"help\" is active"));
+    assert!(
+        ok(&["flows", "list"])
+            .contains("help                     active      4 elements  entry: inbound-message")
+    );
+
+    // The first message starts the flow; the person is created; the second reaches
+    // the chatbot session the participant waits in.
+    let first = ok(&[
+        "inbound",
+        "--channel",
+        "sms",
+        "--from",
+        "+385 91 123 4567",
+        "--to",
+        "InfoSMS",
+        "hi",
+    ]);
+    assert!(first.contains(r#""to":"started""#), "{first}");
+    let person = ok(&["people", "get", "+385911234567"]);
+    assert!(person.contains(r#""phones":["+385911234567"]"#), "{person}");
+    let second = ok(&[
+        "inbound",
+        "--channel",
+        "sms",
+        "--from",
+        "385911234567",
+        "--to",
+        "InfoSMS",
+        "hello",
+    ]);
+    assert!(second.contains(r#""to":"waiting""#), "{second}");
+    let third = ok(&[
+        "inbound",
+        "--channel",
+        "sms",
+        "--from",
+        "385911234567",
+        "--to",
+        "InfoSMS",
+        "agent please",
+    ]);
+    assert!(third.contains(r#""to":"chatbot""#), "{third}");
+
+    // The bot's "to agent" step leads to a conversation an agent takes.
+    let list = ok(&["conversations", "list", "--tag", "help", "--json"]);
+    let conversation: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    let id = conversation["id"].as_str().unwrap();
+    assert_eq!(conversation["status"], "open");
+    ok(&["conversations", "assign", id, "maria"]);
+    ok(&["conversations", "reply", id, "Maria here, how can I help?"]);
+    ok(&["conversations", "close", id]);
+    let closed = ok(&["conversations", "list", "--status", "closed"]);
+    assert!(
+        closed.contains("closed    help             maria"),
+        "{closed}"
+    );
+
+    let analytics = ok(&["analytics", "help"]);
+    let row = |id: &str| {
+        analytics
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in {analytics}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row("ask"), "ask evaluate-inbound 1 0 other=1");
+    assert_eq!(row("bot"), "bot start-chatbot 1 0 default=1");
+    assert_eq!(row("agent"), "agent start-conversation 1 0 started=1");
+    assert!(
+        ok(&["chatbots", "list"])
+            .contains("helper               active   sms        InfoSMS          scripted")
+    );
+}
