@@ -828,6 +828,19 @@ async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves
     ));
     let bot = Answers::chatbot(engine.store(), "helper").unwrap().unwrap();
     assert_eq!(bot.status, flowhost::answers::BotStatus::Active);
+
+    // With nobody waiting in it, the session still expires: the first message after its
+    // timeout ends it and goes on to whoever is next in line.
+    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000 + 11 * 60_000);
+    assert_eq!(
+        engine.receive_inbound(whatsapp("hours")).await.unwrap(),
+        Delivery::Unrouted
+    );
+    assert!(
+        Answers::running_session(engine.store(), Channel::Whatsapp, &contact, SENDER)
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::answers::{Answers, BotEvent};
+use crate::answers::{Answers, BotEvent, EndReason};
 use crate::clock::{Clock, Millis};
 use crate::conversations::Conversations;
 use crate::elements::{
@@ -567,9 +567,14 @@ impl Engine {
                 id: conversation.id,
             });
         }
-        if let Some(session) =
-            Answers::running_session(store, message.channel, &contact, &message.to)?
-        {
+        let mut session = Answers::running_session(store, message.channel, &contact, &message.to)?;
+        if let Some(stale) = session.take_if(|s| s.last_activity + s.timeout_ms <= now) {
+            // Past its timeout with nobody left to notice (its participant's flow was
+            // canceled): it ends now, and the message goes on to the next in line.
+            let woken = Answers::end_session(store, &stale.id, EndReason::Expired, now)?;
+            self.follow_up(woken).await?;
+        }
+        if let Some(session) = session {
             let id = session.id.clone();
             let (woken, failure) = self
                 .inner
