@@ -1091,7 +1091,103 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         println!();
         print_participant(&engine, &p, false)?;
     }
+
+    support_desk(&engine).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(())
+}
+
+/// The support desk: people write in on WhatsApp, a scripted chatbot answers, and whoever
+/// asks for an agent gets a conversation an agent takes over.
+async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
+    const SENDER: &str = "447491163443";
+    let store = engine.store();
+    Answers::set_enabled(store, true)?;
+    let bot: Chatbot = serde_json::from_str(include_str!("../../examples/helper-bot.json"))?;
+    Answers::save_chatbot(store, &bot)?;
+    for (text, name) in [
+        (
+            include_str!("../../examples/feedback.json"),
+            "examples/feedback.json",
+        ),
+        (
+            include_str!("../../examples/support-desk.json"),
+            "examples/support-desk.json",
+        ),
+    ] {
+        engine.deploy(FlowDef::parse(text, name)?, name)?;
+    }
+    println!("\nsupport desk: chatbot {:?} on whatsapp {SENDER}", bot.id);
+    let chats = [
+        (
+            "+44 7700 900123",
+            &["help", "What are your opening hours?", "hours", "bye"][..],
+        ),
+        (
+            "+44 7700 900456",
+            &["help", "My parcel arrived broken", "agent please"][..],
+        ),
+    ];
+    for (from, messages) in chats {
+        for text in messages {
+            let delivery = engine
+                .receive_inbound(InboundMessage {
+                    channel: Channel::Whatsapp,
+                    from: from.into(),
+                    to: SENDER.into(),
+                    text: (*text).into(),
+                    received_at: None,
+                })
+                .await?;
+            println!(
+                "  {from} > {text:<32} -> {}",
+                serde_json::to_string(&delivery)?
+            );
+        }
+        let contact = Contact::phone(from).map_err(anyhow::Error::msg)?;
+        for m in flowhost::messaging::recent_messages(store, &contact, 20)? {
+            let who = match m.author {
+                flowhost::messaging::Author::Person => "person",
+                flowhost::messaging::Author::Bot => "bot",
+                flowhost::messaging::Author::Agent => "agent",
+            };
+            println!("    {who:>6}: {}", m.text.replace('\n', " / "));
+        }
+    }
+    let agents = Conversations::new(store);
+    for c in agents.list(Some("support"), Some(ConversationStatus::Open))? {
+        agents.assign(&c.id, "maria")?;
+        agents.reply(
+            &c.id,
+            "Maria here, sorry about that. A new one is on its way.",
+            engine.now(),
+        )?;
+        let c = agents.close(&c.id, engine.now())?;
+        println!(
+            "  conversation {} (tag {}) with {}: {} messages, assigned to maria, closed",
+            c.id,
+            c.tag,
+            c.contact,
+            c.messages.len()
+        );
+    }
+    println!("\nanalytics of support-desk:");
+    for row in engine.analytics("support-desk")? {
+        let exits: Vec<String> = row
+            .counts
+            .exits
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "  {:<10} {:<20} entered {}  waiting {}  {}",
+            row.element_id,
+            row.element_type,
+            row.counts.entered,
+            row.counts.waiting,
+            exits.join(" ")
+        );
+    }
     Ok(())
 }
 
