@@ -381,8 +381,17 @@ impl Engine {
         while next < queue.len() && next < MAX_FOLLOW_UPS {
             let id = queue[next].clone();
             next += 1;
-            if let Some(state) = self.run_claimed(&id, &mut queue).await? {
-                done.push(state);
+            match self.run_claimed(&id, &mut queue).await {
+                Ok(Some(state)) => done.push(state),
+                Ok(None) => {}
+                // Put back by `run_claimed`: an engine that has the flow continues it, and
+                // the participants after it in the queue still run.
+                Err(EngineError::UnknownFlow(flow)) => {
+                    eprintln!(
+                        "flowhost: participant {id} waits for flow {flow:?}, which this engine has not loaded"
+                    );
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(done)

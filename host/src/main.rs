@@ -9,7 +9,7 @@ use flowhost::clock::SystemClock;
 use flowhost::config::{OperatorConfig, SecretSource};
 use flowhost::conversations::{ConversationStatus, Conversations};
 use flowhost::elements::ElementTypes;
-use flowhost::engine::Engine;
+use flowhost::engine::{CompiledFlow, Engine};
 use flowhost::flow::{FlowDef, FlowStatus};
 use flowhost::messaging::{Channel, InboundMessage};
 use flowhost::person::{AttributeType, Contact, People, Person};
@@ -391,23 +391,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let def = FlowDef::load(&flow)?;
             let engine = engine(&config).await?;
             let name = flow.display().to_string();
-            match engine.compile(def, &name) {
-                Ok(f) => {
-                    for w in &f.warnings {
-                        eprintln!("warning: {name}: {w}");
-                    }
-                    println!(
-                        "{name}: flow {:?} is valid ({} elements, {} warnings)",
-                        f.def.id,
-                        f.def.elements.len(),
-                        f.warnings.len()
-                    )
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(std::process::ExitCode::FAILURE);
-                }
-            }
+            let Some(f) = reported(&name, engine.compile(def, &name).map(Arc::new)) else {
+                return Ok(std::process::ExitCode::FAILURE);
+            };
+            println!(
+                "{name}: flow {:?} is valid ({} elements, {} warnings)",
+                f.def.id,
+                f.def.elements.len(),
+                f.warnings.len()
+            );
         }
         Command::Run {
             flow,
@@ -428,16 +420,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engine = engine(&config).await?;
             let flow_id = def.id.clone();
             let name = flow.display().to_string();
-            match engine.deploy(def, &name) {
-                Ok(compiled) => {
-                    for w in &compiled.warnings {
-                        eprintln!("warning: {name}: {w}");
-                    }
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(std::process::ExitCode::FAILURE);
-                }
+            if reported(&name, engine.deploy(def, &name)).is_none() {
+                return Ok(std::process::ExitCode::FAILURE);
             }
             let p = engine.start(&flow_id, person, variables).await?;
             // Requests sent without waiting finish before the journey is printed.
@@ -507,22 +491,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let def = FlowDef::load(&flow)?;
             let engine = engine(&config).await?;
             let name = flow.display().to_string();
-            match engine.deploy(def, &name) {
-                Ok(compiled) => {
-                    for w in &compiled.warnings {
-                        eprintln!("warning: {name}: {w}");
-                    }
-                    println!(
-                        "{name}: flow {:?} deployed ({})",
-                        compiled.def.id,
-                        compiled.def.status.as_str()
-                    );
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(std::process::ExitCode::FAILURE);
-                }
-            }
+            let Some(f) = reported(&name, engine.deploy(def, &name)) else {
+                return Ok(std::process::ExitCode::FAILURE);
+            };
+            println!(
+                "{name}: flow {:?} deployed ({})",
+                f.def.id,
+                f.def.status.as_str()
+            );
         }
         Command::Flows { command } => {
             let engine = saved_engine(&config).await?;
@@ -735,6 +711,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Prints a checked flow's warnings, or its issues (one per line); `None` when it has issues.
+fn reported<E: std::fmt::Display>(
+    name: &str,
+    result: Result<Arc<CompiledFlow>, E>,
+) -> Option<Arc<CompiledFlow>> {
+    match result {
+        Ok(flow) => {
+            for w in &flow.warnings {
+                eprintln!("warning: {name}: {w}");
+            }
+            Some(flow)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
 }
 
 /// An engine with the flows saved in the database loaded.

@@ -360,40 +360,25 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
 
     // The first message starts the flow; the person is created; the second reaches
     // the chatbot session the participant waits in.
-    let first = ok(&[
-        "inbound",
-        "--channel",
-        "sms",
-        "--from",
-        "+385 91 123 4567",
-        "--to",
-        "InfoSMS",
-        "hi",
-    ]);
+    let inbound = |from: &str, text: &str| {
+        ok(&[
+            "inbound",
+            "--channel",
+            "sms",
+            "--from",
+            from,
+            "--to",
+            "InfoSMS",
+            text,
+        ])
+    };
+    let first = inbound("+385 91 123 4567", "hi");
     assert!(first.contains(r#""to":"started""#), "{first}");
     let person = ok(&["people", "get", "+385911234567"]);
     assert!(person.contains(r#""phones":["+385911234567"]"#), "{person}");
-    let second = ok(&[
-        "inbound",
-        "--channel",
-        "sms",
-        "--from",
-        "385911234567",
-        "--to",
-        "InfoSMS",
-        "hello",
-    ]);
+    let second = inbound("385911234567", "hello");
     assert!(second.contains(r#""to":"waiting""#), "{second}");
-    let third = ok(&[
-        "inbound",
-        "--channel",
-        "sms",
-        "--from",
-        "385911234567",
-        "--to",
-        "InfoSMS",
-        "agent please",
-    ]);
+    let third = inbound("385911234567", "agent please");
     assert!(third.contains(r#""to":"chatbot""#), "{third}");
 
     // The bot's "to agent" step leads to a conversation an agent takes.
