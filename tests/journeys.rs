@@ -492,11 +492,9 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
     let journey = engine.journey(&p.id).unwrap();
     assert_eq!(p.status, Status::Failed);
     assert!(
-        journey[0]
-            .error
-            .as_deref()
-            .unwrap()
-            .contains("the person has no Phone contact for whatsapp"),
+        journey[0].error.as_deref().unwrap().contains(
+            "the person has no phone number for whatsapp; add one to the person's profile"
+        ),
         "{journey:?}"
     );
 }

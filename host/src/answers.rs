@@ -619,7 +619,6 @@ impl Answers {
     /// (ended with [`EndReason::SessionNotStarted`] if the bot failed, or with the bot's own
     /// end if it ended at once), the participants woken because their session on the same
     /// contact and sender ended, and why it did not start, if it did not.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start_session(
         &self,
         store: &dyn StateStore,

@@ -80,6 +80,17 @@ pub enum ContactKind {
     ExternalId,
 }
 
+impl ContactKind {
+    /// What it is called in messages: "phone number", "email address", "external id".
+    pub fn describe(self) -> &'static str {
+        match self {
+            ContactKind::Phone => "phone number",
+            ContactKind::Email => "email address",
+            ContactKind::ExternalId => "external id",
+        }
+    }
+}
+
 /// One contact, normalised: phone numbers as digits only (international form, no `+`),
 /// emails in lowercase.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -220,7 +220,9 @@ impl Element for EvaluateInbound {
             }
             let kind = self.channel.contact_kind();
             let contact = contact_of(input.person, kind)
-                .ok_or_else(|| format!("the person has no {kind:?} contact for {}", self.channel))
+                .ok_or_else(|| {
+                    format!("the person has no {} for {}", kind.describe(), self.channel)
+                })
                 .and_then(|c| self.channel.contact(&c));
             match contact {
                 Ok(contact) => {
