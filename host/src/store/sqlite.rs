@@ -663,3 +663,52 @@ impl RecordStore for SqliteStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::person::Person;
+
+    #[test]
+    fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE participants (
+                    id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
+                    variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
+                    waiting_until INTEGER, steps INTEGER NOT NULL);
+                 INSERT INTO participants VALUES
+                    ('p1', 'f', '{\"id\": \"ada\"}', '{\"n\": 1}', 'w', 'waiting', 5, 2);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.participant("p1").unwrap().unwrap();
+        assert_eq!(old.person.id, "ada");
+        assert_eq!(
+            (old.wait_key, old.event, old.element_state),
+            (None, None, None)
+        );
+        assert_eq!(store.due(5, 10).unwrap(), ["p1"]);
+        let mut new = ParticipantState::new("f", "w", Person::default(), Default::default());
+        new.status = Status::Waiting;
+        new.wait_key = Some("inbound:sms:phone:385911234567:info".into());
+        store.insert_participant(&new).unwrap();
+        let woken = store
+            .wake(
+                "inbound:sms:phone:385911234567:info",
+                &serde_json::json!({"text": "hi"}),
+                7,
+            )
+            .unwrap();
+        assert_eq!(woken, [new.id.clone()]);
+        let back = store.participant(&new.id).unwrap().unwrap();
+        assert_eq!(back.event, Some(serde_json::json!({"text": "hi"})));
+        assert_eq!(back.waiting_until, Some(7));
+        assert_eq!(store.claim(&new.id).unwrap(), Some(Status::Waiting));
+        assert_eq!(store.claim(&new.id).unwrap(), None, "claimed once");
+    }
+}
