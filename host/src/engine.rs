@@ -31,8 +31,8 @@ use crate::messaging::{
     Author, Delivery, InboundMessage, LAST_INBOUND_MESSAGE, LoggedMessage, log_message,
     new_message_id,
 };
+use crate::person::People;
 use crate::person::Person;
-use crate::person::{ContactKind, People};
 use crate::plugin::capabilities::{LogLevel, LogLine};
 use crate::store::{
     ElementCounts, JourneyEntry, ParticipantState, StateStore, Status, StepWrite, StoreError,
@@ -630,24 +630,9 @@ impl Engine {
             if !takes {
                 continue;
             }
-            let person = match store.person_by_contact(&contact.key())? {
-                Some(p) => p,
-                None => People::new(store)
-                    .create(Person {
-                        phones: (contact.kind == ContactKind::Phone)
-                            .then(|| contact.to_string())
-                            .into_iter()
-                            .collect(),
-                        emails: (contact.kind == ContactKind::Email)
-                            .then(|| contact.value.clone())
-                            .into_iter()
-                            .collect(),
-                        external_id: (contact.kind == ContactKind::ExternalId)
-                            .then(|| contact.value.clone()),
-                        ..Person::default()
-                    })
-                    .map_err(|e| EngineError::Rejected(e.to_string()))?,
-            };
+            let (person, _) = People::new(store)
+                .find_or_create(&contact)
+                .map_err(|e| EngineError::Rejected(e.to_string()))?;
             let variables =
                 BTreeMap::from([(LAST_INBOUND_MESSAGE.to_owned(), message.as_variable())]);
             let p = self

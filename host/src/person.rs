@@ -61,7 +61,7 @@ impl Person {
             return;
         }
         match contact.kind {
-            ContactKind::Phone => self.phones.push(contact.value.clone()),
+            ContactKind::Phone => self.phones.push(contact.to_string()),
             ContactKind::Email => self.emails.push(contact.value.clone()),
             ContactKind::ExternalId => self.external_id = Some(contact.value.clone()),
         }
@@ -374,6 +374,19 @@ impl<'a> People<'a> {
     /// The profile with this contact.
     pub fn find(&self, contact: &Contact) -> Result<Option<Person>, PeopleError> {
         Ok(self.store.person_by_contact(&contact.key())?)
+    }
+
+    /// The profile with `contact`, or a new one with just that contact. Says whether it was
+    /// created.
+    pub fn find_or_create(&self, contact: &Contact) -> Result<(Person, bool), PeopleError> {
+        match self.find(contact)? {
+            Some(person) => Ok((person, false)),
+            None => {
+                let mut person = Person::default();
+                person.add_contact(contact);
+                Ok((self.create(person)?, true))
+            }
+        }
     }
 
     /// Sets attributes on a profile (a null value removes one).
