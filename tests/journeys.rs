@@ -543,6 +543,22 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
         engine.participant(&participants[0]).unwrap().person.id,
         created.id
     );
+    // People-kept persons can be started by id, at the flow's api entry point only.
+    let err = engine
+        .start_person("join", &created.id, BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "flow \"join\" has no api entry point; add {\"type\": \"api\", \"start\": \"<element id>\"} to its entry_points"
+    );
+    let err = engine
+        .start_person("join", "nobody", BTreeMap::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "no person \"nobody\" in People");
     let err = engine
         .receive_inbound(InboundMessage {
             from: "call me".into(),
