@@ -468,11 +468,8 @@ impl Engine {
         let mut def = flow.def.clone();
         def.status = to;
         let source = format!("flow {flow_id:?}");
-        let compiled = if to == FlowStatus::Active && from != FlowStatus::Active {
-            self.compile_as(def, &source, true)?
-        } else {
-            self.compile_as(def, &source, false)?
-        };
+        let activating = to == FlowStatus::Active && from != FlowStatus::Active;
+        let compiled = self.compile_as(def, &source, activating)?;
         let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
         self.inner.store.save_flow(flow_id, &text)?;
         self.inner
@@ -619,13 +616,9 @@ impl Engine {
                 e.kind == EntryKind::InboundMessage
                     && e.channel == Some(message.channel)
                     && e.sender.as_deref().map(crate::messaging::sender_key) == Some(sender.clone())
-                    && e.keyword.as_deref().is_none_or(|k| {
-                        message
-                            .text
-                            .split_whitespace()
-                            .next()
-                            .is_some_and(|w| w.eq_ignore_ascii_case(k))
-                    })
+                    && e.keyword
+                        .as_deref()
+                        .is_none_or(|k| crate::messaging::starts_with_keyword(&message.text, k))
             });
             if !takes {
                 continue;

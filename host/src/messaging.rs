@@ -83,6 +83,16 @@ pub fn sender_key(sender: &str) -> String {
     }
 }
 
+/// Whether the first word of `text` is `keyword`, in any case, ignoring punctuation around it
+/// (`"Yes!"` starts with the keyword `yes`).
+pub fn starts_with_keyword(text: &str, keyword: &str) -> bool {
+    text.split_whitespace().next().is_some_and(|w| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+            == keyword.trim().to_lowercase()
+    })
+}
+
 /// A message a person sent to one of our senders.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -73,11 +73,7 @@ impl Test {
     fn meets(&self, text: &str) -> bool {
         match self {
             Test::Any => true,
-            Test::Keyword(k) => text.split_whitespace().next().is_some_and(|w| {
-                w.trim_matches(|c: char| !c.is_alphanumeric())
-                    .to_lowercase()
-                    == *k
-            }),
+            Test::Keyword(k) => crate::messaging::starts_with_keyword(text, k),
             Test::Equals(v) => text.trim().to_lowercase() == *v,
             Test::Contains(v) => text.to_lowercase().contains(v.as_str()),
             Test::Regex(r) => r.is_match(text),
