@@ -534,26 +534,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     println!("{}", serde_json::to_string(row)?);
                 }
             } else {
-                println!(
-                    "{:<20} {:<28} {:>7} {:>7}  EXITS",
-                    "ELEMENT", "TYPE", "ENTERED", "WAITING"
-                );
-                for row in &rows {
-                    let exits: Vec<String> = row
-                        .counts
-                        .exits
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    println!(
-                        "{:<20} {:<28} {:>7} {:>7}  {}",
-                        row.element_id,
-                        row.element_type,
-                        row.counts.entered,
-                        row.counts.waiting,
-                        exits.join(" ")
-                    );
-                }
+                print_analytics(&rows);
             }
         }
         Command::Inbound {
@@ -729,6 +710,30 @@ fn reported<E: std::fmt::Display>(
             eprintln!("{e}");
             None
         }
+    }
+}
+
+/// The analytics table: per element, entered, waiting and left per exit.
+fn print_analytics(rows: &[flowhost::engine::ElementAnalytics]) {
+    println!(
+        "{:<20} {:<28} {:>7} {:>7}  EXITS",
+        "ELEMENT", "TYPE", "ENTERED", "WAITING"
+    );
+    for row in rows {
+        let exits: Vec<String> = row
+            .counts
+            .exits
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "{:<20} {:<28} {:>7} {:>7}  {}",
+            row.element_id,
+            row.element_type,
+            row.counts.entered,
+            row.counts.waiting,
+            exits.join(" ")
+        );
     }
 }
 
@@ -1167,22 +1172,7 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
         );
     }
     println!("\nanalytics of support-desk:");
-    for row in engine.analytics("support-desk")? {
-        let exits: Vec<String> = row
-            .counts
-            .exits
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        println!(
-            "  {:<10} {:<20} entered {}  waiting {}  {}",
-            row.element_id,
-            row.element_type,
-            row.counts.entered,
-            row.counts.waiting,
-            exits.join(" ")
-        );
-    }
+    print_analytics(&engine.analytics("support-desk")?);
     Ok(())
 }
 
