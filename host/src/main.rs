@@ -51,8 +51,11 @@ enum Command {
         /// Flow definition (JSON).
         flow: PathBuf,
         /// The person, as JSON: {"id": "...", "emails": [...], "attributes": {...}}.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "person_id")]
         person: Option<String>,
+        /// A person kept in People, by id or contact (see `flowhost people`).
+        #[arg(long)]
+        person_id: Option<String>,
         /// A flow variable, `name=value`; the value is JSON when it parses, else text.
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
@@ -404,14 +407,17 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Run {
             flow,
             person,
+            person_id,
             vars,
             json,
         } => {
             let def = FlowDef::load(&flow)?;
-            let person: Person = match person {
-                Some(text) => serde_json::from_str(&text)
+            let person: Person = match (person, person_id) {
+                (Some(text), _) => serde_json::from_str(&text)
                     .context("--person: expected JSON like {\"id\": \"p1\", \"emails\": [\"a@b.c\"], \"attributes\": {}}")?,
-                None => Person {
+                (None, Some(who)) => find_person(&SqliteStore::open(&config.database)?, &who)?
+                    .with_context(|| format!("--person-id: no person with id or contact {who:?}; add one with `flowhost people add`"))?,
+                (None, None) => Person {
                     id: "cli-person".into(),
                     ..Person::default()
                 },
@@ -572,19 +578,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     let person = people.create(person)?;
                     println!("{}", serde_json::to_string(&person)?);
                 }
-                PeopleCommand::Get { who } => {
-                    let found = match people.get(&who)? {
-                        Some(p) => Some(p),
-                        None => match Contact::guess(&who) {
-                            Ok(contact) => people.find(&contact)?,
-                            Err(_) => None,
-                        },
-                    };
-                    match found {
-                        Some(p) => println!("{}", serde_json::to_string(&p)?),
-                        None => bail!("no person with id or contact {who:?}"),
-                    }
-                }
+                PeopleCommand::Get { who } => match find_person(&store, &who)? {
+                    Some(p) => println!("{}", serde_json::to_string(&p)?),
+                    None => bail!("no person with id or contact {who:?}"),
+                },
                 PeopleCommand::Define { name, kind } => {
                     let ty: AttributeType = serde_json::from_value(json!(kind))?;
                     people.define_attribute(&name, ty)?;
@@ -735,6 +732,18 @@ fn print_analytics(rows: &[flowhost::engine::ElementAnalytics]) {
             exits.join(" ")
         );
     }
+}
+
+/// A person kept in People, by id or by contact.
+fn find_person(store: &SqliteStore, who: &str) -> anyhow::Result<Option<Person>> {
+    let people = People::new(store);
+    if let Some(p) = people.get(who)? {
+        return Ok(Some(p));
+    }
+    Ok(match Contact::guess(who) {
+        Ok(contact) => people.find(&contact)?,
+        Err(_) => None,
+    })
 }
 
 /// An engine with the flows saved in the database loaded.

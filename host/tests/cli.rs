@@ -376,6 +376,35 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
     assert!(first.contains(r#""to":"started""#), "{first}");
     let person = ok(&["people", "get", "+385911234567"]);
     assert!(person.contains(r#""phones":["+385911234567"]"#), "{person}");
+    // A People person runs a flow by contact; their attributes are in the journey.
+    ok(&["people", "define", "tier", "text"]);
+    let added = ok(&[
+        "people",
+        "add",
+        r#"{"emails": ["ada@example.com"], "attributes": {"firstName": "Ada", "tier": "gold"}}"#,
+    ]);
+    assert!(added.contains(r#""tier":"gold""#), "{added}");
+    std::fs::write(
+        dir.path().join("hello.json"),
+        r#"{"id": "hello", "name": "Hello", "entry_points": [{"type": "api", "start": "s"}],
+            "elements": [{"id": "s", "type": "set-variable",
+                          "config": {"set": {"greeting": "Hi {{person.firstName}} ({{person.tier}})"}}}]}"#,
+    )
+    .unwrap();
+    let run = ok(&[
+        "run",
+        "hello.json",
+        "--person-id",
+        "ADA@example.com",
+        "--json",
+    ]);
+    assert!(run.contains(r#""greeting":"Hi Ada (gold)""#), "{run}");
+    let out = flowhost(
+        dir.path(),
+        &["run", "hello.json", "--person-id", "nobody@example.com"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("--person-id: no person with id or contact \"nobody@example.com\"; add one with `flowhost people add`"), "{}", text(&out).1);
     let second = inbound("385911234567", "hello");
     assert!(second.contains(r#""to":"waiting""#), "{second}");
     let third = inbound("385911234567", "agent please");
