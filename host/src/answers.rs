@@ -187,6 +187,16 @@ impl Session {
     pub fn wait_key(&self) -> String {
         format!("chatbot:{}", self.id)
     }
+
+    /// The person's contact, parsed for the channel (it parsed when the session started).
+    fn parsed_contact(&self) -> Result<Contact, StoreError> {
+        self.channel
+            .contact(&self.contact)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("chatbot session {:?}", self.id),
+                reason: e,
+            })
+    }
 }
 
 /// What the person (or the flow, first) said to the bot.
@@ -564,13 +574,7 @@ impl Answers {
     }
 
     fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
-        let contact = s
-            .channel
-            .contact(&s.contact)
-            .map_err(|e| StoreError::Corrupt {
-                what: format!("chatbot session {:?}", s.id),
-                reason: e,
-            })?;
+        let contact = s.parsed_contact()?;
         store.put_record(&Record {
             kind: SESSION_KIND.into(),
             id: s.id.clone(),
@@ -685,13 +689,7 @@ impl Answers {
         text: &str,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let contact = s
-            .channel
-            .contact(&s.contact)
-            .map_err(|e| StoreError::Corrupt {
-                what: format!("chatbot session {:?}", s.id),
-                reason: e,
-            })?;
+        let contact = s.parsed_contact()?;
         log_message(
             store,
             &LoggedMessage {
