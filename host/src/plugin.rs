@@ -64,6 +64,9 @@ const ELEMENT_EXPORT: &str = "flowhost:element/element@";
 /// Freed memory slots decommitted together (see `build_engine`).
 const DECOMMIT_BATCH: usize = 32;
 
+/// Bytes of each table zeroed in place when its slot is freed, instead of decommitted.
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// Concurrent executions (and pooled instances).
 const POOL_INSTANCES: u32 = 256;
 
@@ -670,8 +673,11 @@ fn build_engine(config: &OperatorConfig) -> wasmtime::Result<Engine> {
         .total_memories(POOL_INSTANCES * 2)
         .total_tables(POOL_INSTANCES * 8)
         .max_memories_per_component(4)
-        // No `*_keep_resident`: keeping pages resident between instances measured slower
-        // here, since each reset memsets them (docs/BENCHMARKS.md).
+        // Linear memories are decommitted, not kept resident: resetting kept pages memsets
+        // them, which measured slower here. Tables are a few KiB (a Rust component has two),
+        // and zeroing them in place beats a decommit and the page faults after it: ~2 µs
+        // per execution (docs/BENCHMARKS.md).
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
         .max_memory_size(mib(config.max_memory_mib()))
         // One madvise for many freed slots instead of one each: ~15% faster per execution
         // here. A slot is not handed out again before its pages are decommitted.
