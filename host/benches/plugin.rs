@@ -186,11 +186,11 @@ fn benches(crit: &mut Criterion) {
 }
 
 /// Criterion's figures are means over batches of calls, so the freed slots the pooling
-/// allocator decommits together every dozen or so calls are spread over all of them. This
+/// allocator decommits together every 8 to 11 calls are spread over all of them. This
 /// times each call on its own and prints percentiles: the p50 is a typical call, the p90 and
 /// p99 the calls that paid for a batch. Ours and raw wasmtime take turns in blocks, so that
 /// both see the same load; in blocks rather than call by call, because one side would then
-/// fill every batch (each call frees the same number of slots).
+/// fill every batch (each call frees the same number of regions).
 async fn per_call_percentiles<A, B>(ours: impl Fn() -> A, raw: impl Fn() -> B)
 where
     A: Future<Output = ()>,
