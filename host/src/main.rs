@@ -415,8 +415,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let person: Person = match (person, person_id) {
                 (Some(text), _) => serde_json::from_str(&text)
                     .context("--person: expected JSON like {\"id\": \"p1\", \"emails\": [\"a@b.c\"], \"attributes\": {}}")?,
-                (None, Some(who)) => find_person(&SqliteStore::open(&config.database)?, &who)?
-                    .with_context(|| format!("--person-id: no person with id or contact {who:?}; add one with `flowhost people add`"))?,
+                (None, Some(who)) => {
+                    find_person(&SqliteStore::open(&config.database)?, &who).context("--person-id")?
+                }
                 (None, None) => Person {
                     id: "cli-person".into(),
                     ..Person::default()
@@ -578,10 +579,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     let person = people.create(person)?;
                     println!("{}", serde_json::to_string(&person)?);
                 }
-                PeopleCommand::Get { who } => match find_person(&store, &who)? {
-                    Some(p) => println!("{}", serde_json::to_string(&p)?),
-                    None => bail!("no person with id or contact {who:?}"),
-                },
+                PeopleCommand::Get { who } => {
+                    println!("{}", serde_json::to_string(&find_person(&store, &who)?)?)
+                }
                 PeopleCommand::Define { name, kind } => {
                     let ty: AttributeType = serde_json::from_value(json!(kind))?;
                     people.define_attribute(&name, ty)?;
@@ -735,15 +735,17 @@ fn print_analytics(rows: &[flowhost::engine::ElementAnalytics]) {
 }
 
 /// A person kept in People, by id or by contact.
-fn find_person(store: &SqliteStore, who: &str) -> anyhow::Result<Option<Person>> {
+fn find_person(store: &SqliteStore, who: &str) -> anyhow::Result<Person> {
     let people = People::new(store);
     if let Some(p) = people.get(who)? {
-        return Ok(Some(p));
+        return Ok(p);
     }
-    Ok(match Contact::guess(who) {
-        Ok(contact) => people.find(&contact)?,
-        Err(_) => None,
-    })
+    if let Ok(contact) = Contact::guess(who)
+        && let Some(p) = people.find(&contact)?
+    {
+        return Ok(p);
+    }
+    bail!("no person with id or contact {who:?}; add one with `flowhost people add`")
 }
 
 /// An engine with the flows saved in the database loaded.

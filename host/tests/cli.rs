@@ -405,6 +405,15 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
     );
     assert!(!out.status.success());
     assert!(text(&out).1.contains("--person-id: no person with id or contact \"nobody@example.com\"; add one with `flowhost people add`"), "{}", text(&out).1);
+    let out = flowhost(dir.path(), &["people", "get", "nobody@example.com"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("no person with id or contact \"nobody@example.com\"; add one with"),
+        "{}",
+        text(&out).1
+    );
     let second = inbound("385911234567", "hello");
     assert!(second.contains(r#""to":"waiting""#), "{second}");
     let third = inbound("385911234567", "agent please");
