@@ -110,10 +110,10 @@ impl Harness {
         vars: Value,
     ) -> (ParticipantState, Vec<JourneyEntry>) {
         let id = def.id.clone();
-        self.engine.deploy(def, "test.json").unwrap();
+        self.engine.deploy(def, "test.json").await.unwrap();
         let vars: BTreeMap<String, Value> = serde_json::from_value(vars).unwrap();
         let p = self.engine.start(&id, person, vars).await.unwrap();
-        let journey = self.engine.journey(&p.id).unwrap();
+        let journey = self.engine.journey(&p.id).await.unwrap();
         (p, journey)
     }
 }
@@ -351,6 +351,7 @@ async fn exits_follow_the_documented_precedence() {
     let compiled = h
         .engine
         .compile(flow("w", config.clone(), &["2xx"]), "w.json")
+        .await
         .unwrap();
     assert_eq!(compiled.warnings.len(), 1);
     assert!(
@@ -399,7 +400,7 @@ async fn without_waiting_the_participant_moves_on_and_the_result_joins_the_journ
     assert_eq!(journey[0].exit.as_deref(), Some("next"));
     h.engine.finish_background().await;
     assert_eq!(srv.received().len(), 1);
-    let journey = h.engine.journey(&p.id).unwrap();
+    let journey = h.engine.journey(&p.id).await.unwrap();
     let background = journey.last().unwrap();
     assert_eq!(background.element_id, "call");
     assert_eq!(background.data.as_ref().unwrap()["status"], json!(200));
@@ -411,6 +412,7 @@ async fn without_waiting_the_participant_moves_on_and_the_result_joins_the_journ
     let err = h
         .engine
         .compile(flow("bad", config, &["4xx", "next"]), "bad.json")
+        .await
         .unwrap_err();
     let FlowError::Invalid { issues, .. } = err else {
         panic!()
@@ -452,7 +454,10 @@ async fn outside_the_delivery_window_the_participant_waits_across_a_restart() {
         logs(&journey[0])
     );
     assert_eq!(
-        h.engine.waiting_count("window", "call", "window").unwrap(),
+        h.engine
+            .waiting_count("window", "call", "window")
+            .await
+            .unwrap(),
         1
     );
     assert!(srv.received().is_empty());
@@ -460,7 +465,7 @@ async fn outside_the_delivery_window_the_participant_waits_across_a_restart() {
 
     // A new engine on the same database, a minute before opening: nothing yet.
     let h = harness_with(dir.path(), monday - 60_000, outbound(), call_api_config());
-    assert!(h.engine.load_saved_flows().unwrap().is_empty());
+    assert!(h.engine.load_saved_flows().await.unwrap().is_empty());
     assert!(h.engine.resume_due().await.unwrap().is_empty());
     h.clock.advance_ms(60_000);
     let resumed = h.engine.resume_due().await.unwrap();
@@ -468,7 +473,10 @@ async fn outside_the_delivery_window_the_participant_waits_across_a_restart() {
     assert_eq!(resumed[0].status, Status::Completed);
     assert_eq!(srv.received().len(), 1);
     assert_eq!(
-        h.engine.waiting_count("window", "call", "window").unwrap(),
+        h.engine
+            .waiting_count("window", "call", "window")
+            .await
+            .unwrap(),
         0
     );
 }
@@ -505,6 +513,7 @@ async fn sending_speed_releases_participants_in_order_across_a_restart() {
     });
     h.engine
         .deploy(flow("rate", config, ALL_EXITS), "rate.json")
+        .await
         .unwrap();
     let mut waiting = Vec::new();
     for name in ["p1", "p2", "p3", "p4"] {
@@ -528,17 +537,29 @@ async fn sending_speed_releases_participants_in_order_across_a_restart() {
             Some(t0 + 90_000)
         ]
     );
-    assert_eq!(h.engine.waiting_count("rate", "call", "queued").unwrap(), 3);
+    assert_eq!(
+        h.engine
+            .waiting_count("rate", "call", "queued")
+            .await
+            .unwrap(),
+        3
+    );
     assert_eq!(srv.received().len(), 1);
 
     h.clock.advance_ms(30_000);
     assert_eq!(h.engine.resume_due().await.unwrap().len(), 1);
-    assert_eq!(h.engine.waiting_count("rate", "call", "queued").unwrap(), 2);
+    assert_eq!(
+        h.engine
+            .waiting_count("rate", "call", "queued")
+            .await
+            .unwrap(),
+        2
+    );
     drop(h);
 
     // After a restart, the queue continues where it was, and a newcomer joins at the end.
     let h = harness_with(dir.path(), t0 + 60_000, outbound(), call_api_config());
-    h.engine.load_saved_flows().unwrap();
+    h.engine.load_saved_flows().await.unwrap();
     let late = Person {
         id: "p5".into(),
         ..Person::default()
@@ -552,7 +573,13 @@ async fn sending_speed_releases_participants_in_order_across_a_restart() {
         order,
         ["/who/p1", "/who/p2", "/who/p3", "/who/p4", "/who/p5"]
     );
-    assert_eq!(h.engine.waiting_count("rate", "call", "queued").unwrap(), 0);
+    assert_eq!(
+        h.engine
+            .waiting_count("rate", "call", "queued")
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -583,7 +610,7 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
     h.clock.advance_ms(1);
     let done = h.engine.resume_due().await.unwrap();
     assert_eq!(done[0].status, Status::Completed);
-    let journey = h.engine.journey(&p.id).unwrap();
+    let journey = h.engine.journey(&p.id).await.unwrap();
     assert_eq!(journey[1].exit.as_deref(), Some("2xx"));
     assert!(logs(&journey[1]).contains("attempt 2:"));
     assert_eq!(journey[1].data.as_ref().unwrap()["attempts"], json!(2));
@@ -608,7 +635,7 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
     assert!(logs(&journey[0]).contains("could not connect"));
     h.clock.advance_ms(1000);
     h.engine.resume_due().await.unwrap();
-    let journey = h.engine.journey(&p.id).unwrap();
+    let journey = h.engine.journey(&p.id).await.unwrap();
     assert_eq!(journey[1].exit.as_deref(), Some("error"));
     assert!(
         logs(&journey[1]).contains("no retry left"),
@@ -788,8 +815,8 @@ async fn secrets_reach_the_server_but_nothing_stored_or_printed() {
 
     let mut everything = String::new();
     for id in [&p.id, &p2.id, &p3.id] {
-        everything += &format!("{:?}", h.engine.participant(id).unwrap());
-        everything += &serde_json::to_string(&h.engine.journey(id).unwrap()).unwrap();
+        everything += &format!("{:?}", h.engine.participant(id).await.unwrap());
+        everything += &serde_json::to_string(&h.engine.journey(id).await.unwrap()).unwrap();
     }
     assert!(everything.contains("[secret:crm_token]"), "{everything}");
     assert!(!everything.contains(SECRET), "{everything}");
@@ -817,6 +844,7 @@ async fn configuration_mistakes_are_reported_at_their_paths() {
     let err = h
         .engine
         .compile(flow("bad", config, ALL_EXITS), "bad.json")
+        .await
         .unwrap_err();
     let FlowError::Invalid { issues, .. } = err else {
         panic!()
@@ -861,6 +889,7 @@ async fn configuration_mistakes_are_reported_at_their_paths() {
             ),
             "typo.json",
         )
+        .await
         .unwrap_err()
         .to_string();
     assert!(

@@ -97,7 +97,11 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     let srv = TestServer::start(|_| (200, "application/json", r#"{"value": 42}"#.into())).await;
     let url = format!("{}/value", srv.url());
     let first = setup(dir.path(), &[c::HAPPY], &srv.addr.to_string()).await;
-    first.engine.deploy(lookup_flow(&url), "test.json").unwrap();
+    first
+        .engine
+        .deploy(lookup_flow(&url), "test.json")
+        .await
+        .unwrap();
     let p = first
         .engine
         .start("lookup", ada(), BTreeMap::new())
@@ -110,7 +114,7 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     assert_eq!(p.variables["greeting"], json!("Hello, Ada"));
     assert_eq!(p.variables["visits"], json!(1));
 
-    let journey = first.engine.journey(&p.id).unwrap();
+    let journey = first.engine.journey(&p.id).await.unwrap();
     let steps: Vec<_> = journey
         .iter()
         .map(|e| (e.element_id.as_str(), e.exit.as_deref()))
@@ -131,7 +135,7 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     assert!(fetch.logs.iter().any(|l| l.message == "fetched 42"));
     assert!(!serde_json::to_string(&journey).unwrap().contains("t0k3n"));
     // Analytics count plugin elements like built-ins.
-    let analytics = first.engine.analytics("lookup").unwrap();
+    let analytics = first.engine.analytics("lookup").await.unwrap();
     let fetch = analytics.iter().find(|a| a.element_id == "fetch").unwrap();
     assert_eq!(fetch.element_type, "plugin:happy@1.2.0");
     assert_eq!(
@@ -147,7 +151,7 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
 
     // A new engine (new plugin host, new store handle) on the same database.
     let second = setup(dir.path(), &[], &srv.addr.to_string()).await;
-    assert!(second.engine.load_saved_flows().unwrap().is_empty());
+    assert!(second.engine.load_saved_flows().await.unwrap().is_empty());
     assert!(
         second.engine.resume_due().await.unwrap().is_empty(),
         "not due yet"
@@ -157,7 +161,7 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].id, p.id);
     assert_eq!(resumed[0].status, Status::Completed);
-    let journey = second.engine.journey(&p.id).unwrap();
+    let journey = second.engine.journey(&p.id).await.unwrap();
     let last: Vec<_> = journey[4..]
         .iter()
         .map(|e| (e.element_id.as_str(), e.exit.as_deref()))
@@ -186,11 +190,12 @@ async fn plugin_failure_takes_the_error_exit_or_stops_the_participant() {
             })),
             "f.json",
         )
+        .await
         .unwrap();
     let p = s.engine.start("f", ada(), BTreeMap::new()).await.unwrap();
     assert_eq!(p.status, Status::Completed);
     assert_eq!(p.variables["recovered"], json!(true));
-    let journey = s.engine.journey(&p.id).unwrap();
+    let journey = s.engine.journey(&p.id).await.unwrap();
     assert_eq!(journey[0].exit.as_deref(), Some("error"));
     assert!(
         journey[0]
@@ -209,6 +214,7 @@ async fn plugin_failure_takes_the_error_exit_or_stops_the_participant() {
             })),
             "g.json",
         )
+        .await
         .unwrap();
     let p = s.engine.start("g", ada(), BTreeMap::new()).await.unwrap();
     assert_eq!(p.status, Status::Failed);
@@ -231,7 +237,7 @@ async fn validation_reports_every_issue_with_its_path() {
             {"id": "e", "type": "plugin:happy@9.0.0"}
         ]
     }));
-    let err = s.engine.compile(bad, "bad.json").err().unwrap();
+    let err = s.engine.compile(bad, "bad.json").await.err().unwrap();
     let FlowError::Invalid { issues, .. } = &err else {
         panic!("{err}")
     };
@@ -272,6 +278,7 @@ async fn only_active_flows_take_participants() {
                 "elements": [{"id": "x", "type": "exit"}]})),
             "d.json",
         )
+        .await
         .unwrap();
     let err = s
         .engine
@@ -285,4 +292,62 @@ async fn only_active_flows_take_participants() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::UnknownFlow(_)));
+}
+
+#[tokio::test]
+async fn the_scheduler_resumes_what_is_due_and_flows_deployed_elsewhere_until_shut_down() {
+    use flowhost::engine::scheduler::Scheduler;
+    let dir = tempfile::tempdir().unwrap();
+    let ours = setup(dir.path(), &[], "127.0.0.1").await;
+    // Another engine on the same database deploys the flow and starts someone in it; ours
+    // has never loaded the flow.
+    let other = setup(dir.path(), &[], "127.0.0.1").await;
+    other
+        .engine
+        .deploy(
+            flow(json!({
+                "id": "napper", "name": "Napper",
+                "entry_points": [{"type": "api", "start": "nap"}],
+                "elements": [
+                    {"id": "nap", "type": "wait", "config": {"duration": "1h"}, "exits": {"next": "done"}},
+                    {"id": "done", "type": "exit"}
+                ]
+            })),
+            "napper.json",
+        )
+        .await
+        .unwrap();
+    let p = other
+        .engine
+        .start("napper", ada(), BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(p.status, Status::Waiting);
+    ours.clock.advance_ms(3_600_000);
+
+    let (rounds, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = Scheduler::new(ours.engine.clone(), std::time::Duration::from_millis(10));
+    let running = tokio::spawn(scheduler.run(
+        async {
+            let _ = stopped.await;
+        },
+        move |round| {
+            let _ = rounds.send(round);
+        },
+    ));
+    let round = finished.recv().await.unwrap();
+    assert!(round.problems.is_empty(), "{:?}", round.problems);
+    let resumed: Vec<_> = round.resumed.iter().map(|r| (&r.id, r.status)).collect();
+    assert_eq!(resumed, [(&p.id, Status::Completed)]);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    // Stopped: the rounds' sender went with the loop.
+    while let Some(round) = finished.recv().await {
+        assert!(round.resumed.is_empty());
+    }
+    assert_eq!(
+        ours.engine.participant(&p.id).await.unwrap().status,
+        Status::Completed
+    );
 }

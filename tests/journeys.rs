@@ -29,11 +29,11 @@ struct Setup {
 }
 
 /// An engine on `dir/state.db` that may reach 127.0.0.1 (for webhook chatbots).
-fn setup(dir: &Path) -> Setup {
-    setup_at(dir, T0)
+async fn setup(dir: &Path) -> Setup {
+    setup_at(dir, T0).await
 }
 
-fn setup_at(dir: &Path, now: i64) -> Setup {
+async fn setup_at(dir: &Path, now: i64) -> Setup {
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
     let clock = Arc::new(ManualClock::new(now));
     let client = HttpClient::new(&OutboundConfig {
@@ -45,7 +45,7 @@ fn setup_at(dir: &Path, now: i64) -> Setup {
         .with_call_api(client, &CallApiConfig::default())
         .unwrap();
     let engine = Engine::new(store, clock.clone(), types);
-    engine.load_saved_flows().unwrap();
+    engine.load_saved_flows().await.unwrap();
     Setup { engine, clock }
 }
 
@@ -53,8 +53,8 @@ fn flow(value: Value) -> FlowDef {
     FlowDef::parse(&value.to_string(), "test.json").unwrap()
 }
 
-fn deploy(engine: &Engine, value: Value) {
-    engine.deploy(flow(value), "test.json").unwrap();
+async fn deploy(engine: &Engine, value: Value) {
+    engine.deploy(flow(value), "test.json").await.unwrap();
 }
 
 fn person() -> Person {
@@ -69,9 +69,10 @@ fn vars(v: Value) -> BTreeMap<String, Value> {
     serde_json::from_value(v).unwrap()
 }
 
-fn steps(engine: &Engine, id: &str) -> Vec<(String, Option<String>)> {
+async fn steps(engine: &Engine, id: &str) -> Vec<(String, Option<String>)> {
     engine
         .journey(id)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| (e.element_id, e.exit))
@@ -130,35 +131,35 @@ fn referral(add: Value, after_success: &str) -> Value {
     })
 }
 
-fn entered(engine: &Engine, source: &ParticipantState) -> ParticipantState {
-    let journey = engine.journey(&source.id).unwrap();
+async fn entered(engine: &Engine, source: &ParticipantState) -> ParticipantState {
+    let journey = engine.journey(&source.id).await.unwrap();
     let id = step(&journey, "add").data.as_ref().unwrap()["participant"]
         .as_str()
         .unwrap()
         .to_owned();
-    engine.participant(&id).unwrap()
+    engine.participant(&id).await.unwrap()
 }
 
 #[tokio::test]
 async fn add_to_flow_placed_before_the_exit_moves_elsewhere_the_participant_is_in_both() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
-    deploy(&engine, loyalty("active"));
+    let Setup { engine, .. } = setup(dir.path()).await;
+    deploy(&engine, loyalty("active")).await;
     let add = json!({"flow": "loyalty", "variables": {"order": "{{order_id}}", "who": "{{person.firstName}}"}});
 
     // Elsewhere: continues here ("more") and also enters the target.
-    deploy(&engine, referral(add.clone(), "more"));
+    deploy(&engine, referral(add.clone(), "more")).await;
     let p = engine
         .start("orders", person(), vars(json!({"order_id": 7})))
         .await
         .unwrap();
     assert_eq!(
-        steps(&engine, &p.id),
+        steps(&engine, &p.id).await,
         [x("add", "success"), x("more", "next"), s("end")]
     );
     assert_eq!(p.status, Status::Completed);
     assert_eq!(p.variables["stayed"], json!(true));
-    let target = entered(&engine, &p);
+    let target = entered(&engine, &p).await;
     assert_eq!(target.flow_id, "loyalty");
     assert_eq!(target.status, Status::Waiting);
     assert_eq!(target.current.as_deref(), Some("hold"));
@@ -166,14 +167,14 @@ async fn add_to_flow_placed_before_the_exit_moves_elsewhere_the_participant_is_i
     assert_eq!(target.person, p.person);
 
     // Last before the exit: the participant leaves this flow and is only in the target.
-    deploy(&engine, referral(add, "end"));
+    deploy(&engine, referral(add, "end")).await;
     let p = engine
         .start("orders", person(), vars(json!({"order_id": 8})))
         .await
         .unwrap();
-    assert_eq!(steps(&engine, &p.id), [x("add", "success"), s("end")]);
+    assert_eq!(steps(&engine, &p.id).await, [x("add", "success"), s("end")]);
     assert!(!p.variables.contains_key("stayed"));
-    let target = entered(&engine, &p);
+    let target = entered(&engine, &p).await;
     assert_eq!(
         (target.status, target.variables["order"].clone()),
         (Status::Waiting, json!(8))
@@ -183,14 +184,14 @@ async fn add_to_flow_placed_before_the_exit_moves_elsewhere_the_participant_is_i
 #[tokio::test]
 async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
+    let Setup { engine, .. } = setup(dir.path()).await;
     let run = |engine: Engine, add: Value| async move {
-        deploy(&engine, referral(add, "end"));
+        deploy(&engine, referral(add, "end")).await;
         let p = engine
             .start("orders", person(), vars(json!({"friend": "not-an-email"})))
             .await
             .unwrap();
-        let journey = engine.journey(&p.id).unwrap();
+        let journey = engine.journey(&p.id).await.unwrap();
         assert_eq!(step(&journey, "add").exit.as_deref(), Some("failover"));
         assert_eq!(p.variables["failed_over"], json!(true));
         step(&journey, "add").data.as_ref().unwrap()["failover"]
@@ -203,7 +204,7 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
     let why = run(engine.clone(), to_loyalty.clone()).await;
     assert_eq!(why, "cannot add to flow: flow \"loyalty\" is not deployed");
 
-    deploy(&engine, loyalty("draft"));
+    deploy(&engine, loyalty("draft")).await;
     let why = run(engine.clone(), to_loyalty.clone()).await;
     assert_eq!(
         why,
@@ -212,6 +213,7 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
 
     engine
         .set_flow_status("loyalty", FlowStatus::Canceled)
+        .await
         .unwrap();
     let why = run(engine.clone(), to_loyalty.clone()).await;
     assert_eq!(
@@ -221,14 +223,14 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
 
     let mut api_only = loyalty("active");
     api_only["entry_points"][0]["type"] = json!("api");
-    deploy(&engine, api_only);
+    deploy(&engine, api_only).await;
     let why = run(engine.clone(), to_loyalty).await;
     assert_eq!(
         why,
         "cannot add to flow: flow \"loyalty\" has no existing-flow entry point"
     );
 
-    deploy(&engine, loyalty("active"));
+    deploy(&engine, loyalty("active")).await;
     let why = run(
         engine.clone(),
         json!({"flow": "loyalty", "participant": {"contact": "{{friend}}", "type": "email"}}),
@@ -251,7 +253,7 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
     );
     // Nothing entered the target.
     assert_eq!(
-        engine.analytics("loyalty").unwrap()[0].counts.entered,
+        engine.analytics("loyalty").await.unwrap()[0].counts.entered,
         0,
         "failover enters no one"
     );
@@ -260,10 +262,11 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
 #[tokio::test]
 async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
+    let Setup { engine, .. } = setup(dir.path()).await;
     let people = People::new(engine.store());
     people
         .define_attribute("referredBy", AttributeType::Text)
+        .await
         .unwrap();
     let bob = people
         .create(Person {
@@ -271,8 +274,9 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
             attributes: json!({"firstName": "Bob"}).as_object().unwrap().clone(),
             ..Person::default()
         })
+        .await
         .unwrap();
-    deploy(&engine, loyalty("active"));
+    deploy(&engine, loyalty("active")).await;
     deploy(
         &engine,
         referral(
@@ -281,7 +285,8 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
                                    "attributes": {"referredBy": "{{person.firstName}}"}}}),
             "more",
         ),
-    );
+    )
+    .await;
 
     // An existing person: found by contact (any case), attributes updated.
     let p = engine
@@ -292,13 +297,13 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
         )
         .await
         .unwrap();
-    let journey = engine.journey(&p.id).unwrap();
+    let journey = engine.journey(&p.id).await.unwrap();
     let data = step(&journey, "add").data.clone().unwrap();
     assert_eq!(data["person"], json!(bob.id));
     assert_eq!(data["personCreated"], json!(false));
-    let target = entered(&engine, &p);
+    let target = entered(&engine, &p).await;
     assert_eq!(target.person.id, bob.id);
-    let bob_now = people.get(&bob.id).unwrap().unwrap();
+    let bob_now = people.get(&bob.id).await.unwrap().unwrap();
     assert_eq!(bob_now.attributes["referredBy"], json!("Ada"));
     assert_eq!(bob_now.attributes["firstName"], json!("Bob"));
     assert_eq!(target.person, bob_now);
@@ -312,9 +317,10 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
         )
         .await
         .unwrap();
-    let target = entered(&engine, &p);
+    let target = entered(&engine, &p).await;
     let carol = people
         .find(&Contact::email("carol@example.com").unwrap())
+        .await
         .unwrap()
         .expect("profile created");
     assert_eq!(target.person, carol);
@@ -326,10 +332,10 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
 #[tokio::test]
 async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_participants() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path());
+    let Setup { engine, clock } = setup(dir.path()).await;
     let mut draft = loyalty("draft");
     draft["entry_points"] = json!([{"type": "api", "start": "hold"}]);
-    deploy(&engine, draft);
+    deploy(&engine, draft).await;
     let err = engine
         .start("loyalty", person(), BTreeMap::new())
         .await
@@ -337,6 +343,7 @@ async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_particip
     assert!(matches!(err, EngineError::FlowNotActive { .. }), "{err}");
     engine
         .set_flow_status("loyalty", FlowStatus::Active)
+        .await
         .unwrap();
     let waiting = engine
         .start("loyalty", person(), BTreeMap::new())
@@ -345,6 +352,7 @@ async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_particip
     assert_eq!(waiting.status, Status::Waiting);
     let err = engine
         .set_flow_status("loyalty", FlowStatus::Draft)
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("cannot go from active to draft"), "{err}");
@@ -352,6 +360,7 @@ async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_particip
     // Finished: nobody new enters, those inside finish.
     engine
         .set_flow_status("loyalty", FlowStatus::Finished)
+        .await
         .unwrap();
     assert!(
         engine
@@ -368,20 +377,21 @@ async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_particip
     let mut other = loyalty("active");
     other["id"] = json!("winback");
     other["entry_points"] = json!([{"type": "api", "start": "hold"}]);
-    deploy(&engine, other);
+    deploy(&engine, other).await;
     let p = engine
         .start("winback", person(), BTreeMap::new())
         .await
         .unwrap();
     engine
         .set_flow_status("winback", FlowStatus::Canceled)
+        .await
         .unwrap();
-    let p = engine.participant(&p.id).unwrap();
+    let p = engine.participant(&p.id).await.unwrap();
     assert_eq!(p.status, Status::Canceled);
-    let last = engine.journey(&p.id).unwrap().pop().unwrap();
+    let last = engine.journey(&p.id).await.unwrap().pop().unwrap();
     assert_eq!(last.error.as_deref(), Some("flow \"winback\" was canceled"));
     drop(engine);
-    let again = setup_at(dir.path(), T0 + 2 * 86_400_000);
+    let again = setup_at(dir.path(), T0 + 2 * 86_400_000).await;
     assert_eq!(
         again.engine.flow_def("winback").unwrap().status,
         FlowStatus::Canceled
@@ -420,8 +430,8 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
     let phone = |i: usize| format!("+44770090010{i}");
     let mut ids = Vec::new();
     {
-        let Setup { engine, .. } = setup(dir.path());
-        deploy(&engine, survey());
+        let Setup { engine, .. } = setup(dir.path()).await;
+        deploy(&engine, survey()).await;
         for i in 0..cases.len() {
             let someone = Person {
                 phones: vec![phone(i)],
@@ -436,7 +446,7 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
         }
     }
     // A new engine on the same database (a restart) takes the messages.
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 1000);
+    let Setup { engine, .. } = setup_at(dir.path(), T0 + 1000).await;
     for (i, (text, exit)) in cases.iter().enumerate() {
         let message = InboundMessage {
             from: phone(i),
@@ -449,9 +459,9 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
                 participants: vec![ids[i].clone()]
             }
         );
-        let p = engine.participant(&ids[i]).unwrap();
+        let p = engine.participant(&ids[i]).await.unwrap();
         assert_eq!(p.status, Status::Completed, "{text}");
-        assert_eq!(steps(&engine, &ids[i])[1], x("ask", exit), "{text}");
+        assert_eq!(steps(&engine, &ids[i]).await[1], x("ask", exit), "{text}");
         let last = &p.variables["LastInboundMessage"];
         assert_eq!(last["text"], json!(text));
         assert_eq!(last["channel"], json!("whatsapp"));
@@ -464,8 +474,8 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
 #[tokio::test]
 async fn evaluate_inbound_times_out_and_needs_a_contact() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path());
-    deploy(&engine, survey());
+    let Setup { engine, clock } = setup(dir.path()).await;
+    deploy(&engine, survey()).await;
     let p = engine
         .start("survey", person(), BTreeMap::new())
         .await
@@ -474,7 +484,7 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
     clock.advance_ms(2 * 3_600_000);
     let done = engine.resume_due().await.unwrap();
     assert_eq!(done.len(), 1);
-    assert_eq!(steps(&engine, &p.id)[1], x("ask", "timeout"));
+    assert_eq!(steps(&engine, &p.id).await[1], x("ask", "timeout"));
     // A late message finds nobody waiting.
     assert_eq!(
         engine.receive_inbound(whatsapp("yes")).await.unwrap(),
@@ -489,7 +499,7 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
         .start("survey", nobody, BTreeMap::new())
         .await
         .unwrap();
-    let journey = engine.journey(&p.id).unwrap();
+    let journey = engine.journey(&p.id).await.unwrap();
     assert_eq!(p.status, Status::Failed);
     assert!(
         journey[0].error.as_deref().unwrap().contains(
@@ -502,7 +512,7 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
 #[tokio::test]
 async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
+    let Setup { engine, .. } = setup(dir.path()).await;
     deploy(
         &engine,
         json!({
@@ -515,7 +525,7 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
                 {"id": "end", "type": "exit"}
             ]
         }),
-    );
+    ).await;
     assert_eq!(
         engine.receive_inbound(whatsapp("hello")).await.unwrap(),
         Delivery::Unrouted,
@@ -526,10 +536,11 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
     else {
         panic!("not started");
     };
-    let p = engine.participant(&participants[0]).unwrap();
+    let p = engine.participant(&participants[0]).await.unwrap();
     assert_eq!(p.variables["said"], json!("JOIN now"));
     let created = People::new(engine.store())
         .find(&Contact::phone(PHONE).unwrap())
+        .await
         .unwrap()
         .expect("a profile for the new contact");
     assert_eq!(p.person, created);
@@ -540,7 +551,12 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
         panic!("not started");
     };
     assert_eq!(
-        engine.participant(&participants[0]).unwrap().person.id,
+        engine
+            .participant(&participants[0])
+            .await
+            .unwrap()
+            .person
+            .id,
         created.id
     );
     // People-kept persons can be started by id, at the flow's api entry point only.
@@ -615,9 +631,9 @@ fn helper_bot(id: &str) -> Chatbot {
     .unwrap()
 }
 
-fn enable_answers(engine: &Engine, bot: &Chatbot) {
-    Answers::set_enabled(engine.store(), true).unwrap();
-    Answers::save_chatbot(engine.store(), bot).unwrap();
+async fn enable_answers(engine: &Engine, bot: &Chatbot) {
+    Answers::set_enabled(engine.store(), true).await.unwrap();
+    Answers::save_chatbot(engine.store(), bot).await.unwrap();
 }
 
 /// Starts a participant and brings it into a chatbot session with its first message.
@@ -633,28 +649,28 @@ async fn in_session(engine: &Engine) -> String {
             participants: vec![p.id.clone()]
         }
     );
-    let p = engine.participant(&p.id).unwrap();
+    let p = engine.participant(&p.id).await.unwrap();
     assert_eq!(
         p.current.as_deref(),
         Some("bot"),
         "{:?}",
-        steps(engine, &p.id)
+        steps(engine, &p.id).await
     );
     assert_eq!(p.status, Status::Waiting);
     p.id
 }
 
-fn bot_exit(engine: &Engine, id: &str) -> String {
-    let journey = engine.journey(id).unwrap();
+async fn bot_exit(engine: &Engine, id: &str) -> String {
+    let journey = engine.journey(id).await.unwrap();
     step(&journey, "bot").exit.clone().unwrap_or_default()
 }
 
 #[tokio::test]
 async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path());
-    enable_answers(&engine, &helper_bot("helper"));
-    deploy(&engine, all_reasons_flow());
+    let Setup { engine, clock } = setup(dir.path()).await;
+    enable_answers(&engine, &helper_bot("helper")).await;
+    deploy(&engine, all_reasons_flow()).await;
 
     // Closed by the bot's Close session step; the transcript is in the message log.
     let id = in_session(&engine).await;
@@ -665,12 +681,19 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
             .unwrap(),
         Delivery::Chatbot { .. }
     ));
-    assert_eq!(engine.participant(&id).unwrap().status, Status::Waiting);
+    assert_eq!(
+        engine.participant(&id).await.unwrap().status,
+        Status::Waiting
+    );
     engine.receive_inbound(whatsapp("ok bye")).await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "closed");
-    assert_eq!(engine.participant(&id).unwrap().status, Status::Completed);
+    assert_eq!(bot_exit(&engine, &id).await, "closed");
+    assert_eq!(
+        engine.participant(&id).await.unwrap().status,
+        Status::Completed
+    );
     let log: Vec<String> =
         flowhost::messaging::recent_messages(engine.store(), &Contact::phone(PHONE).unwrap(), 7)
+            .await
             .unwrap()
             .into_iter()
             .map(|m| m.text)
@@ -691,7 +714,7 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     // Ended by the user.
     let id = in_session(&engine).await;
     engine.receive_inbound(whatsapp("stop")).await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "ended-by-user");
+    assert_eq!(bot_exit(&engine, &id).await, "ended-by-user");
 
     // The bot's "to agent" step: redirect failed, and the flow hands over to an agent.
     let id = in_session(&engine).await;
@@ -699,8 +722,8 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
         .receive_inbound(whatsapp("agent please"))
         .await
         .unwrap();
-    assert_eq!(bot_exit(&engine, &id), "agent-redirect-failed");
-    let journey = engine.journey(&id).unwrap();
+    assert_eq!(bot_exit(&engine, &id).await, "agent-redirect-failed");
+    let journey = engine.journey(&id).await.unwrap();
     assert_eq!(step(&journey, "agent").exit.as_deref(), Some("started"));
     let conversation = step(&journey, "agent").data.as_ref().unwrap()["conversation"]
         .as_str()
@@ -708,6 +731,7 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
         .to_owned();
     Conversations::new(engine.store())
         .close(&conversation, T0)
+        .await
         .unwrap();
 
     // Expired: no message within the session timeout, which each message moves.
@@ -721,7 +745,7 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     );
     clock.advance_ms(60_000);
     assert_eq!(engine.resume_due().await.unwrap().len(), 1);
-    assert_eq!(bot_exit(&engine, &id), "expired");
+    assert_eq!(bot_exit(&engine, &id).await, "expired");
 
     // Ended externally: an agent conversation starts for the contact from another flow.
     let id = in_session(&engine).await;
@@ -737,27 +761,29 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
                 {"id": "end", "type": "exit"}
             ]
         }),
-    );
+    ).await;
     engine
         .start("escalate", person(), BTreeMap::new())
         .await
         .unwrap();
-    assert_eq!(bot_exit(&engine, &id), "ended-externally");
+    assert_eq!(bot_exit(&engine, &id).await, "ended-externally");
     let vip = Conversations::new(engine.store())
         .list(Some("vip"), None)
+        .await
         .unwrap();
     Conversations::new(engine.store())
         .close(&vip[0].id, T0)
+        .await
         .unwrap();
 
     // Deactivated while the session runs.
     let id = in_session(&engine).await;
     engine.stop_chatbot("helper").await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "deactivated");
+    assert_eq!(bot_exit(&engine, &id).await, "deactivated");
 
     // Session not started: no active chatbot on the sender when the participant arrives.
     let id = in_session_not_started(&engine).await;
-    assert_eq!(bot_exit(&engine, &id), "session-not-started");
+    assert_eq!(bot_exit(&engine, &id).await, "session-not-started");
 }
 
 async fn in_session_not_started(engine: &Engine) -> String {
@@ -772,8 +798,8 @@ async fn in_session_not_started(engine: &Engine) -> String {
 #[tokio::test]
 async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_current_bot() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
-    enable_answers(&engine, &helper_bot("first"));
+    let Setup { engine, .. } = setup(dir.path()).await;
+    enable_answers(&engine, &helper_bot("first")).await;
     let err = engine
         .compile(
             flow(support_flow(
@@ -782,6 +808,7 @@ async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_
             )),
             "support.json",
         )
+        .await
         .unwrap_err()
         .to_string();
     assert!(
@@ -794,19 +821,22 @@ async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_
             json!(["closed"]),
             json!({"closed": "end", "default": "agent"}),
         ),
-    );
+    )
+    .await;
     // The first bot is stopped and another takes the sender: the new one gets the session.
-    Answers::save_chatbot(engine.store(), &helper_bot("second")).unwrap();
+    Answers::save_chatbot(engine.store(), &helper_bot("second"))
+        .await
+        .unwrap();
     engine.stop_chatbot("first").await.unwrap();
     let id = in_session(&engine).await;
-    let journey = engine.journey(&id).unwrap();
+    let journey = engine.journey(&id).await.unwrap();
     assert_eq!(
         step(&journey, "bot").data.as_ref().unwrap()["chatbot"],
         json!("second")
     );
     engine.receive_inbound(whatsapp("STOP")).await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "default");
-    let journey = engine.journey(&id).unwrap();
+    assert_eq!(bot_exit(&engine, &id).await, "default");
+    let journey = engine.journey(&id).await.unwrap();
     assert_eq!(
         step(&journey, "bot").data.as_ref().unwrap()["reason"],
         json!("ended-by-user")
@@ -817,41 +847,50 @@ async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_
 async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves_the_bot_alone() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
-        let Setup { engine, .. } = setup(dir.path());
-        enable_answers(&engine, &helper_bot("helper"));
-        deploy(&engine, all_reasons_flow());
+        let Setup { engine, .. } = setup(dir.path()).await;
+        enable_answers(&engine, &helper_bot("helper")).await;
+        deploy(&engine, all_reasons_flow()).await;
         in_session(&engine).await
     };
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000);
+    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000).await;
     engine.receive_inbound(whatsapp("bye")).await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "closed");
+    assert_eq!(bot_exit(&engine, &id).await, "closed");
 
     // Canceling the flow stops the participant; the chatbot session carries on.
     let id = in_session(&engine).await;
     engine
         .set_flow_status("support", FlowStatus::Canceled)
+        .await
         .unwrap();
-    assert_eq!(engine.participant(&id).unwrap().status, Status::Canceled);
+    assert_eq!(
+        engine.participant(&id).await.unwrap().status,
+        Status::Canceled
+    );
     let contact = Contact::phone(PHONE).unwrap();
-    let session =
-        Answers::running_session(engine.store(), Channel::Whatsapp, &contact, SENDER).unwrap();
+    let session = Answers::running_session(engine.store(), Channel::Whatsapp, &contact, SENDER)
+        .await
+        .unwrap();
     assert!(session.is_some(), "the session is untouched");
     assert!(matches!(
         engine.receive_inbound(whatsapp("hours")).await.unwrap(),
         Delivery::Chatbot { .. }
     ));
-    let bot = Answers::chatbot(engine.store(), "helper").unwrap().unwrap();
+    let bot = Answers::chatbot(engine.store(), "helper")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bot.status, flowhost::answers::BotStatus::Active);
 
     // With nobody waiting in it, the session still expires: the first message after its
     // timeout ends it and goes on to whoever is next in line.
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000 + 11 * 60_000);
+    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000 + 11 * 60_000).await;
     assert_eq!(
         engine.receive_inbound(whatsapp("hours")).await.unwrap(),
         Delivery::Unrouted
     );
     assert!(
         Answers::running_session(engine.store(), Channel::Whatsapp, &contact, SENDER)
+            .await
             .unwrap()
             .is_none()
     );
@@ -860,34 +899,37 @@ async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves
 #[tokio::test]
 async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activated() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
-    let check = |value: Value| {
+    let Setup { engine, .. } = setup(dir.path()).await;
+    let check = async |value: Value| {
         engine
             .compile(flow(value), "support.json")
+            .await
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
     let good = all_reasons_flow();
-    let err = check(good.clone()).unwrap_err();
+    let err = check(good.clone()).await.unwrap_err();
     assert!(
         err.contains("support.json: elements[1].type: (element \"bot\") Answers is not enabled for this account; enable it (flowhost answers enable) before activating the flow"),
         "{err}"
     );
-    Answers::set_enabled(engine.store(), true).unwrap();
-    let err = check(good.clone()).unwrap_err();
+    Answers::set_enabled(engine.store(), true).await.unwrap();
+    let err = check(good.clone()).await.unwrap_err();
     assert_eq!(
         err,
         format!(
             "support.json: elements[1].config.sender: (element \"bot\") no active chatbot on whatsapp sender \"{SENDER}\"; add or start one there (flowhost chatbots add BOT.json)"
         )
     );
-    Answers::save_chatbot(engine.store(), &helper_bot("helper")).unwrap();
-    check(good.clone()).unwrap();
+    Answers::save_chatbot(engine.store(), &helper_bot("helper"))
+        .await
+        .unwrap();
+    check(good.clone()).await.unwrap();
 
     // The sender changed in the evaluate-inbound element but not in the chatbot.
     let mut changed = good.clone();
     changed["elements"][0]["config"]["sender"] = json!("447000000001");
-    let err = check(changed).unwrap_err();
+    let err = check(changed).await.unwrap_err();
     assert_eq!(
         err,
         format!(
@@ -901,19 +943,20 @@ async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activ
         {"type": "api", "start": "bot"},
         {"type": "existing-flow", "start": "ask"}
     ]);
-    let err = check(skipped).unwrap_err();
+    let err = check(skipped).await.unwrap_err();
     assert!(
         err.starts_with("support.json: elements[1]: (element \"bot\") can be reached without an evaluate-inbound element before it"),
         "{err}"
     );
 
     // A draft is not activated, so it is not checked against the account yet.
-    Answers::set_enabled(engine.store(), false).unwrap();
+    Answers::set_enabled(engine.store(), false).await.unwrap();
     let mut draft = good;
     draft["status"] = json!("draft");
-    deploy(&engine, draft);
+    deploy(&engine, draft).await;
     let err = engine
         .set_flow_status("support", FlowStatus::Active)
+        .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("Answers is not enabled"), "{err}");
@@ -922,7 +965,7 @@ async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activ
 #[tokio::test]
 async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
+    let Setup { engine, .. } = setup(dir.path()).await;
     let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let is_down = down.clone();
     let srv = TestServer::start_replying(move |r| {
@@ -945,12 +988,12 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
         "backend": {"type": "webhook", "url": format!("{}/bot", srv.url())}
     }))
     .unwrap();
-    enable_answers(&engine, &bot);
-    deploy(&engine, all_reasons_flow());
+    enable_answers(&engine, &bot).await;
+    deploy(&engine, all_reasons_flow()).await;
 
     let id = in_session(&engine).await;
     engine.receive_inbound(whatsapp("bye")).await.unwrap();
-    assert_eq!(bot_exit(&engine, &id), "closed");
+    assert_eq!(bot_exit(&engine, &id).await, "closed");
     let sent: Vec<Value> = srv
         .received()
         .iter()
@@ -967,7 +1010,7 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
         .receive_inbound(whatsapp("answer me later"))
         .await
         .unwrap();
-    let journey = engine.journey(&id).unwrap();
+    let journey = engine.journey(&id).await.unwrap();
     let session = step(&journey, "bot").data.as_ref().unwrap()["session"]
         .as_str()
         .unwrap()
@@ -991,7 +1034,7 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
         .await
         .unwrap();
     assert_eq!(done[0].id, id);
-    assert_eq!(bot_exit(&engine, &id), "ended-by-user");
+    assert_eq!(bot_exit(&engine, &id).await, "ended-by-user");
     let err = engine
         .chatbot_event(&session, &BotEvent::Reply { text: "x".into() })
         .await
@@ -1002,8 +1045,8 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
     // A bot that fails to answer: the session does not start, and the journey says why.
     down.store(true, std::sync::atomic::Ordering::SeqCst);
     let id = in_session_not_started(&engine).await;
-    assert_eq!(bot_exit(&engine, &id), "session-not-started");
-    let journey = engine.journey(&id).unwrap();
+    assert_eq!(bot_exit(&engine, &id).await, "session-not-started");
+    let journey = engine.journey(&id).await.unwrap();
     assert_eq!(
         step(&journey, "bot").data.as_ref().unwrap()["error"],
         json!(format!("chatbot webhook {}/bot answered 503", srv.url()))
@@ -1013,9 +1056,9 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
 #[tokio::test]
 async fn agents_list_assign_reply_and_close_conversations_with_recent_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path());
+    let Setup { engine, .. } = setup(dir.path()).await;
     let agents = Conversations::new(engine.store());
-    agents.create_tag("billing").unwrap();
+    agents.create_tag("billing").await.unwrap();
     let handover = |tag: &str, create: bool| {
         json!({
             "id": format!("handover-{tag}"), "name": "Handover",
@@ -1042,7 +1085,7 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
     engine.receive_inbound(sms("first")).await.unwrap();
     engine.receive_inbound(sms("second")).await.unwrap();
 
-    deploy(&engine, handover("unknown", false));
+    deploy(&engine, handover("unknown", false)).await;
     let p = engine
         .start("handover-unknown", person(), BTreeMap::new())
         .await
@@ -1051,7 +1094,7 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
         .receive_inbound(sms("my bill is wrong"))
         .await
         .unwrap();
-    let journey = engine.journey(&p.id).unwrap();
+    let journey = engine.journey(&p.id).await.unwrap();
     assert_eq!(step(&journey, "agent").exit.as_deref(), Some("failed"));
     assert!(
         step(&journey, "agent").data.as_ref().unwrap()["failed"]
@@ -1060,15 +1103,16 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
             .starts_with("tag \"unknown\" does not exist")
     );
 
-    deploy(&engine, handover("billing", false));
+    deploy(&engine, handover("billing", false)).await;
     let p = engine
         .start("handover-billing", person(), BTreeMap::new())
         .await
         .unwrap();
     engine.receive_inbound(sms("still wrong")).await.unwrap();
-    assert_eq!(steps(&engine, &p.id)[2], x("agent", "started"));
+    assert_eq!(steps(&engine, &p.id).await[2], x("agent", "started"));
     let open = agents
         .list(Some("billing"), Some(ConversationStatus::Open))
+        .await
         .unwrap();
     assert_eq!(open.len(), 1);
     let c = &open[0];
@@ -1082,51 +1126,53 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
         engine.receive_inbound(sms("hello?")).await.unwrap(),
         Delivery::Conversation { id: c.id.clone() }
     );
-    let err = agents.reply(&c.id, "hi", T0).unwrap_err().to_string();
+    let err = agents.reply(&c.id, "hi", T0).await.unwrap_err().to_string();
     assert!(err.contains("is not assigned"), "{err}");
-    agents.assign(&c.id, "maria").unwrap();
-    let c2 = agents.reply(&c.id, "Hi, Maria here", T0).unwrap();
+    agents.assign(&c.id, "maria").await.unwrap();
+    let c2 = agents.reply(&c.id, "Hi, Maria here", T0).await.unwrap();
     assert_eq!(c2.messages.last().unwrap().by.as_deref(), Some("maria"));
     assert_eq!(c2.messages.len(), 4);
     assert!(
         agents
             .list(Some("billing"), Some(ConversationStatus::Open))
+            .await
             .unwrap()
             .is_empty()
     );
-    agents.close(&c.id, T0 + 5).unwrap();
-    assert!(agents.close(&c.id, T0 + 6).is_err());
+    agents.close(&c.id, T0 + 5).await.unwrap();
+    assert!(agents.close(&c.id, T0 + 6).await.is_err());
     // A second start for the same contact while one is open fails; after closing it works.
-    deploy(&engine, handover("created-on-the-spot", true));
+    deploy(&engine, handover("created-on-the-spot", true)).await;
     let p = engine
         .start("handover-created-on-the-spot", person(), BTreeMap::new())
         .await
         .unwrap();
     engine.receive_inbound(sms("again")).await.unwrap();
-    assert_eq!(steps(&engine, &p.id)[2], x("agent", "started"));
-    assert!(agents.tag_exists("created-on-the-spot").unwrap());
+    assert_eq!(steps(&engine, &p.id).await[2], x("agent", "started"));
+    assert!(agents.tag_exists("created-on-the-spot").await.unwrap());
 }
 
 #[tokio::test]
 async fn analytics_count_entries_exits_and_waiting_per_element() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path());
-    deploy(&engine, survey());
+    let Setup { engine, clock } = setup(dir.path()).await;
+    deploy(&engine, survey()).await;
     for _ in 0..3 {
         engine
             .start("survey", person(), BTreeMap::new())
             .await
             .unwrap();
     }
-    let by_id = |engine: &Engine| -> BTreeMap<String, Value> {
+    let by_id = async |engine: &Engine| -> BTreeMap<String, Value> {
         engine
             .analytics("survey")
+            .await
             .unwrap()
             .into_iter()
             .map(|a| (a.element_id.clone(), serde_json::to_value(&a).unwrap()))
             .collect()
     };
-    let a = by_id(&engine);
+    let a = by_id(&engine).await;
     assert_eq!(a["ask"]["entered"], json!(3));
     assert_eq!(a["ask"]["waiting"], json!(3));
     assert_eq!(a["ask"]["exits"], json!({}));
@@ -1143,7 +1189,7 @@ async fn analytics_count_entries_exits_and_waiting_per_element() {
         )
         .await
         .unwrap();
-    let a = by_id(&engine);
+    let a = by_id(&engine).await;
     assert_eq!(
         a["ask"]["entered"],
         json!(4),

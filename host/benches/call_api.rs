@@ -172,12 +172,11 @@ fn benches(crit: &mut Criterion) {
     );
     let flow = json!({"id": "bench", "name": "bench", "entry_points": [{"type": "api", "start": "call"}],
                       "elements": [def, {"id": "done", "type": "exit"}]});
-    engine
-        .deploy(
-            FlowDef::parse(&flow.to_string(), "bench.json").unwrap(),
-            "bench.json",
-        )
-        .unwrap();
+    rt.block_on(engine.deploy(
+        FlowDef::parse(&flow.to_string(), "bench.json").unwrap(),
+        "bench.json",
+    ))
+    .unwrap();
     crit.bench_function("call-api/engine-step", |b| {
         b.to_async(&rt).iter(|| async {
             let engine = engine.clone();

@@ -174,7 +174,7 @@ fn benches(crit: &mut Criterion) {
         "bench",
     )
     .unwrap();
-    flow_engine.deploy(flow, "bench").unwrap();
+    rt.block_on(flow_engine.deploy(flow, "bench")).unwrap();
     crit.bench_function("engine/one-plugin-step", |b| {
         b.to_async(&rt).iter(|| async {
             flow_engine

@@ -8,12 +8,12 @@
 //! policy; it may also report later through [`crate::engine::Engine::chatbot_event`]).
 
 use crate::clock::Millis;
-use crate::elements::BoxFuture;
-use crate::elements::wait::parse_duration;
+use crate::flow::parse_duration;
 use crate::messaging::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
 use crate::outbound::{BufferedRequest, HostPattern, HttpClient, OutboundPolicy};
 use crate::person::Contact;
 use crate::store::{Record, StateStore, StoreError};
+use flowhost_types::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -434,25 +434,28 @@ impl Answers {
     }
 
     /// Whether Answers is enabled for the account (off until enabled).
-    pub fn enabled(store: &dyn StateStore) -> Result<bool, StoreError> {
+    pub async fn enabled(store: &dyn StateStore) -> Result<bool, StoreError> {
         Ok(store
-            .record(SETTING_KIND, ANSWERS_SETTING)?
+            .record(SETTING_KIND, ANSWERS_SETTING)
+            .await?
             .is_some_and(|r| r.body == serde_json::json!(true)))
     }
 
     /// Turns Answers on or off for the account.
-    pub fn set_enabled(store: &dyn StateStore, on: bool) -> Result<(), StoreError> {
-        store.put_record(&Record {
-            kind: SETTING_KIND.into(),
-            id: ANSWERS_SETTING.into(),
-            key: String::new(),
-            status: String::new(),
-            body: serde_json::json!(on),
-        })
+    pub async fn set_enabled(store: &dyn StateStore, on: bool) -> Result<(), StoreError> {
+        store
+            .put_record(&Record {
+                kind: SETTING_KIND.into(),
+                id: ANSWERS_SETTING.into(),
+                key: String::new(),
+                status: String::new(),
+                body: serde_json::json!(on),
+            })
+            .await
     }
 
     /// Adds or replaces a chatbot after checking it.
-    pub fn save_chatbot(store: &dyn StateStore, bot: &Chatbot) -> Result<(), AnswersError> {
+    pub async fn save_chatbot(store: &dyn StateStore, bot: &Chatbot) -> Result<(), AnswersError> {
         if bot.id.trim().is_empty() {
             return Err(AnswersError::Invalid("chatbot id is empty".into()));
         }
@@ -485,36 +488,43 @@ impl Answers {
                 )));
             }
         }
-        store.put_record(&Record {
-            kind: BOT_KIND.into(),
-            id: bot.id.clone(),
-            key: bot_key(bot.channel, &bot.sender),
-            status: match bot.status {
-                BotStatus::Active => "active",
-                BotStatus::Stopped => "stopped",
-            }
-            .into(),
-            body: serde_json::to_value(bot).expect("chatbots serialize"),
-        })?;
+        store
+            .put_record(&Record {
+                kind: BOT_KIND.into(),
+                id: bot.id.clone(),
+                key: bot_key(bot.channel, &bot.sender),
+                status: match bot.status {
+                    BotStatus::Active => "active",
+                    BotStatus::Stopped => "stopped",
+                }
+                .into(),
+                body: serde_json::to_value(bot).expect("chatbots serialize"),
+            })
+            .await?;
         Ok(())
     }
 
     /// Every chatbot.
-    pub fn chatbots(store: &dyn StateStore) -> Result<Vec<Chatbot>, StoreError> {
+    pub async fn chatbots(store: &dyn StateStore) -> Result<Vec<Chatbot>, StoreError> {
         store
-            .records(BOT_KIND, None, None, None)?
+            .records(BOT_KIND, None, None, None)
+            .await?
             .iter()
             .map(Record::parse)
             .collect()
     }
 
     /// A chatbot by id.
-    pub fn chatbot(store: &dyn StateStore, id: &str) -> Result<Option<Chatbot>, StoreError> {
-        store.record(BOT_KIND, id)?.map(|r| r.parse()).transpose()
+    pub async fn chatbot(store: &dyn StateStore, id: &str) -> Result<Option<Chatbot>, StoreError> {
+        store
+            .record(BOT_KIND, id)
+            .await?
+            .map(|r| r.parse())
+            .transpose()
     }
 
     /// The active chatbot on a channel and sender (the newest, if several).
-    pub fn active_chatbot(
+    pub async fn active_chatbot(
         store: &dyn StateStore,
         channel: Channel,
         sender: &str,
@@ -525,22 +535,24 @@ impl Answers {
                 Some(&bot_key(channel, sender)),
                 Some("active"),
                 Some(1),
-            )?
+            )
+            .await?
             .pop()
             .map(|r| r.parse())
             .transpose()
     }
 
     /// A session by id.
-    pub fn session(store: &dyn StateStore, id: &str) -> Result<Option<Session>, StoreError> {
+    pub async fn session(store: &dyn StateStore, id: &str) -> Result<Option<Session>, StoreError> {
         store
-            .record(SESSION_KIND, id)?
+            .record(SESSION_KIND, id)
+            .await?
             .map(|r| r.parse())
             .transpose()
     }
 
     /// The running session of a contact on a channel and sender.
-    pub fn running_session(
+    pub async fn running_session(
         store: &dyn StateStore,
         channel: Channel,
         contact: &Contact,
@@ -552,19 +564,23 @@ impl Answers {
                 Some(&session_key(channel, contact, sender)),
                 Some("running"),
                 Some(1),
-            )?
+            )
+            .await?
             .pop()
             .map(|r| r.parse())
             .transpose()
     }
 
     /// Sessions of a chatbot that still run.
-    pub fn running_sessions_of(
+    pub async fn running_sessions_of(
         store: &dyn StateStore,
         bot_id: &str,
     ) -> Result<Vec<Session>, StoreError> {
         let mut out = Vec::new();
-        for r in store.records(SESSION_KIND, None, Some("running"), None)? {
+        for r in store
+            .records(SESSION_KIND, None, Some("running"), None)
+            .await?
+        {
             let s: Session = r.parse()?;
             if s.bot_id == bot_id {
                 out.push(s);
@@ -573,31 +589,33 @@ impl Answers {
         Ok(out)
     }
 
-    fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
+    async fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
         let contact = s.parsed_contact()?;
-        store.put_record(&Record {
-            kind: SESSION_KIND.into(),
-            id: s.id.clone(),
-            key: session_key(s.channel, &contact, &s.sender),
-            status: if s.ended.is_some() {
-                "ended"
-            } else {
-                "running"
-            }
-            .into(),
-            body: serde_json::to_value(s).expect("sessions serialize"),
-        })
+        store
+            .put_record(&Record {
+                kind: SESSION_KIND.into(),
+                id: s.id.clone(),
+                key: session_key(s.channel, &contact, &s.sender),
+                status: if s.ended.is_some() {
+                    "ended"
+                } else {
+                    "running"
+                }
+                .into(),
+                body: serde_json::to_value(s).expect("sessions serialize"),
+            })
+            .await
     }
 
     /// Ends a running session and wakes the participant waiting in it; returns the ids
     /// woken. Ending an ended session does nothing.
-    pub fn end_session(
+    pub async fn end_session(
         store: &dyn StateStore,
         session_id: &str,
         reason: EndReason,
         now: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        let Some(mut s) = Self::session(store, session_id)? else {
+        let Some(mut s) = Self::session(store, session_id).await? else {
             return Ok(Vec::new());
         };
         if s.ended.is_some() {
@@ -605,8 +623,10 @@ impl Answers {
         }
         s.ended = Some(reason);
         s.last_activity = now;
-        Self::save_session(store, &s)?;
-        store.wake(&s.wait_key(), &serde_json::json!({"end": reason}), now)
+        Self::save_session(store, &s).await?;
+        store
+            .wake(&s.wait_key(), &serde_json::json!({"end": reason}), now)
+            .await
     }
 
     /// The back end of a chatbot.
@@ -640,13 +660,8 @@ impl Answers {
                 reason: e,
             })?;
         let mut woken = Vec::new();
-        if let Some(old) = Self::running_session(store, bot.channel, &contact, &bot.sender)? {
-            woken.extend(Self::end_session(
-                store,
-                &old.id,
-                EndReason::EndedExternally,
-                now,
-            )?);
+        if let Some(old) = Self::running_session(store, bot.channel, &contact, &bot.sender).await? {
+            woken.extend(Self::end_session(store, &old.id, EndReason::EndedExternally, now).await?);
         }
         let mut session = Session {
             id: format!("s-{}", uuid::Uuid::new_v4().simple()),
@@ -666,7 +681,8 @@ impl Answers {
         let failure = match backend.turn(&session, BotTurn::Start(message)).await {
             Ok(answer) => {
                 for reply in &answer.replies {
-                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)?;
+                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)
+                        .await?;
                 }
                 session.ended = answer.end;
                 None
@@ -676,11 +692,11 @@ impl Answers {
                 Some(e)
             }
         };
-        Self::save_session(store, &session)?;
+        Self::save_session(store, &session).await?;
         Ok((session, woken, failure))
     }
 
-    fn log(
+    async fn log(
         &self,
         store: &dyn StateStore,
         s: &Session,
@@ -703,6 +719,7 @@ impl Answers {
                 at: now,
             },
         )
+        .await
     }
 
     /// Passes a person's message to their running session: the bot answers, the session's
@@ -715,11 +732,12 @@ impl Answers {
         text: &str,
         now: Millis,
     ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        self.log(store, &session, Author::Person, None, text, now)?;
-        let bot = Self::chatbot(store, &session.bot_id)?;
+        self.log(store, &session, Author::Person, None, text, now)
+            .await?;
+        let bot = Self::chatbot(store, &session.bot_id).await?;
         let Some(bot) = bot.filter(|b| b.status == BotStatus::Active) else {
             return Ok((
-                Self::end_session(store, &session.id, EndReason::Deactivated, now)?,
+                Self::end_session(store, &session.id, EndReason::Deactivated, now).await?,
                 None,
             ));
         };
@@ -728,34 +746,40 @@ impl Answers {
             .turn(&session, BotTurn::Message(text))
             .await;
         session.last_activity = now;
-        Self::save_session(store, &session)?;
+        Self::save_session(store, &session).await?;
         match answer {
             Ok(answer) => {
                 for reply in &answer.replies {
-                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)?;
+                    self.log(store, &session, Author::Bot, Some(&bot.id), reply, now)
+                        .await?;
                 }
                 if let Some(end) = answer.end {
-                    return Ok((Self::end_session(store, &session.id, end, now)?, None));
+                    return Ok((Self::end_session(store, &session.id, end, now).await?, None));
                 }
-                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                store
+                    .set_deadline(&session.wait_key(), now + session.timeout_ms)
+                    .await?;
                 Ok((Vec::new(), None))
             }
             Err(e) => {
-                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                store
+                    .set_deadline(&session.wait_key(), now + session.timeout_ms)
+                    .await?;
                 Ok((Vec::new(), Some(e)))
             }
         }
     }
 
     /// Applies an event a bot reported outside a turn; returns the ids woken.
-    pub(crate) fn event(
+    pub(crate) async fn event(
         &self,
         store: &dyn StateStore,
         session_id: &str,
         event: &BotEvent,
         now: Millis,
     ) -> Result<Vec<String>, AnswersError> {
-        let session = Self::session(store, session_id)?
+        let session = Self::session(store, session_id)
+            .await?
             .ok_or_else(|| AnswersError::Invalid(format!("no chatbot session {session_id:?}")))?;
         if session.ended.is_some() {
             return Err(AnswersError::Invalid(format!(
@@ -771,11 +795,14 @@ impl Answers {
                     Some(&session.bot_id),
                     text,
                     now,
-                )?;
+                )
+                .await?;
                 let mut session = session;
                 session.last_activity = now;
-                Self::save_session(store, &session)?;
-                store.set_deadline(&session.wait_key(), now + session.timeout_ms)?;
+                Self::save_session(store, &session).await?;
+                store
+                    .set_deadline(&session.wait_key(), now + session.timeout_ms)
+                    .await?;
                 Ok(Vec::new())
             }
             BotEvent::End { reason } => {
@@ -788,30 +815,26 @@ impl Answers {
                         reason.as_str()
                     )));
                 }
-                Ok(Self::end_session(store, session_id, *reason, now)?)
+                Ok(Self::end_session(store, session_id, *reason, now).await?)
             }
         }
     }
 
     /// Stops a chatbot: its running sessions end as [`EndReason::Deactivated`]. Returns the
     /// ids woken.
-    pub(crate) fn stop(
+    pub(crate) async fn stop(
         store: &dyn StateStore,
         bot_id: &str,
         now: Millis,
     ) -> Result<Vec<String>, AnswersError> {
-        let mut bot = Self::chatbot(store, bot_id)?
+        let mut bot = Self::chatbot(store, bot_id)
+            .await?
             .ok_or_else(|| AnswersError::Invalid(format!("no chatbot {bot_id:?}")))?;
         bot.status = BotStatus::Stopped;
-        Self::save_chatbot(store, &bot)?;
+        Self::save_chatbot(store, &bot).await?;
         let mut woken = Vec::new();
-        for s in Self::running_sessions_of(store, bot_id)? {
-            woken.extend(Self::end_session(
-                store,
-                &s.id,
-                EndReason::Deactivated,
-                now,
-            )?);
+        for s in Self::running_sessions_of(store, bot_id).await? {
+            woken.extend(Self::end_session(store, &s.id, EndReason::Deactivated, now).await?);
         }
         Ok(woken)
     }

@@ -2,14 +2,17 @@
 //! and agents list them by tag, assign, reply and close them.
 //!
 //! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! use flowhost::conversations::{ConversationStatus, Conversations};
 //! use flowhost::store::SqliteStore;
 //!
 //! let store = SqliteStore::in_memory().unwrap();
 //! let agents = Conversations::new(&store);
-//! agents.create_tag("data-verification").unwrap();
-//! let open = agents.list(Some("data-verification"), Some(ConversationStatus::Open)).unwrap();
-//! assert!(open.is_empty());
+//! agents.create_tag("data-verification").await.unwrap();
+//! let open = agents.list(Some("data-verification"), Some(ConversationStatus::Open));
+//! assert!(open.await.unwrap().is_empty());
+//! # }
 //! ```
 
 use crate::clock::Millis;
@@ -108,47 +111,51 @@ impl<'a> Conversations<'a> {
     }
 
     /// Creates a tag (creating one that exists is fine).
-    pub fn create_tag(&self, name: &str) -> Result<(), ConversationError> {
+    pub async fn create_tag(&self, name: &str) -> Result<(), ConversationError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
             return Err(ConversationError::Refused(
                 "a tag needs 1 to 100 characters".into(),
             ));
         }
-        self.store.put_record(&Record {
-            kind: TAG_KIND.into(),
-            id: name.to_owned(),
-            key: String::new(),
-            status: String::new(),
-            body: serde_json::json!({"name": name}),
-        })?;
+        self.store
+            .put_record(&Record {
+                kind: TAG_KIND.into(),
+                id: name.to_owned(),
+                key: String::new(),
+                status: String::new(),
+                body: serde_json::json!({"name": name}),
+            })
+            .await?;
         Ok(())
     }
 
     /// Whether a tag exists.
-    pub fn tag_exists(&self, name: &str) -> Result<bool, ConversationError> {
-        Ok(self.store.record(TAG_KIND, name.trim())?.is_some())
+    pub async fn tag_exists(&self, name: &str) -> Result<bool, ConversationError> {
+        Ok(self.store.record(TAG_KIND, name.trim()).await?.is_some())
     }
 
     /// Every tag, oldest first.
-    pub fn tags(&self) -> Result<Vec<String>, ConversationError> {
+    pub async fn tags(&self) -> Result<Vec<String>, ConversationError> {
         Ok(self
             .store
-            .records(TAG_KIND, None, None, None)?
+            .records(TAG_KIND, None, None, None)
+            .await?
             .into_iter()
             .map(|r| r.id)
             .collect())
     }
 
     /// Conversations, oldest first, optionally of one tag and/or status.
-    pub fn list(
+    pub async fn list(
         &self,
         tag: Option<&str>,
         status: Option<ConversationStatus>,
     ) -> Result<Vec<Conversation>, ConversationError> {
         let all = self
             .store
-            .records(KIND, None, status.map(ConversationStatus::as_str), None)?;
+            .records(KIND, None, status.map(ConversationStatus::as_str), None)
+            .await?;
         let mut out = Vec::new();
         for r in all {
             let c: Conversation = r.parse()?;
@@ -160,16 +167,17 @@ impl<'a> Conversations<'a> {
     }
 
     /// One conversation.
-    pub fn get(&self, id: &str) -> Result<Conversation, ConversationError> {
+    pub async fn get(&self, id: &str) -> Result<Conversation, ConversationError> {
         self.store
-            .record(KIND, id)?
+            .record(KIND, id)
+            .await?
             .ok_or_else(|| ConversationError::NotFound(id.to_owned()))?
             .parse()
             .map_err(Into::into)
     }
 
     /// The open or assigned conversation of a contact on a channel and sender.
-    pub fn active_for(
+    pub async fn active_for(
         &self,
         channel: Channel,
         contact: &Contact,
@@ -179,7 +187,8 @@ impl<'a> Conversations<'a> {
         for status in [ConversationStatus::Open, ConversationStatus::Assigned] {
             if let Some(r) = self
                 .store
-                .records(KIND, Some(&key), Some(status.as_str()), Some(1))?
+                .records(KIND, Some(&key), Some(status.as_str()), Some(1))
+                .await?
                 .pop()
             {
                 return Ok(Some(r.parse()?));
@@ -188,24 +197,26 @@ impl<'a> Conversations<'a> {
         Ok(None)
     }
 
-    pub(crate) fn save(&self, c: &Conversation) -> Result<(), ConversationError> {
+    pub(crate) async fn save(&self, c: &Conversation) -> Result<(), ConversationError> {
         let contact = c
             .channel
             .contact(&c.contact)
             .map_err(ConversationError::Refused)?;
-        self.store.put_record(&Record {
-            kind: KIND.into(),
-            id: c.id.clone(),
-            key: conversation_key(c.channel, &contact, &c.sender),
-            status: c.status.as_str().into(),
-            body: serde_json::to_value(c).expect("conversations serialize"),
-        })?;
+        self.store
+            .put_record(&Record {
+                kind: KIND.into(),
+                id: c.id.clone(),
+                key: conversation_key(c.channel, &contact, &c.sender),
+                status: c.status.as_str().into(),
+                body: serde_json::to_value(c).expect("conversations serialize"),
+            })
+            .await?;
         Ok(())
     }
 
     /// Assigns a conversation to an agent (reassigning is fine until it is closed).
-    pub fn assign(&self, id: &str, agent: &str) -> Result<Conversation, ConversationError> {
-        let mut c = self.get(id)?;
+    pub async fn assign(&self, id: &str, agent: &str) -> Result<Conversation, ConversationError> {
+        let mut c = self.get(id).await?;
         if c.status == ConversationStatus::Closed {
             return Err(ConversationError::Refused(format!(
                 "conversation {id:?} is closed"
@@ -216,19 +227,19 @@ impl<'a> Conversations<'a> {
         }
         c.status = ConversationStatus::Assigned;
         c.agent = Some(agent.trim().to_owned());
-        self.save(&c)?;
+        self.save(&c).await?;
         Ok(c)
     }
 
     /// An agent's reply: added to the conversation and the message log. The conversation
     /// must be assigned (to anyone) and not closed.
-    pub fn reply(
+    pub async fn reply(
         &self,
         id: &str,
         text: &str,
         now: Millis,
     ) -> Result<Conversation, ConversationError> {
-        let mut c = self.get(id)?;
+        let mut c = self.get(id).await?;
         let agent = match (c.status, &c.agent) {
             (ConversationStatus::Assigned, Some(agent)) => agent.clone(),
             (ConversationStatus::Closed, _) => {
@@ -256,15 +267,15 @@ impl<'a> Conversations<'a> {
             text: text.to_owned(),
             at: now,
         };
-        log_message(self.store, &message)?;
+        log_message(self.store, &message).await?;
         c.messages.push(message);
-        self.save(&c)?;
+        self.save(&c).await?;
         Ok(c)
     }
 
     /// Closes a conversation.
-    pub fn close(&self, id: &str, now: Millis) -> Result<Conversation, ConversationError> {
-        let mut c = self.get(id)?;
+    pub async fn close(&self, id: &str, now: Millis) -> Result<Conversation, ConversationError> {
+        let mut c = self.get(id).await?;
         if c.status == ConversationStatus::Closed {
             return Err(ConversationError::Refused(format!(
                 "conversation {id:?} is closed already"
@@ -272,7 +283,7 @@ impl<'a> Conversations<'a> {
         }
         c.status = ConversationStatus::Closed;
         c.closed_at = Some(now);
-        self.save(&c)?;
+        self.save(&c).await?;
         Ok(c)
     }
 }

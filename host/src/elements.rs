@@ -22,15 +22,13 @@ use crate::plugin::{PluginHost, PluginRegistry};
 use crate::store::StateStore;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// A boxed, sendable future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use flowhost_types::BoxFuture;
 
 /// The exit the engine takes when an element fails.
-pub use crate::plugin::manifest::ERROR_EXIT;
+pub use flowhost_types::ERROR_EXIT;
 
 /// What an element sees when it runs.
 pub struct StepInput<'a> {
@@ -83,7 +81,7 @@ pub enum StepOutcome {
     Exit(String),
     /// Wait until this time, then run the element again with `resumed`.
     Wait(Millis),
-    /// Wait for an event on `key` (woken through [`crate::store::StateStore::wake`]) or
+    /// Wait for an event on `key` (woken through [`crate::store::ParticipantStore::wake`]) or
     /// until `until`, whichever comes first; then run the element again with `resumed` and
     /// the event, if one came.
     WaitFor {
@@ -348,8 +346,11 @@ impl ElementTypes {
 
 /// Checks that need the whole flow and the account, run when a flow is activated (Start
 /// chatbot's placement, sender and chatbot).
-pub(crate) fn activation_issues(def: &crate::flow::FlowDef, store: &dyn StateStore) -> Vec<Issue> {
-    start_chatbot::activation_issues(def, store)
+pub(crate) async fn activation_issues(
+    def: &crate::flow::FlowDef,
+    store: &dyn StateStore,
+) -> Vec<Issue> {
+    start_chatbot::activation_issues(def, store).await
 }
 
 /// Parses an element's `config` into `T`, turning serde's complaint into an issue at the

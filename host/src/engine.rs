@@ -12,13 +12,15 @@
 //!
 //! let store = Arc::new(SqliteStore::open("flowhost.db".as_ref())?);
 //! let engine = Engine::new(store, Arc::new(SystemClock), ElementTypes::builtins_only());
-//! engine.deploy(FlowDef::load("flow.json".as_ref())?, "flow.json")?;
+//! engine.deploy(FlowDef::load("flow.json".as_ref())?, "flow.json").await?;
 //! let participant = engine.start("my-flow", Default::default(), Default::default()).await?;
-//! for step in engine.journey(&participant.id)? {
+//! for step in engine.journey(&participant.id).await? {
 //!     println!("{} -> {:?}", step.element_id, step.exit);
 //! }
 //! # Ok(()) }
 //! ```
+
+pub mod scheduler;
 
 use crate::answers::{Answers, BotEvent, EndReason};
 use crate::clock::{Clock, Millis};
@@ -35,15 +37,21 @@ use crate::person::People;
 use crate::person::Person;
 use crate::plugin::capabilities::{LogLevel, LogLine};
 use crate::store::{
-    ElementCounts, JourneyEntry, ParticipantState, StateStore, Status, StepWrite, StoreError,
+    ElementCounts, JourneyEntry, Lease, ParticipantState, StateStore, Status, StepWrite, StoreError,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Steps one participant may take in one go without waiting; more means the flow loops.
 pub const MAX_STEPS_PER_RUN: usize = 1000;
+
+/// How long a claim on a participant lasts. Nothing reclaims an expired lease yet (a crashed
+/// engine's running participants stay running); the lease is recorded so that fencing and
+/// recovery can build on it.
+pub const LEASE_MS: Millis = 5 * 60_000;
 
 /// Participants one call runs after the one it was about (entered by Add to Flow, woken by
 /// an event); the rest stay queued for [`Engine::resume_due`].
@@ -133,6 +141,8 @@ pub struct Engine {
 
 struct Inner {
     store: Arc<dyn StateStore>,
+    /// This engine's name in the leases it takes.
+    owner: String,
     clock: Arc<dyn Clock>,
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
@@ -159,6 +169,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 store,
+                owner: format!("engine-{}", uuid::Uuid::new_v4().simple()),
                 clock,
                 types,
                 flows: RwLock::new(HashMap::new()),
@@ -173,20 +184,50 @@ impl Engine {
         self.inner.store.as_ref()
     }
 
+    /// The name this engine claims participants under.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// When a lease taken now expires.
+    fn lease_expiry(&self) -> Millis {
+        self.now() + LEASE_MS
+    }
+
     /// Checks a flow completely (structure, element types, configuration, exits) and builds
     /// it. `source_name` (a file name) prefixes every issue. An active flow also gets the
     /// activation checks that look at the account (chatbots, Answers).
-    pub fn compile(&self, def: FlowDef, source_name: &str) -> Result<CompiledFlow, FlowError> {
+    pub async fn compile(
+        &self,
+        def: FlowDef,
+        source_name: &str,
+    ) -> Result<CompiledFlow, FlowError> {
         let activate = def.status == FlowStatus::Active;
-        self.compile_as(def, source_name, activate)
+        self.compile_as(def, source_name, activate).await
     }
 
-    fn compile_as(
+    async fn compile_as(
         &self,
         def: FlowDef,
         source_name: &str,
         activate: bool,
     ) -> Result<CompiledFlow, FlowError> {
+        let compiled = self.build(def, source_name)?;
+        if activate {
+            let issues =
+                crate::elements::activation_issues(&compiled.def, self.inner.store.as_ref()).await;
+            if !issues.is_empty() {
+                return Err(FlowError::Invalid {
+                    source_name: source_name.to_owned(),
+                    issues,
+                });
+            }
+        }
+        Ok(compiled)
+    }
+
+    /// The checks that need only the flow and the element types, and the built elements.
+    fn build(&self, def: FlowDef, source_name: &str) -> Result<CompiledFlow, FlowError> {
         let mut issues = def.check_structure();
         let mut warnings = Vec::new();
         let mut nodes = HashMap::new();
@@ -241,12 +282,6 @@ impl Engine {
                 );
             }
         }
-        if activate && issues.is_empty() {
-            issues.extend(crate::elements::activation_issues(
-                &def,
-                self.inner.store.as_ref(),
-            ));
-        }
         if issues.is_empty() {
             Ok(CompiledFlow {
                 def,
@@ -263,14 +298,14 @@ impl Engine {
 
     /// Validates, saves (so another engine on the same store can resume its participants)
     /// and activates a flow, replacing an earlier version with the same id.
-    pub fn deploy(
+    pub async fn deploy(
         &self,
         def: FlowDef,
         source_name: &str,
     ) -> Result<Arc<CompiledFlow>, EngineError> {
         let text = serde_json::to_string(&def).expect("flow definitions serialize");
-        let compiled = Arc::new(self.compile(def, source_name)?);
-        self.inner.store.save_flow(&compiled.def.id, &text)?;
+        let compiled = Arc::new(self.compile(def, source_name).await?);
+        self.inner.store.save_flow(&compiled.def.id, &text).await?;
         self.inner
             .flows
             .write()
@@ -281,15 +316,13 @@ impl Engine {
 
     /// Loads every flow saved in the store (after a restart). Flows that no longer compile,
     /// e.g. because a plugin is gone, are returned as errors; the rest load.
-    pub fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
+    pub async fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
         let mut errors = Vec::new();
-        for (id, text) in self.inner.store.flows()? {
+        for (id, text) in self.inner.store.flows().await? {
             let source = format!("saved flow {id:?}");
             // Saved flows were checked when activated; what the account looked like then
             // is not checked again, so their participants can always continue.
-            match FlowDef::parse(&text, &source)
-                .and_then(|def| self.compile_as(def, &source, false))
-            {
+            match FlowDef::parse(&text, &source).and_then(|def| self.build(def, &source)) {
                 Ok(flow) => {
                     self.inner
                         .flows
@@ -333,7 +366,7 @@ impl Engine {
         variables: BTreeMap<String, Value>,
     ) -> Result<ParticipantState, EngineError> {
         let person =
-            self.inner.store.person(person_id)?.ok_or_else(|| {
+            self.inner.store.person(person_id).await?.ok_or_else(|| {
                 EngineError::Rejected(format!("no person {person_id:?} in People"))
             })?;
         self.start(flow_id, person, variables).await
@@ -363,9 +396,15 @@ impl Engine {
                 kind: kind.as_str(),
             })?;
         let state = ParticipantState::new(flow_id, &entry.start, person, variables);
-        self.inner.store.insert_participant(&state)?;
+        let lease = self
+            .inner
+            .store
+            .insert_claimed(&state, &self.inner.owner, self.lease_expiry())
+            .await?;
         let mut follow = Vec::new();
-        let state = self.advance(&flow, state, false, &mut follow).await?;
+        let state = self
+            .advance(&flow, state, &lease, false, &mut follow)
+            .await?;
         self.follow_up(follow).await?;
         Ok(state)
     }
@@ -387,8 +426,10 @@ impl Engine {
                 // Put back by `run_claimed`: an engine that has the flow continues it, and
                 // the participants after it in the queue still run.
                 Err(EngineError::UnknownFlow(flow)) => {
-                    eprintln!(
-                        "flowhost: participant {id} waits for flow {flow:?}, which this engine has not loaded"
+                    tracing::warn!(
+                        participant = %id,
+                        flow = %flow,
+                        "participant waits for a flow this engine has not loaded; an engine that has it will continue it"
                     );
                 }
                 Err(e) => return Err(e),
@@ -403,13 +444,21 @@ impl Engine {
         id: &str,
         follow: &mut Vec<String>,
     ) -> Result<Option<ParticipantState>, EngineError> {
-        let Some(before) = self.inner.store.claim(id)? else {
+        let now = self.now();
+        let Some(claim) = self
+            .inner
+            .store
+            .claim(id, &self.inner.owner, now, self.lease_expiry())
+            .await?
+        else {
             return Ok(None);
         };
+        let before = claim.was;
         let state = self
             .inner
             .store
-            .participant(id)?
+            .participant(id)
+            .await?
             .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
         let flow = match self.flow(&state.flow_id) {
             Ok(f) => f,
@@ -417,13 +466,19 @@ impl Engine {
                 // Put it back: a later engine with the flow can resume it.
                 let mut state = state;
                 state.status = before;
-                self.inner.store.save_participant(&state)?;
+                self.inner.store.release(&claim.lease, &state).await?;
                 return Err(e);
             }
         };
         Ok(Some(
-            self.advance(&flow, state, before == Status::Waiting, follow)
-                .await?,
+            self.advance(
+                &flow,
+                state,
+                &claim.lease,
+                before == Status::Waiting,
+                follow,
+            )
+            .await?,
         ))
     }
 
@@ -433,7 +488,7 @@ impl Engine {
         let now = self.inner.clock.now_ms();
         let mut resumed = Vec::new();
         loop {
-            let due = self.inner.store.due(now, 256)?;
+            let due = self.inner.store.due(now, 256).await?;
             if due.is_empty() {
                 break;
             }
@@ -455,7 +510,7 @@ impl Engine {
 
     /// Changes a flow's lifecycle status. Activating runs the activation checks; canceling
     /// stops the participants waiting in it (with a journey entry).
-    pub fn set_flow_status(&self, flow_id: &str, to: FlowStatus) -> Result<(), EngineError> {
+    pub async fn set_flow_status(&self, flow_id: &str, to: FlowStatus) -> Result<(), EngineError> {
         let flow = self.flow(flow_id)?;
         let from = flow.def.status;
         if !from.can_become(to) {
@@ -469,9 +524,9 @@ impl Engine {
         def.status = to;
         let source = format!("flow {flow_id:?}");
         let activating = to == FlowStatus::Active && from != FlowStatus::Active;
-        let compiled = self.compile_as(def, &source, activating)?;
+        let compiled = self.compile_as(def, &source, activating).await?;
         let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
-        self.inner.store.save_flow(flow_id, &text)?;
+        self.inner.store.save_flow(flow_id, &text).await?;
         self.inner
             .flows
             .write()
@@ -481,12 +536,18 @@ impl Engine {
             for id in self
                 .inner
                 .store
-                .participants_of(flow_id, &[Status::Waiting, Status::Queued])?
+                .participants_of(flow_id, &[Status::Waiting, Status::Queued])
+                .await?
             {
-                if self.inner.store.claim(&id)?.is_none() {
+                let claim = self
+                    .inner
+                    .store
+                    .claim(&id, &self.inner.owner, self.now(), self.lease_expiry())
+                    .await?;
+                let Some(claim) = claim else {
                     continue;
-                }
-                let mut p = self.participant(&id)?;
+                };
+                let mut p = self.participant(&id).await?;
                 let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
                 entry.error = Some(format!("flow {flow_id:?} was canceled"));
                 p.status = Status::Canceled;
@@ -496,7 +557,8 @@ impl Engine {
                 p.steps += 1;
                 self.inner
                     .store
-                    .record_step(&p, &entry, StepWrite::default())?;
+                    .record_step(&claim.lease, &p, &entry, StepWrite::default())
+                    .await?;
             }
         }
         Ok(())
@@ -523,9 +585,9 @@ impl Engine {
 
     /// Per element of a flow, in definition order: participants entered, left per exit, and
     /// waiting now.
-    pub fn analytics(&self, flow_id: &str) -> Result<Vec<ElementAnalytics>, EngineError> {
+    pub async fn analytics(&self, flow_id: &str) -> Result<Vec<ElementAnalytics>, EngineError> {
         let flow = self.flow(flow_id)?;
-        let mut counts = self.inner.store.element_counts(flow_id)?;
+        let mut counts = self.inner.store.element_counts(flow_id).await?;
         Ok(flow
             .def
             .elements
@@ -562,22 +624,25 @@ impl Engine {
         let agents = Conversations::new(store);
         if let Some(mut conversation) = agents
             .active_for(message.channel, &contact, &message.to)
+            .await
             .map_err(|e| EngineError::Rejected(e.to_string()))?
         {
-            let logged = self.log_inbound(&message, &contact)?;
+            let logged = self.log_inbound(&message, &contact).await?;
             conversation.messages.push(logged);
             agents
                 .save(&conversation)
+                .await
                 .map_err(|e| EngineError::Rejected(e.to_string()))?;
             return Ok(Delivery::Conversation {
                 id: conversation.id,
             });
         }
-        let mut session = Answers::running_session(store, message.channel, &contact, &message.to)?;
+        let mut session =
+            Answers::running_session(store, message.channel, &contact, &message.to).await?;
         if let Some(stale) = session.take_if(|s| s.last_activity + s.timeout_ms <= now) {
             // Past its timeout with nobody left to notice (its participant's flow was
             // canceled): it ends now, and the message goes on to the next in line.
-            let woken = Answers::end_session(store, &stale.id, EndReason::Expired, now)?;
+            let woken = Answers::end_session(store, &stale.id, EndReason::Expired, now).await?;
             self.follow_up(woken).await?;
         }
         if let Some(session) = session {
@@ -588,15 +653,15 @@ impl Engine {
                 .message(store, session, &message.text, now)
                 .await?;
             if let Some(failure) = failure {
-                eprintln!("flowhost: chatbot session {id}: {failure}");
+                tracing::warn!(session = %id, %failure, "chatbot failed to answer; the session carries on");
             }
             self.follow_up(woken).await?;
             return Ok(Delivery::Chatbot { session: id });
         }
-        self.log_inbound(&message, &contact)?;
+        self.log_inbound(&message, &contact).await?;
         let key = InboundMessage::wait_key(message.channel, &contact, &message.to);
         let event = serde_json::to_value(&message).expect("messages serialize");
-        let woken = store.wake(&key, &event, now)?;
+        let woken = store.wake(&key, &event, now).await?;
         if !woken.is_empty() {
             self.follow_up(woken.clone()).await?;
             return Ok(Delivery::Waiting {
@@ -625,6 +690,7 @@ impl Engine {
             }
             let (person, _) = People::new(store)
                 .find_or_create(&contact)
+                .await
                 .map_err(|e| EngineError::Rejected(e.to_string()))?;
             let variables =
                 BTreeMap::from([(LAST_INBOUND_MESSAGE.to_owned(), message.as_variable())]);
@@ -642,7 +708,7 @@ impl Engine {
         }
     }
 
-    fn log_inbound(
+    async fn log_inbound(
         &self,
         message: &InboundMessage,
         contact: &crate::person::Contact,
@@ -657,7 +723,7 @@ impl Engine {
             text: message.text.clone(),
             at: message.received_at.unwrap_or_else(|| self.now()),
         };
-        log_message(self.inner.store.as_ref(), &logged)?;
+        log_message(self.inner.store.as_ref(), &logged).await?;
         Ok(logged)
     }
 
@@ -672,6 +738,7 @@ impl Engine {
             .inner
             .answers
             .event(self.inner.store.as_ref(), session_id, event, self.now())
+            .await
             .map_err(|e| EngineError::Rejected(e.to_string()))?;
         self.follow_up(woken).await
     }
@@ -680,6 +747,7 @@ impl Engine {
     /// `deactivated` exit.
     pub async fn stop_chatbot(&self, bot_id: &str) -> Result<Vec<ParticipantState>, EngineError> {
         let woken = Answers::stop(self.inner.store.as_ref(), bot_id, self.now())
+            .await
             .map_err(|e| EngineError::Rejected(e.to_string()))?;
         self.follow_up(woken).await
     }
@@ -690,27 +758,32 @@ impl Engine {
     }
 
     /// A participant's state.
-    pub fn participant(&self, id: &str) -> Result<ParticipantState, EngineError> {
+    pub async fn participant(&self, id: &str) -> Result<ParticipantState, EngineError> {
         self.inner
             .store
-            .participant(id)?
+            .participant(id)
+            .await?
             .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))
     }
 
     /// A participant's journey.
-    pub fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, EngineError> {
-        Ok(self.inner.store.journey(id)?)
+    pub async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, EngineError> {
+        Ok(self.inner.store.journey(id).await?)
     }
 
     /// How many participants wait in a flow's element for the reason `kind` (`"queued"`
     /// for a Call API sending-speed queue, `"window"` for its delivery window).
-    pub fn waiting_count(
+    pub async fn waiting_count(
         &self,
         flow_id: &str,
         element_id: &str,
         kind: &str,
     ) -> Result<u64, EngineError> {
-        Ok(self.inner.store.count_waiting(flow_id, element_id, kind)?)
+        Ok(self
+            .inner
+            .store
+            .count_waiting(flow_id, element_id, kind)
+            .await?)
     }
 
     /// Waits until all background work started so far (requests of Call API elements that
@@ -756,8 +829,17 @@ impl Engine {
             entry.logs = report.logs;
             entry.data = report.data;
             entry.error = report.error;
-            if let Err(e) = engine.inner.store.append_journey(&participant, &entry) {
-                eprintln!("flowhost: cannot record background result for {participant}: {e}");
+            if let Err(e) = engine
+                .inner
+                .store
+                .append_journey(&participant, &entry)
+                .await
+            {
+                tracing::error!(
+                    participant = %participant,
+                    error = %e,
+                    "cannot record the result of a background request in the journey"
+                );
             }
         });
     }
@@ -766,6 +848,7 @@ impl Engine {
         &self,
         flow: &CompiledFlow,
         mut p: ParticipantState,
+        lease: &Lease,
         mut resumed: bool,
         follow: &mut Vec<String>,
     ) -> Result<ParticipantState, EngineError> {
@@ -775,14 +858,14 @@ impl Engine {
         let mut event = p.event.take();
         // A person kept in People may have changed since (Add to Flow updates attributes).
         if !p.person.id.is_empty()
-            && let Some(person) = self.inner.store.person(&p.person.id)?
+            && let Some(person) = self.inner.store.person(&p.person.id).await?
         {
             p.person = person;
         }
         for _ in 0..MAX_STEPS_PER_RUN {
             let Some(current) = p.current.clone() else {
                 p.status = Status::Completed;
-                self.inner.store.save_participant(&p)?;
+                self.inner.store.release(lease, &p).await?;
                 return Ok(p);
             };
             let Some(node) = flow.nodes.get(&current) else {
@@ -797,11 +880,18 @@ impl Engine {
                 p.current = None;
                 self.inner
                     .store
-                    .record_step(&p, &entry, StepWrite::default())?;
+                    .record_step(lease, &p, &entry, StepWrite::default())
+                    .await?;
                 return Ok(p);
             };
             let now = self.inner.clock.now_ms();
             let started = Instant::now();
+            let span = tracing::info_span!(
+                "step",
+                flow = %flow.def.id,
+                element = %current,
+                participant = %p.id,
+            );
             let result = node
                 .element
                 .run(StepInput {
@@ -817,6 +907,7 @@ impl Engine {
                     event: event.as_ref(),
                     flows: self,
                 })
+                .instrument(span.clone())
                 .await;
             let entered = !resumed;
             resumed = false;
@@ -826,6 +917,7 @@ impl Engine {
                 self.spawn_background(&p, &current, &node.type_name, work);
             }
             let duration_us = started.elapsed().as_micros() as u64;
+            span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
             for (k, v) in &result.set {
                 p.variables.insert(k.clone(), v.clone());
             }
@@ -847,7 +939,10 @@ impl Engine {
                     self.leave(node, &current, outcome, &mut p, &mut entry);
                     p.steps += 1;
                     entry.seq = p.steps;
-                    self.inner.store.record_step(&p, &entry, write)?;
+                    self.inner
+                        .store
+                        .record_step(lease, &p, &entry, write)
+                        .await?;
                     if p.status != Status::Running {
                         return Ok(p);
                     }
@@ -861,7 +956,10 @@ impl Engine {
             entry.waiting_until = until;
             p.steps += 1;
             entry.seq = p.steps;
-            self.inner.store.record_step(&p, &entry, write)?;
+            self.inner
+                .store
+                .record_step(lease, &p, &entry, write)
+                .await?;
             return Ok(p);
         }
         p.status = Status::Failed;
@@ -873,7 +971,8 @@ impl Engine {
         entry.seq = p.steps;
         self.inner
             .store
-            .record_step(&p, &entry, StepWrite::default())?;
+            .record_step(lease, &p, &entry, StepWrite::default())
+            .await?;
         Ok(p)
     }
 
@@ -907,6 +1006,13 @@ impl Engine {
                         entry.exit = Some(ERROR_EXIT.to_owned());
                     }
                     None => {
+                        tracing::warn!(
+                            flow = %p.flow_id,
+                            element = %current,
+                            participant = %p.id,
+                            reason = entry.error.as_deref().unwrap_or_default(),
+                            "participant failed: the element failed and its error exit is not connected"
+                        );
                         entry.logs.push(LogLine {
                             level: LogLevel::Error,
                             message: format!(

@@ -15,6 +15,7 @@
 //! }
 //! ```
 
+use flowhost_types::clock::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -91,7 +92,7 @@ pub struct EntryPoint {
     pub start: String,
     /// Inbound message entry: the channel messages arrive on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<crate::messaging::Channel>,
+    pub channel: Option<flowhost_types::message::Channel>,
     /// Inbound message entry: the sender (number, email, name) messages are sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
@@ -377,6 +378,23 @@ impl FlowDef {
     }
 }
 
+/// Parses a duration in a flow or chatbot definition, `90s`, `15m`, `2h`, `1d`, into
+/// milliseconds.
+pub fn parse_duration(text: &str) -> Option<Millis> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(split);
+    let n: Millis = n.parse().ok()?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,5 +502,15 @@ mod tests {
                 .iter()
                 .any(|i| i.path == "elements" && i.message.contains("Add to Flow"))
         );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(90_000));
+        assert_eq!(parse_duration("2h"), Some(7_200_000));
+        assert_eq!(parse_duration("1d"), Some(86_400_000));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5w"), None);
     }
 }

@@ -9,7 +9,8 @@
 //! - [`plugin`]: the sandboxed host for custom elements.
 //! - [`outbound`]: the single policy point for outbound HTTP.
 //! - [`template`]: `{{placeholder}}` syntax shared by elements; [`jsonpath`]: RFC 9535 paths.
-//! - [`config`]: the operator's `flowhost.toml`.
+//! - [`config`]: the operator's `flowhost.toml`; [`runtime`]: the composition root that
+//!   turns it into a store, a plugin host and an engine.
 //! - [`testing`]: a recording HTTP server and a harness that runs one plugin without a flow.
 #![deny(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod messaging;
 pub mod outbound;
 pub mod person;
 pub mod plugin;
+pub mod runtime;
 pub mod scaffold;
 pub mod secrets;
 pub mod store;

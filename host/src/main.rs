@@ -14,7 +14,7 @@ use flowhost::flow::{FlowDef, FlowStatus};
 use flowhost::messaging::{Channel, InboundMessage};
 use flowhost::person::{AttributeType, Contact, People, Person};
 use flowhost::plugin::{LoadedPlugin, PluginHost, PluginRegistry};
-use flowhost::store::{JourneyEntry, ParticipantState, SqliteStore};
+use flowhost::store::{JourneyEntry, ParticipantState, SqliteStore, StateStore};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,8 +30,42 @@ struct Cli {
     /// Operator configuration; defaults to ./flowhost.toml when present.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// How diagnostics go to stderr: `human` lines or `json` lines (one object per event,
+    /// with the flow, element, participant and plugin of the step it happened in). What is
+    /// logged is set by FLOWHOST_LOG (e.g. `info`, `flowhost=debug`); warnings by default.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "FLOWHOST_LOG_FORMAT",
+        default_value = "human"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Sends the library's `tracing` events to stderr, filtered by FLOWHOST_LOG.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FLOWHOST_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -282,6 +316,7 @@ fn main() -> std::process::ExitCode {
         };
     }
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -394,7 +429,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let def = FlowDef::load(&flow)?;
             let engine = engine(&config).await?;
             let name = flow.display().to_string();
-            let Some(f) = reported(&name, engine.compile(def, &name).map(Arc::new)) else {
+            let Some(f) = reported(&name, engine.compile(def, &name).await.map(Arc::new)) else {
                 return Ok(std::process::ExitCode::FAILURE);
             };
             println!(
@@ -416,7 +451,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 (Some(text), _) => serde_json::from_str(&text)
                     .context("--person: expected JSON like {\"id\": \"p1\", \"emails\": [\"a@b.c\"], \"attributes\": {}}")?,
                 (None, Some(who)) => {
-                    find_person(&SqliteStore::open(&config.database)?, &who).context("--person-id")?
+                    find_person(&SqliteStore::open(&config.database)?, &who).await.context("--person-id")?
                 }
                 (None, None) => Person {
                     id: "cli-person".into(),
@@ -427,13 +462,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engine = engine(&config).await?;
             let flow_id = def.id.clone();
             let name = flow.display().to_string();
-            if reported(&name, engine.deploy(def, &name)).is_none() {
+            if reported(&name, engine.deploy(def, &name).await).is_none() {
                 return Ok(std::process::ExitCode::FAILURE);
             }
             let p = engine.start(&flow_id, person, variables).await?;
             // Requests sent without waiting finish before the journey is printed.
             engine.finish_background().await;
-            print_participant(&engine, &p, json)?;
+            print_participant(&engine, &p, json).await?;
         }
         Command::Resume { json, watch: None } => {
             let engine = saved_engine(&config).await?;
@@ -443,7 +478,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 println!("{} participants resumed", resumed.len());
             }
             for p in &resumed {
-                print_participant(&engine, p, json)?;
+                print_participant(&engine, p, json).await?;
             }
         }
         Command::Resume {
@@ -463,13 +498,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     _ = tick.tick() => {}
                 }
                 // Flows deployed by other processes since the last round.
-                for e in engine.load_saved_flows()? {
+                for e in engine.load_saved_flows().await? {
                     eprintln!("warning: {e}");
                 }
                 match engine.resume_due().await {
                     Ok(resumed) => {
                         for p in &resumed {
-                            print_participant(&engine, p, json)?;
+                            print_participant(&engine, p, json).await?;
                         }
                     }
                     // A participant of a flow this process cannot run stays waiting.
@@ -480,25 +515,26 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Queue { flow, element } => {
             let engine = engine(&config).await?;
-            let count = |kind| engine.waiting_count(&flow, &element, kind);
+            let mut counts = Vec::new();
+            for kind in ["queued", "window", "retry"] {
+                counts.push(engine.waiting_count(&flow, &element, kind).await?);
+            }
             println!(
                 "{flow}/{element}: {} queued (sending speed), {} outside the delivery window, {} waiting to retry",
-                count("queued")?,
-                count("window")?,
-                count("retry")?
+                counts[0], counts[1], counts[2]
             );
         }
         Command::Journey { participant, json } => {
             let engine = engine(&config).await?;
-            let p = engine.participant(&participant)?;
-            print_participant(&engine, &p, json)?;
+            let p = engine.participant(&participant).await?;
+            print_participant(&engine, &p, json).await?;
         }
         Command::Demo => demo(config).await?,
         Command::Deploy { flow } => {
             let def = FlowDef::load(&flow)?;
             let engine = engine(&config).await?;
             let name = flow.display().to_string();
-            let Some(f) = reported(&name, engine.deploy(def, &name)) else {
+            let Some(f) = reported(&name, engine.deploy(def, &name).await) else {
                 return Ok(std::process::ExitCode::FAILURE);
             };
             println!(
@@ -525,7 +561,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
                 FlowsCommand::Status { flow, status } => {
                     let status: FlowStatus = serde_json::from_value(json!(status))?;
-                    if let Err(e) = engine.set_flow_status(&flow, status) {
+                    if let Err(e) = engine.set_flow_status(&flow, status).await {
                         eprintln!("{e}");
                         return Ok(std::process::ExitCode::FAILURE);
                     }
@@ -535,7 +571,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Analytics { flow, json } => {
             let engine = saved_engine(&config).await?;
-            let rows = engine.analytics(&flow)?;
+            let rows = engine.analytics(&flow).await?;
             if json {
                 for row in &rows {
                     println!("{}", serde_json::to_string(row)?);
@@ -576,15 +612,18 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     let person: Person = serde_json::from_str(&person).context(
                         "expected JSON like {\"phones\": [\"+385911234567\"], \"attributes\": {\"firstName\": \"Ada\"}}",
                     )?;
-                    let person = people.create(person)?;
+                    let person = people.create(person).await?;
                     println!("{}", serde_json::to_string(&person)?);
                 }
                 PeopleCommand::Get { who } => {
-                    println!("{}", serde_json::to_string(&find_person(&store, &who)?)?)
+                    println!(
+                        "{}",
+                        serde_json::to_string(&find_person(&store, &who).await?)?
+                    )
                 }
                 PeopleCommand::Define { name, kind } => {
                     let ty: AttributeType = serde_json::from_value(json!(kind))?;
-                    people.define_attribute(&name, ty)?;
+                    people.define_attribute(&name, ty).await?;
                     println!("attribute {name:?} is {kind}");
                 }
             }
@@ -602,7 +641,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                             })
                         })
                         .transpose()?;
-                    for c in agents.list(tag.as_deref(), status)? {
+                    for c in agents.list(tag.as_deref(), status).await? {
                         if json {
                             println!("{}", serde_json::to_string(&c)?);
                         } else {
@@ -621,19 +660,19 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     }
                 }
                 ConversationsCommand::Tag { name } => {
-                    agents.create_tag(&name)?;
+                    agents.create_tag(&name).await?;
                     println!("tag {name:?} exists");
                 }
                 ConversationsCommand::Assign { id, agent } => {
-                    agents.assign(&id, &agent)?;
+                    agents.assign(&id, &agent).await?;
                     println!("conversation {id} is assigned to {agent}");
                 }
                 ConversationsCommand::Reply { id, text } => {
-                    agents.reply(&id, &text, now)?;
+                    agents.reply(&id, &text, now).await?;
                     println!("replied in conversation {id}");
                 }
                 ConversationsCommand::Close { id } => {
-                    agents.close(&id, now)?;
+                    agents.close(&id, now).await?;
                     println!("conversation {id} is closed");
                 }
             }
@@ -648,6 +687,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 })?;
                 let store = SqliteStore::open(&config.database)?;
                 Answers::save_chatbot(&store, &bot)
+                    .await
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                 println!(
                     "chatbot {:?} is on {} sender {}",
@@ -656,7 +696,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             ChatbotsCommand::List => {
                 let store = SqliteStore::open(&config.database)?;
-                for bot in Answers::chatbots(&store)? {
+                for bot in Answers::chatbots(&store).await? {
                     let kind = match bot.backend {
                         BackendConfig::Scripted(_) => "scripted".to_owned(),
                         BackendConfig::Webhook { url, .. } => format!("webhook {url}"),
@@ -684,7 +724,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         },
         Command::Answers { switch } => {
             let store = SqliteStore::open(&config.database)?;
-            Answers::set_enabled(&store, switch == "enable")?;
+            Answers::set_enabled(&store, switch == "enable").await?;
             println!("Answers is {switch}d");
         }
     }
@@ -735,13 +775,13 @@ fn print_analytics(rows: &[flowhost::engine::ElementAnalytics]) {
 }
 
 /// A person kept in People, by id or by contact.
-fn find_person(store: &SqliteStore, who: &str) -> anyhow::Result<Person> {
+async fn find_person(store: &dyn StateStore, who: &str) -> anyhow::Result<Person> {
     let people = People::new(store);
-    if let Some(p) = people.get(who)? {
+    if let Some(p) = people.get(who).await? {
         return Ok(p);
     }
     if let Ok(contact) = Contact::guess(who)
-        && let Some(p) = people.find(&contact)?
+        && let Some(p) = people.find(&contact).await?
     {
         return Ok(p);
     }
@@ -751,7 +791,7 @@ fn find_person(store: &SqliteStore, who: &str) -> anyhow::Result<Person> {
 /// An engine with the flows saved in the database loaded.
 async fn saved_engine(config: &OperatorConfig) -> anyhow::Result<Engine> {
     let engine = engine(config).await?;
-    for e in engine.load_saved_flows()? {
+    for e in engine.load_saved_flows().await? {
         eprintln!("warning: {e}");
     }
     Ok(engine)
@@ -865,8 +905,12 @@ fn print_plugin(p: &LoadedPlugin, was_cached: bool) {
     }
 }
 
-fn print_participant(engine: &Engine, p: &ParticipantState, json: bool) -> anyhow::Result<()> {
-    let journey = engine.journey(&p.id)?;
+async fn print_participant(
+    engine: &Engine,
+    p: &ParticipantState,
+    json: bool,
+) -> anyhow::Result<()> {
+    let journey = engine.journey(&p.id).await?;
     if json {
         for e in &journey {
             println!(
@@ -932,29 +976,10 @@ fn print_entry(e: &JourneyEntry) {
 }
 
 fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a calendar date (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(_) => format!("{ms} ms since the epoch"),
+    }
 }
 
 /// Grants a sample plugin its emulator: host, `base_url` and one secret.
@@ -1067,7 +1092,7 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         "examples/order-updates.json",
     )?;
     let flow_id = flow.id.clone();
-    engine.deploy(flow, "examples/order-updates.json")?;
+    engine.deploy(flow, "examples/order-updates.json").await?;
     let people = [
         ("grace", "1001", "gold"),
         ("alan", "1002", "silver"),
@@ -1082,7 +1107,7 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         ]);
         let p = engine.start(&flow_id, person, vars).await?;
         println!();
-        print_participant(&engine, &p, false)?;
+        print_participant(&engine, &p, false).await?;
     }
 
     let campaign = FlowDef::parse(
@@ -1090,7 +1115,9 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         "examples/webinar-campaign.json",
     )?;
     let campaign_id = campaign.id.clone();
-    engine.deploy(campaign, "examples/webinar-campaign.json")?;
+    engine
+        .deploy(campaign, "examples/webinar-campaign.json")
+        .await?;
     // Grace twice: the second time she is already registered.
     for (id, first, last) in [
         ("grace", "Grace", "Hopper"),
@@ -1100,7 +1127,7 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
         let person = demo_person(id, json!({"firstName": first, "lastName": last}));
         let p = engine.start(&campaign_id, person, BTreeMap::new()).await?;
         println!();
-        print_participant(&engine, &p, false)?;
+        print_participant(&engine, &p, false).await?;
     }
 
     support_desk(&engine).await?;
@@ -1113,9 +1140,9 @@ async fn demo(mut config: OperatorConfig) -> anyhow::Result<()> {
 async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
     const SENDER: &str = "447491163443";
     let store = engine.store();
-    Answers::set_enabled(store, true)?;
+    Answers::set_enabled(store, true).await?;
     let bot: Chatbot = serde_json::from_str(include_str!("../../examples/helper-bot.json"))?;
-    Answers::save_chatbot(store, &bot)?;
+    Answers::save_chatbot(store, &bot).await?;
     for (text, name) in [
         (
             include_str!("../../examples/feedback.json"),
@@ -1126,7 +1153,7 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
             "examples/support-desk.json",
         ),
     ] {
-        engine.deploy(FlowDef::parse(text, name)?, name)?;
+        engine.deploy(FlowDef::parse(text, name)?, name).await?;
     }
     println!("\nsupport desk: chatbot {:?} on whatsapp {SENDER}", bot.id);
     let chats = [
@@ -1156,7 +1183,7 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
             );
         }
         let contact = Contact::phone(from).map_err(anyhow::Error::msg)?;
-        for m in flowhost::messaging::recent_messages(store, &contact, 20)? {
+        for m in flowhost::messaging::recent_messages(store, &contact, 20).await? {
             let who = match m.author {
                 flowhost::messaging::Author::Person => "person",
                 flowhost::messaging::Author::Bot => "bot",
@@ -1166,14 +1193,19 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
         }
     }
     let agents = Conversations::new(store);
-    for c in agents.list(Some("support"), Some(ConversationStatus::Open))? {
-        agents.assign(&c.id, "maria")?;
-        agents.reply(
-            &c.id,
-            "Maria here, sorry about that. A new one is on its way.",
-            engine.now(),
-        )?;
-        let c = agents.close(&c.id, engine.now())?;
+    for c in agents
+        .list(Some("support"), Some(ConversationStatus::Open))
+        .await?
+    {
+        agents.assign(&c.id, "maria").await?;
+        agents
+            .reply(
+                &c.id,
+                "Maria here, sorry about that. A new one is on its way.",
+                engine.now(),
+            )
+            .await?;
+        let c = agents.close(&c.id, engine.now()).await?;
         println!(
             "  conversation {} (tag {}) with {}: {} messages, assigned to maria, closed",
             c.id,
@@ -1183,7 +1215,7 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
         );
     }
     println!("\nanalytics of support-desk:");
-    print_analytics(&engine.analytics("support-desk")?);
+    print_analytics(&engine.analytics("support-desk").await?);
     Ok(())
 }
 

@@ -7,226 +7,43 @@
 //! 2. the running chatbot session of that contact on that channel and sender;
 //! 3. participants waiting for it in an `evaluate-inbound` element;
 //! 4. active flows with an `inbound-message` entry point on that channel and sender.
+//!
+//! The values (channels, messages, deliveries) live in `flowhost-types`; this module keeps
+//! the message log in the engine's store.
 
-use crate::clock::Millis;
-use crate::person::{Contact, ContactKind};
+pub use flowhost_types::message::*;
+
+use crate::person::Contact;
 use crate::store::{Record, StateStore, StoreError};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// A messaging channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// SMS.
-    Sms,
-    /// WhatsApp.
-    Whatsapp,
-    /// Viber.
-    Viber,
-    /// RCS.
-    Rcs,
-    /// Telegram.
-    Telegram,
-    /// Facebook Messenger.
-    Messenger,
-    /// Email.
-    Email,
-}
-
-impl Channel {
-    /// Its name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::Whatsapp => "whatsapp",
-            Channel::Viber => "viber",
-            Channel::Rcs => "rcs",
-            Channel::Telegram => "telegram",
-            Channel::Messenger => "messenger",
-            Channel::Email => "email",
-        }
-    }
-
-    /// The kind of contact that addresses a person on it.
-    pub fn contact_kind(self) -> ContactKind {
-        match self {
-            Channel::Email => ContactKind::Email,
-            Channel::Telegram | Channel::Messenger => ContactKind::ExternalId,
-            _ => ContactKind::Phone,
-        }
-    }
-
-    /// Whether chatbots can run on it (text conversations, not email).
-    pub fn is_text(self) -> bool {
-        self != Channel::Email
-    }
-
-    /// A person's contact on this channel, parsed from `text`.
-    pub fn contact(self, text: &str) -> Result<Contact, String> {
-        Contact::parse(self.contact_kind(), text)
-    }
-}
-
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// Normalises a sender for matching: phone-like senders to digits, others trimmed and in
-/// lowercase, so `+44 7491 163443` and `447491163443` are the same sender.
-pub fn sender_key(sender: &str) -> String {
-    match Contact::phone(sender) {
-        Ok(c) => c.value,
-        Err(_) => sender.trim().to_lowercase(),
-    }
-}
-
-/// Whether the first word of `text` is `keyword`, in any case, ignoring punctuation around it
-/// (`"Yes!"` starts with the keyword `yes`).
-pub fn starts_with_keyword(text: &str, keyword: &str) -> bool {
-    text.split_whitespace().next().is_some_and(|w| {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
-            == keyword.trim().to_lowercase()
-    })
-}
-
-/// A message a person sent to one of our senders.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InboundMessage {
-    /// Channel.
-    pub channel: Channel,
-    /// The person's contact (phone number, email, external id).
-    pub from: String,
-    /// Our sender it was sent to.
-    pub to: String,
-    /// Text.
-    pub text: String,
-    /// When it was received; the engine's clock when absent.
-    #[serde(default)]
-    pub received_at: Option<Millis>,
-}
-
-impl InboundMessage {
-    /// The person's contact, parsed for the channel.
-    pub fn contact(&self) -> Result<Contact, String> {
-        self.channel.contact(&self.from)
-    }
-
-    /// The wait key of participants waiting for a message from `contact` to `sender` on
-    /// `channel`.
-    pub fn wait_key(channel: Channel, contact: &Contact, sender: &str) -> String {
-        format!("inbound:{channel}:{}:{}", contact.key(), sender_key(sender))
-    }
-
-    /// The `LastInboundMessage` variable: text, channel, from, to and receivedAt.
-    pub fn as_variable(&self) -> Value {
-        serde_json::json!({
-            "text": self.text,
-            "channel": self.channel,
-            "from": self.from,
-            "to": self.to,
-            "receivedAt": self.received_at,
-        })
-    }
-}
-
-/// The variable `evaluate-inbound` stores the message in.
-pub const LAST_INBOUND_MESSAGE: &str = "LastInboundMessage";
-
-/// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Author {
-    /// The person.
-    Person,
-    /// A chatbot.
-    Bot,
-    /// A live agent.
-    Agent,
-}
-
-/// A message in the log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoggedMessage {
-    /// Id.
-    pub id: String,
-    /// Channel.
-    pub channel: Channel,
-    /// The person's contact key ([`Contact::key`]).
-    pub contact: String,
-    /// Our sender.
-    pub sender: String,
-    /// Who wrote it.
-    pub author: Author,
-    /// The agent or chatbot that wrote it, if one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    /// Text.
-    pub text: String,
-    /// When.
-    pub at: Millis,
-}
 
 const MESSAGE_KIND: &str = "message";
 
 /// Appends a message to the log.
-pub fn log_message(store: &dyn StateStore, message: &LoggedMessage) -> Result<(), StoreError> {
-    store.put_record(&Record {
-        kind: MESSAGE_KIND.into(),
-        id: message.id.clone(),
-        key: message.contact.clone(),
-        status: String::new(),
-        body: serde_json::to_value(message).expect("messages serialize"),
-    })
+pub async fn log_message(
+    store: &dyn StateStore,
+    message: &LoggedMessage,
+) -> Result<(), StoreError> {
+    store
+        .put_record(&Record {
+            kind: MESSAGE_KIND.into(),
+            id: message.id.clone(),
+            key: message.contact.clone(),
+            status: String::new(),
+            body: serde_json::to_value(message).expect("messages serialize"),
+        })
+        .await
 }
 
 /// The newest `limit` messages with a contact, oldest first.
-pub fn recent_messages(
+pub async fn recent_messages(
     store: &dyn StateStore,
     contact: &Contact,
     limit: usize,
 ) -> Result<Vec<LoggedMessage>, StoreError> {
     store
-        .records(MESSAGE_KIND, Some(&contact.key()), None, Some(limit))?
+        .records(MESSAGE_KIND, Some(&contact.key()), None, Some(limit))
+        .await?
         .iter()
         .map(Record::parse)
         .collect()
-}
-
-/// A fresh message id.
-pub fn new_message_id() -> String {
-    format!("m-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Where the engine delivered an inbound message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "to", rename_all = "kebab-case")]
-pub enum Delivery {
-    /// Added to an open agent conversation.
-    Conversation {
-        /// Conversation id.
-        id: String,
-    },
-    /// Sent to a running chatbot session.
-    Chatbot {
-        /// Session id.
-        session: String,
-    },
-    /// Woke participants waiting in `evaluate-inbound` elements.
-    Waiting {
-        /// Their ids.
-        participants: Vec<String>,
-    },
-    /// Started flows at their inbound-message entry points.
-    Started {
-        /// The new participants' ids.
-        participants: Vec<String>,
-    },
-    /// Nothing took it (it is in the message log).
-    Unrouted,
 }

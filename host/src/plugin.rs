@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -559,6 +560,22 @@ impl PluginHost {
     /// Runs the plugin for one participant. Never panics or returns early on plugin
     /// misbehaviour: every failure is in [`Execution::result`].
     pub async fn execute(
+        &self,
+        plugin: &LoadedPlugin,
+        invocation: &Invocation,
+        variables: BTreeMap<String, Value>,
+    ) -> Execution {
+        let span = tracing::debug_span!(
+            "plugin",
+            plugin = %plugin.key(),
+            participant = %invocation.participant_id,
+        );
+        self.execute_inner(plugin, invocation, variables)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_inner(
         &self,
         plugin: &LoadedPlugin,
         invocation: &Invocation,

@@ -141,6 +141,11 @@ tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 [profile.dev.package."*"]
 opt-level = 2
 
+# Line tables are enough for backtraces, and the host's dependencies build faster and smaller
+# (the same settings as flowhost's own workspace, so a shared target folder is reused).
+[profile.dev]
+debug = "line-tables-only"
+
 # A crate of its own, even when created inside another workspace.
 [workspace]
 "#;

@@ -173,7 +173,10 @@ impl Element for AddToFlow {
                             Err(e) => return failover(format!("cannot set attribute {name}: {e}")),
                         }
                     }
-                    match People::new(input.store).upsert_by_contact(&contact, &attributes) {
+                    match People::new(input.store)
+                        .upsert_by_contact(&contact, &attributes)
+                        .await
+                    {
                         Ok(found) => found,
                         Err(e) => {
                             return failover(format!("cannot save the other participant: {e}"));

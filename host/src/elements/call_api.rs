@@ -589,7 +589,7 @@ impl CallApi {
             && kind != Some("queued")
         {
             let queue = format!("call-api:{}:{}", input.flow_id, input.element_id);
-            match input.store.take_slot(&queue, input.now, *interval) {
+            match input.store.take_slot(&queue, input.now, *interval).await {
                 Ok(slot) if slot > input.now => {
                     return self.waiting(
                         slot,

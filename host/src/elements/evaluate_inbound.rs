@@ -15,9 +15,9 @@
 //! contact for the channel. The message is stored in the `LastInboundMessage` variable
 //! (text, channel, from, to, receivedAt). The wait is durable.
 
-use super::wait::parse_duration;
 use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
 use crate::clock::Millis;
+use crate::flow::parse_duration;
 use crate::flow::{ElementDef, Issue};
 use crate::messaging::{Channel, InboundMessage, LAST_INBOUND_MESSAGE};
 use crate::person::{ContactKind, Person};

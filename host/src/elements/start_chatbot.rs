@@ -149,10 +149,10 @@ impl StartChatbot {
                 "no LastInboundMessage: the session starts with the person's message from an evaluate-inbound element".into(),
             );
         };
-        if !Answers::enabled(input.store)? {
+        if !Answers::enabled(input.store).await? {
             return not_started("Answers is not enabled for the account".into());
         }
-        let Some(bot) = Answers::active_chatbot(input.store, last.channel, &last.to)? else {
+        let Some(bot) = Answers::active_chatbot(input.store, last.channel, &last.to).await? else {
             return not_started(format!(
                 "no active chatbot on {} sender {}",
                 last.channel, last.to
@@ -198,7 +198,7 @@ impl StartChatbot {
         Ok(r)
     }
 
-    fn resume(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
+    async fn resume(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
         let session_id = input
             .state
             .and_then(|s| s["session"].as_str())
@@ -212,11 +212,12 @@ impl StartChatbot {
             return Ok(self.end(reason, Some(&session_id), None));
         }
         // Woken by time: the session's deadline passed without a message.
-        let session = Answers::session(input.store, &session_id)?;
+        let session = Answers::session(input.store, &session_id).await?;
         let reason = match session.and_then(|s| s.ended) {
             Some(reason) => reason,
             None => {
-                Answers::end_session(input.store, &session_id, EndReason::Expired, input.now)?;
+                Answers::end_session(input.store, &session_id, EndReason::Expired, input.now)
+                    .await?;
                 EndReason::Expired
             }
         };
@@ -236,7 +237,7 @@ impl Element for StartChatbot {
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
             let result = if input.resumed {
-                self.resume(&input)
+                self.resume(&input).await
             } else {
                 self.start(&input).await
             };
@@ -250,7 +251,7 @@ impl Element for StartChatbot {
 /// Checks made when a flow is activated: Answers is enabled; every `start-chatbot` comes
 /// after an `evaluate-inbound` on the same branch, has that element's sender, and an active
 /// text-channel chatbot is on that channel and sender.
-pub(crate) fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
+pub(crate) async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
     let bots: Vec<(usize, &ElementDef)> = def
         .elements
         .iter()
@@ -284,7 +285,7 @@ pub(crate) fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Is
         }
         seen
     };
-    let enabled = Answers::enabled(store);
+    let enabled = Answers::enabled(store).await;
     let from_entry = reach(
         def.entry_points
             .iter()
@@ -342,7 +343,7 @@ pub(crate) fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Is
                 ));
                 continue;
             }
-            match Answers::active_chatbot(store, channel, &evaluate_sender) {
+            match Answers::active_chatbot(store, channel, &evaluate_sender).await {
                 Ok(Some(_)) => {}
                 Ok(None) => issues.push(Issue::new(
                     at(".config.sender"),

@@ -113,24 +113,25 @@ impl Element for StartConversation {
             };
             let agents = Conversations::new(input.store);
             let tag = config.tag.trim();
-            let outcome = (|| {
-                if !agents.tag_exists(tag)? {
+            let outcome = async {
+                if !agents.tag_exists(tag).await? {
                     if config.create_tag {
-                        agents.create_tag(tag)?;
+                        agents.create_tag(tag).await?;
                     } else {
                         return Ok(Err(format!(
                             "tag {tag:?} does not exist; create it (flowhost conversations tag {tag}) or set create_tag"
                         )));
                     }
                 }
-                if let Some(open) = agents.active_for(channel, &contact, &sender)? {
+                if let Some(open) = agents.active_for(channel, &contact, &sender).await? {
                     return Ok(Err(format!(
                         "conversation {} is already {} for {contact} on {channel}",
                         open.id,
                         open.status.as_str()
                     )));
                 }
-                let messages = recent_messages(input.store, &contact, config.recent_messages)?
+                let messages = recent_messages(input.store, &contact, config.recent_messages)
+                    .await?
                     .into_iter()
                     .filter(|m| m.channel == channel)
                     .collect();
@@ -149,20 +150,22 @@ impl Element for StartConversation {
                     created_at: input.now,
                     closed_at: None,
                 };
-                agents.save(&conversation)?;
+                agents.save(&conversation).await?;
                 let mut woken = Vec::new();
                 if let Some(session) =
-                    Answers::running_session(input.store, channel, &contact, &sender)?
+                    Answers::running_session(input.store, channel, &contact, &sender).await?
                 {
                     woken = Answers::end_session(
                         input.store,
                         &session.id,
                         EndReason::EndedExternally,
                         input.now,
-                    )?;
+                    )
+                    .await?;
                 }
                 Ok::<_, crate::conversations::ConversationError>(Ok((conversation, woken)))
-            })();
+            }
+            .await;
             match outcome {
                 Ok(Ok((conversation, woken))) => {
                     let mut r = StepResult::exit("started");

@@ -5,7 +5,7 @@
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
 use crate::clock::Millis;
-use crate::flow::{ElementDef, Issue};
+use crate::flow::{ElementDef, Issue, parse_duration};
 use serde::Deserialize;
 
 pub(crate) struct WaitType;
@@ -18,22 +18,6 @@ struct Config {
 
 struct Wait {
     ms: Millis,
-}
-
-/// Parses `90s`, `15m`, `2h`, `1d` into milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Option<Millis> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = text.split_at(split);
-    let n: Millis = n.parse().ok()?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(unit_ms)
 }
 
 impl ElementType for WaitType {
@@ -65,20 +49,5 @@ impl Element for Wait {
                 StepResult::new(StepOutcome::Wait(input.now + self.ms))
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Some(90_000));
-        assert_eq!(parse_duration("2h"), Some(7_200_000));
-        assert_eq!(parse_duration("1d"), Some(86_400_000));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("5w"), None);
     }
 }

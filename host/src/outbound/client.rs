@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 /// Request bodies the client sends.
 pub type ClientBody =
@@ -193,7 +194,21 @@ impl HttpClient {
         &self,
         request: http::Request<ClientBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, OutboundError> {
-        self.client.request(request).await.map_err(map_client_error)
+        let span = tracing::debug_span!(
+            "outbound",
+            method = %request.method(),
+            host = request.uri().host().unwrap_or_default(),
+            status = tracing::field::Empty,
+        );
+        let sent = self.client.request(request).instrument(span.clone()).await;
+        match &sent {
+            Ok(response) => {
+                span.record("status", response.status().as_u16());
+                span.in_scope(|| tracing::debug!("response"));
+            }
+            Err(e) => span.in_scope(|| tracing::debug!(error = %e, "request failed")),
+        }
+        sent.map_err(map_client_error)
     }
 }
 

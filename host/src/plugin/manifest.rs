@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The id of the exit every element has, where the host routes failures.
-pub const ERROR_EXIT: &str = "error";
+pub use flowhost_types::ERROR_EXIT;
 
 /// What a configuration field accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

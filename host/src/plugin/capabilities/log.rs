@@ -1,36 +1,11 @@
 //! `log`: messages a plugin records in the participant's journey.
 
-use serde::Serialize;
-
 /// Lines kept per execution; further lines are counted, not stored.
 const MAX_LINES: usize = 200;
 /// Bytes kept per line.
 const MAX_LINE_BYTES: usize = 4096;
 
-/// Severity of a journey log line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    /// Very detailed.
-    Trace,
-    /// Detailed.
-    Debug,
-    /// Normal.
-    Info,
-    /// Something looks wrong.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-/// One line of a journey log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct LogLine {
-    /// Severity.
-    pub level: LogLevel,
-    /// Text.
-    pub message: String,
-}
+pub use flowhost_types::log::{LogLevel, LogLine};
 
 /// The log lines of one execution.
 #[derive(Debug, Default)]

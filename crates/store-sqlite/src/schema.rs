@@ -1,0 +1,110 @@
+//! The schema, created on open, and the columns added since the first release, which older
+//! databases get on open.
+
+use flowhost_store::StoreError;
+use rusqlite::Connection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS flows (
+    id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS participants (
+    id TEXT PRIMARY KEY,
+    flow_id TEXT NOT NULL,
+    person TEXT NOT NULL,
+    variables TEXT NOT NULL,
+    current TEXT,
+    status TEXT NOT NULL,
+    waiting_until INTEGER,
+    steps INTEGER NOT NULL,
+    element_state TEXT
+);
+CREATE INDEX IF NOT EXISTS participants_due ON participants (status, waiting_until);
+CREATE TABLE IF NOT EXISTS journey (
+    participant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (participant_id, seq)
+);
+CREATE TABLE IF NOT EXISTS rate_queues (
+    queue TEXT PRIMARY KEY,
+    next_free INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS element_counts (
+    flow_id TEXT NOT NULL,
+    element_id TEXT NOT NULL,
+    exit TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (flow_id, element_id, exit)
+);
+CREATE TABLE IF NOT EXISTS people (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS person_contacts (
+    contact TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_contacts_person ON person_contacts (person_id);
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS records_lookup ON records (kind, key, status);
+";
+
+/// Columns added to `participants` after its first release, with their types.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("element_state", "TEXT"),
+    ("wait_key", "TEXT"),
+    ("event", "TEXT"),
+    // Leases: who runs the participant, until when, and the fencing epoch (see the storage
+    // API's crate documentation).
+    ("lease_owner", "TEXT"),
+    ("lease_expires", "INTEGER"),
+    ("epoch", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::database(context, e)
+}
+
+/// Sets the connection up and brings the schema up to date.
+pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
+    // WAL with NORMAL sync: a committed step survives a process crash; the last steps
+    // before a power loss may not.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db("setting WAL mode"))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db("setting synchronous mode"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db("setting the busy timeout"))?;
+    conn.execute_batch(SCHEMA)
+        .map_err(db("creating the schema"))?;
+    for (column, kind) in ADDED_COLUMNS {
+        let present: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('participants') WHERE name = ?1",
+                [column],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db("reading the schema"))?
+            > 0;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE participants ADD COLUMN {column} {kind}"
+            ))
+            .map_err(db("adding a column"))?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status)",
+    )
+    .map_err(db("creating an index"))?;
+    Ok(())
+}

@@ -1,0 +1,591 @@
+//! The conformance suite: what every backend must do, as async functions over a fresh, empty
+//! store. A backend runs all of them from its tests with one macro line:
+//!
+//! ```ignore
+//! // A fresh store, and whatever must live as long as it (a temporary folder).
+//! async fn fresh() -> (MyStore, ()) { (MyStore::in_memory().unwrap(), ()) }
+//! flowhost_store::conformance_tests!(fresh);
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per function, so the backend's crate needs
+//! `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+
+use crate::{Lease, ParticipantState, Record, StateStore, Status, StepWrite, StoreError};
+use flowhost_types::log::{LogLevel, LogLine};
+use flowhost_types::participant::JourneyEntry;
+use flowhost_types::person::{Contact, Person};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Runs each function of the suite as its own test against a store made by `$fresh` (an
+/// `async fn() -> (impl StateStore, Guard)`, the guard kept until the test ends).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:ident) => {
+        $crate::conformance_tests!(@each $fresh;
+            flows_are_saved_and_replaced,
+            participants_round_trip,
+            steps_append_journeys_and_count,
+            claims_are_exclusive_and_fenced,
+            leases_renew_and_end,
+            due_is_ordered_and_limited,
+            wake_by_key,
+            steps_enter_participants_atomically,
+            background_entries_take_the_next_seq,
+            participants_of_a_flow_by_status,
+            slots_are_spaced,
+            waiting_is_counted_by_kind,
+            people_are_found_by_any_contact,
+            records_by_key_status_and_recency,
+        );
+    };
+    (@each $fresh:ident; $($name:ident),* $(,)?) => {
+        mod conformance {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = super::$fresh().await;
+                    $crate::conformance::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+const OWNER: &str = "node-a";
+
+fn participant(flow: &str, at: &str) -> ParticipantState {
+    ParticipantState::new(
+        flow,
+        at,
+        Person {
+            id: "ada".into(),
+            phones: vec!["+385911234567".into()],
+            ..Default::default()
+        },
+        BTreeMap::from([("n".to_owned(), json!(1))]),
+    )
+}
+
+fn entry(element: &str, exit: Option<&str>) -> JourneyEntry {
+    JourneyEntry {
+        seq: 0,
+        at_ms: 1_000,
+        element_id: element.into(),
+        element_type: "set-variable".into(),
+        exit: exit.map(Into::into),
+        next: None,
+        variables_changed: BTreeMap::from([("n".to_owned(), json!(2))]),
+        logs: vec![LogLine::new(LogLevel::Info, "hello")],
+        data: Some(json!({"ok": true})),
+        error: None,
+        waiting_until: None,
+        duration_us: 12,
+    }
+}
+
+/// Inserts `p` claimed and leaves it waiting until `until` on `key`.
+async fn waiting(
+    store: &impl StateStore,
+    mut p: ParticipantState,
+    until: Option<i64>,
+    key: Option<&str>,
+) -> ParticipantState {
+    let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+    p.status = Status::Waiting;
+    p.waiting_until = until;
+    p.wait_key = key.map(Into::into);
+    p.steps += 1;
+    store
+        .record_step(&lease, &p, &entry("w", None), StepWrite::default())
+        .await
+        .unwrap();
+    p
+}
+
+/// Flows: saving twice replaces; the list is by id.
+pub async fn flows_are_saved_and_replaced(store: &impl StateStore) {
+    store.save_flow("b", "{\"v\":1}").await.unwrap();
+    store.save_flow("a", "{\"v\":1}").await.unwrap();
+    store.save_flow("b", "{\"v\":2}").await.unwrap();
+    assert_eq!(
+        store.flows().await.unwrap(),
+        [
+            ("a".to_owned(), "{\"v\":1}".to_owned()),
+            ("b".to_owned(), "{\"v\":2}".to_owned())
+        ]
+    );
+}
+
+/// A participant reads back exactly as written, element state and event included.
+pub async fn participants_round_trip(store: &impl StateStore) {
+    let mut p = participant("f", "start");
+    p.element_state = Some(json!({"kind": "retry", "attempt": 2}));
+    p.event = Some(json!({"text": "hi"}));
+    let lease = store.insert_claimed(&p, OWNER, 5_000).await.unwrap();
+    assert_eq!(
+        (
+            lease.participant.as_str(),
+            lease.owner.as_str(),
+            lease.expires_at
+        ),
+        (p.id.as_str(), OWNER, 5_000)
+    );
+    assert_eq!(store.participant(&p.id).await.unwrap(), Some(p.clone()));
+    assert_eq!(store.participant("p-missing").await.unwrap(), None);
+}
+
+/// Steps append journey entries with consecutive seq numbers and count entries and exits;
+/// waiting participants are counted per element.
+pub async fn steps_append_journeys_and_count(store: &impl StateStore) {
+    let mut p = participant("f", "a");
+    let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+    p.current = Some("b".into());
+    p.steps = 1;
+    let first = entry("a", Some("next"));
+    let enter = StepWrite {
+        entered: true,
+        enter: &[],
+    };
+    store.record_step(&lease, &p, &first, enter).await.unwrap();
+    p.status = Status::Waiting;
+    p.waiting_until = Some(9_000);
+    p.steps = 2;
+    store
+        .record_step(&lease, &p, &entry("b", None), enter)
+        .await
+        .unwrap();
+    let journey = store.journey(&p.id).await.unwrap();
+    assert_eq!(journey.len(), 2);
+    assert_eq!((journey[0].seq, journey[1].seq), (1, 2));
+    assert_eq!(journey[0], JourneyEntry { seq: 1, ..first });
+    let counts = store.element_counts("f").await.unwrap();
+    assert_eq!(counts["a"].entered, 1);
+    assert_eq!(counts["a"].exits, BTreeMap::from([("next".to_owned(), 1)]));
+    assert_eq!((counts["b"].entered, counts["b"].waiting), (1, 1));
+    assert!(store.element_counts("other").await.unwrap().is_empty());
+}
+
+/// Only a waiting or queued participant can be claimed, once; a write under an older lease
+/// is refused and writes nothing.
+pub async fn claims_are_exclusive_and_fenced(store: &impl StateStore) {
+    let p = waiting(store, participant("f", "w"), Some(10), None).await;
+    let first = store
+        .claim(&p.id, OWNER, 10, 70_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.was, Status::Waiting);
+    assert_eq!(first.lease.owner, OWNER);
+    assert!(
+        store
+            .claim(&p.id, "node-b", 10, 70_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed once"
+    );
+    let running = store.participant(&p.id).await.unwrap().unwrap();
+    assert_eq!(running.status, Status::Running);
+    let stale = Lease {
+        epoch: first.lease.epoch - 1,
+        ..first.lease.clone()
+    };
+    let mut done = running.clone();
+    done.status = Status::Completed;
+    done.current = None;
+    done.steps += 1;
+    let err = store
+        .record_step(
+            &stale,
+            &done,
+            &entry("w", Some("next")),
+            StepWrite::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost { .. }), "{err}");
+    assert!(matches!(
+        store.release(&stale, &done).await.unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+    assert_eq!(store.participant(&p.id).await.unwrap(), Some(running));
+    assert_eq!(
+        store.journey(&p.id).await.unwrap().len(),
+        1,
+        "nothing written"
+    );
+    store
+        .record_step(
+            &first.lease,
+            &done,
+            &entry("w", Some("next")),
+            StepWrite::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.participant(&p.id).await.unwrap().unwrap().status,
+        Status::Completed
+    );
+    assert!(
+        store
+            .claim(&p.id, OWNER, 10, 70_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A lease renews under the same epoch; once the participant waits again, the next claim
+/// gets a higher epoch and the old lease is refused.
+pub async fn leases_renew_and_end(store: &impl StateStore) {
+    let p = waiting(store, participant("f", "w"), Some(10), None).await;
+    let claim = store
+        .claim(&p.id, OWNER, 10, 20_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let renewed = store.renew(&claim.lease, 90_000).await.unwrap();
+    assert_eq!(
+        renewed,
+        Lease {
+            expires_at: 90_000,
+            ..claim.lease.clone()
+        }
+    );
+    let mut back = store.participant(&p.id).await.unwrap().unwrap();
+    back.status = Status::Waiting;
+    back.waiting_until = Some(20);
+    store.release(&renewed, &back).await.unwrap();
+    let again = store
+        .claim(&p.id, "node-b", 20, 80_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.lease.epoch > renewed.epoch);
+    assert_eq!(again.lease.owner, "node-b");
+    assert!(matches!(
+        store.renew(&renewed, 99_000).await.unwrap_err(),
+        StoreError::LeaseLost { .. }
+    ));
+}
+
+/// Due: waiting participants whose time has come and queued ones, oldest first, up to the
+/// limit; not later ones, running or finished ones.
+pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
+    let late = waiting(store, participant("f", "w"), Some(300), None).await;
+    let early = waiting(store, participant("f", "w"), Some(100), None).await;
+    let _future = waiting(store, participant("f", "w"), Some(10_000), None).await;
+    let _event_only = waiting(store, participant("f", "w"), None, Some("k")).await;
+    let _running = store
+        .insert_claimed(&participant("f", "a"), OWNER, 60_000)
+        .await
+        .unwrap();
+    let mut queued = participant("g", "a");
+    queued.status = Status::Queued;
+    let holder = store
+        .insert_claimed(&participant("f", "a"), OWNER, 60_000)
+        .await
+        .unwrap();
+    let mut holder_state = store
+        .participant(&holder.participant)
+        .await
+        .unwrap()
+        .unwrap();
+    holder_state.status = Status::Completed;
+    holder_state.current = None;
+    holder_state.steps = 1;
+    store
+        .record_step(
+            &holder,
+            &holder_state,
+            &entry("a", None),
+            StepWrite {
+                entered: true,
+                enter: std::slice::from_ref(&queued),
+            },
+        )
+        .await
+        .unwrap();
+    let due = store.due(500, 10).await.unwrap();
+    assert_eq!(due, [queued.id.clone(), early.id.clone(), late.id.clone()]);
+    assert_eq!(store.due(500, 2).await.unwrap(), due[..2]);
+    assert_eq!(store.due(50, 10).await.unwrap(), [queued.id.clone()]);
+}
+
+/// An event wakes exactly the participants waiting on its key, hands them the event and
+/// makes them due now; deadlines on a key move together.
+pub async fn wake_by_key(store: &impl StateStore) {
+    let a = waiting(
+        store,
+        participant("f", "w"),
+        None,
+        Some("inbound:sms:phone:1:x"),
+    )
+    .await;
+    let b = waiting(
+        store,
+        participant("f", "w"),
+        Some(900),
+        Some("inbound:sms:phone:1:x"),
+    )
+    .await;
+    let other = waiting(
+        store,
+        participant("f", "w"),
+        None,
+        Some("inbound:sms:phone:2:x"),
+    )
+    .await;
+    store
+        .set_deadline("inbound:sms:phone:2:x", 777)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .participant(&other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .waiting_until,
+        Some(777)
+    );
+    let event = json!({"text": "YES"});
+    let mut expected = vec![a.id.clone(), b.id.clone()];
+    expected.sort();
+    assert_eq!(
+        store
+            .wake("inbound:sms:phone:1:x", &event, 50)
+            .await
+            .unwrap(),
+        expected
+    );
+    for id in [&a.id, &b.id] {
+        let p = store.participant(id).await.unwrap().unwrap();
+        assert_eq!((p.event, p.waiting_until), (Some(event.clone()), Some(50)));
+    }
+    let untouched = store.participant(&other.id).await.unwrap().unwrap();
+    assert_eq!(untouched.event, None);
+    assert!(store.wake("nobody", &event, 50).await.unwrap().is_empty());
+    let due = store.due(60, 10).await.unwrap();
+    assert!(due.contains(&a.id) && due.contains(&b.id) && !due.contains(&other.id));
+}
+
+/// Participants a step enters are written with it, queued, and due at once.
+pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
+    let mut p = participant("f", "add");
+    let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+    let mut entered = participant("g", "start");
+    entered.status = Status::Queued;
+    p.current = None;
+    p.status = Status::Completed;
+    p.steps = 1;
+    let stale = Lease {
+        epoch: lease.epoch + 1,
+        ..lease.clone()
+    };
+    let write = StepWrite {
+        entered: true,
+        enter: std::slice::from_ref(&entered),
+    };
+    assert!(
+        store
+            .record_step(&stale, &p, &entry("add", Some("next")), write)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.participant(&entered.id).await.unwrap(),
+        None,
+        "all or nothing"
+    );
+    store
+        .record_step(&lease, &p, &entry("add", Some("next")), write)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.participant(&entered.id).await.unwrap(),
+        Some(entered.clone())
+    );
+    assert_eq!(store.due(0, 10).await.unwrap(), [entered.id]);
+}
+
+/// A background entry takes the next seq after the steps already written.
+pub async fn background_entries_take_the_next_seq(store: &impl StateStore) {
+    let p = waiting(store, participant("f", "w"), Some(10), None).await;
+    store
+        .append_journey(&p.id, &entry("call", None))
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = store
+        .journey(&p.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+}
+
+/// A flow's participants by status, oldest first.
+pub async fn participants_of_a_flow_by_status(store: &impl StateStore) {
+    let w1 = waiting(store, participant("f", "w"), Some(10), None).await;
+    let _elsewhere = waiting(store, participant("g", "w"), Some(10), None).await;
+    let running = store
+        .insert_claimed(&participant("f", "a"), OWNER, 60_000)
+        .await
+        .unwrap();
+    let w2 = waiting(store, participant("f", "w"), Some(10), None).await;
+    assert_eq!(
+        store
+            .participants_of("f", &[Status::Waiting, Status::Queued])
+            .await
+            .unwrap(),
+        [w1.id, w2.id]
+    );
+    assert_eq!(
+        store
+            .participants_of("f", &[Status::Running])
+            .await
+            .unwrap(),
+        [running.participant]
+    );
+}
+
+/// Slots of a queue are spaced by the interval and never handed out twice; queues are
+/// independent.
+pub async fn slots_are_spaced(store: &impl StateStore) {
+    assert_eq!(store.take_slot("q", 1_000, 100).await.unwrap(), 1_000);
+    assert_eq!(store.take_slot("q", 1_000, 100).await.unwrap(), 1_100);
+    assert_eq!(store.take_slot("q", 1_050, 100).await.unwrap(), 1_200);
+    assert_eq!(store.take_slot("other", 1_000, 100).await.unwrap(), 1_000);
+    assert_eq!(store.take_slot("q", 5_000, 100).await.unwrap(), 5_000);
+}
+
+/// Waiting participants are counted by the `kind` of their element state.
+pub async fn waiting_is_counted_by_kind(store: &impl StateStore) {
+    for kind in ["queued", "queued", "window"] {
+        let mut p = participant("f", "call");
+        p.element_state = Some(json!({ "kind": kind }));
+        waiting(store, p, Some(10), None).await;
+    }
+    assert_eq!(store.count_waiting("f", "call", "queued").await.unwrap(), 2);
+    assert_eq!(store.count_waiting("f", "call", "window").await.unwrap(), 1);
+    assert_eq!(
+        store.count_waiting("f", "other", "queued").await.unwrap(),
+        0
+    );
+    assert_eq!(store.count_waiting("g", "call", "queued").await.unwrap(), 0);
+}
+
+/// People: by id and by any contact; a contact belongs to one person; an update re-indexes
+/// the contacts.
+pub async fn people_are_found_by_any_contact(store: &impl StateStore) {
+    let mut ada = Person {
+        id: "ada".into(),
+        phones: vec!["+385 91 123 4567".into()],
+        emails: vec!["Ada@Example.com".into()],
+        ..Default::default()
+    };
+    store.save_person(&ada).await.unwrap();
+    let by_phone = Contact::phone("00385911234567").unwrap().key();
+    let by_email = Contact::email("ada@example.com").unwrap().key();
+    assert_eq!(store.person("ada").await.unwrap(), Some(ada.clone()));
+    assert_eq!(
+        store.person_by_contact(&by_phone).await.unwrap(),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        store.person_by_contact(&by_email).await.unwrap(),
+        Some(ada.clone())
+    );
+    let bob = Person {
+        id: "bob".into(),
+        phones: vec!["385911234567".into()],
+        ..Default::default()
+    };
+    let err = store.save_person(&bob).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.person("bob").await.unwrap(), None, "nothing written");
+    ada.phones.clear();
+    store.save_person(&ada).await.unwrap();
+    assert_eq!(store.person_by_contact(&by_phone).await.unwrap(), None);
+    store.save_person(&bob).await.unwrap();
+    assert_eq!(
+        store
+            .person_by_contact(&by_phone)
+            .await
+            .unwrap()
+            .map(|p| p.id),
+        Some("bob".into())
+    );
+    assert_eq!(store.person("nobody").await.unwrap(), None);
+}
+
+/// Records: replaced by kind and id; listed by key and status in insertion order; `last`
+/// keeps the newest.
+pub async fn records_by_key_status_and_recency(store: &impl StateStore) {
+    let record = |id: &str, key: &str, status: &str, n: i64| Record {
+        kind: "conversation".into(),
+        id: id.into(),
+        key: key.into(),
+        status: status.into(),
+        body: json!({ "n": n }),
+    };
+    for (i, (key, status)) in [
+        ("k1", "open"),
+        ("k2", "open"),
+        ("k1", "closed"),
+        ("k1", "open"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        store
+            .put_record(&record(&format!("c{i}"), key, status, i as i64))
+            .await
+            .unwrap();
+    }
+    store
+        .put_record(&Record {
+            kind: "message".into(),
+            ..record("c0", "k1", "", 99)
+        })
+        .await
+        .unwrap();
+    let ids = |rs: Vec<Record>| rs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .records("conversation", Some("k1"), None, None)
+            .await
+            .unwrap()),
+        ["c0", "c2", "c3"]
+    );
+    assert_eq!(
+        ids(store
+            .records("conversation", Some("k1"), Some("open"), None)
+            .await
+            .unwrap()),
+        ["c0", "c3"]
+    );
+    assert_eq!(
+        ids(store
+            .records("conversation", None, None, Some(2))
+            .await
+            .unwrap()),
+        ["c2", "c3"]
+    );
+    store
+        .put_record(&record("c1", "k1", "closed", 7))
+        .await
+        .unwrap();
+    let c1 = store.record("conversation", "c1").await.unwrap().unwrap();
+    assert_eq!((c1.key.as_str(), c1.status.as_str()), ("k1", "closed"));
+    assert_eq!(c1.parse::<serde_json::Value>().unwrap(), json!({"n": 7}));
+    assert_eq!(
+        store.record("message", "c0").await.unwrap().unwrap().body,
+        json!({"n": 99})
+    );
+    assert_eq!(store.record("conversation", "nope").await.unwrap(), None);
+}

@@ -1,0 +1,331 @@
+//! The storage API of flowhost: what the engine, the elements and the messaging services keep
+//! durably, as async traits, one per concern, apart from any database.
+//!
+//! - [`FlowStore`]: deployed flow definitions.
+//! - [`ParticipantStore`]: participants, their journeys and analytics counters, claims with
+//!   leases, waits and wake-ups by key.
+//! - [`QueueStore`]: send slots of rate-limited queues.
+//! - [`PeopleStore`]: People profiles, found by id or by any contact.
+//! - [`RecordStore`]: small JSON documents with a lookup key and a status (the message log,
+//!   conversations, chatbots and their sessions, account settings).
+//!
+//! [`StateStore`] is all of them together; the engine holds an `Arc<dyn StateStore>`. A
+//! backend is a crate of its own (`flowhost-store-sqlite`) that implements these traits and
+//! runs the [`conformance`] suite in its tests, so a new backend is added without touching
+//! the engine or the elements.
+//!
+//! # Claims and leases
+//!
+//! A participant runs only while someone holds its [`Lease`]: an owner (an engine instance),
+//! an expiry, and a fencing epoch that grows with every claim. [`ParticipantStore::claim`]
+//! takes a waiting or queued participant; [`ParticipantStore::insert_claimed`] creates one
+//! already claimed. Every write of a running participant ([`ParticipantStore::record_step`],
+//! [`ParticipantStore::release`], [`ParticipantStore::renew`]) names the lease, and fails with
+//! [`StoreError::LeaseLost`] and writes nothing when the participant has been claimed since.
+//! Writing a participant that no longer runs (waiting, completed, failed) ends the lease.
+//!
+//! ```
+//! use flowhost_store::{Lease, StoreError};
+//!
+//! fn describe(e: &StoreError) -> &'static str {
+//!     match e {
+//!         StoreError::LeaseLost { .. } => "another engine runs this participant now",
+//!         _ => "the database failed",
+//!     }
+//! }
+//! let lost = StoreError::LeaseLost { participant: "p-1".into(), epoch: 3 };
+//! assert_eq!(describe(&lost), "another engine runs this participant now");
+//! # let _ = Lease { participant: "p-1".into(), owner: "node-a".into(), expires_at: 0, epoch: 3 };
+//! ```
+#![deny(missing_docs)]
+
+#[cfg(any(feature = "conformance", doc))]
+pub mod conformance;
+
+pub use flowhost_types::participant::{ElementCounts, JourneyEntry, ParticipantState, Status};
+
+use async_trait::async_trait;
+use flowhost_types::clock::Millis;
+use flowhost_types::person::Person;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A boxed error from a backend's driver, kept as the source of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed while doing `context`. The driver's error is kept as `cause`
+    /// and also written into the message (not chained as `source()`), so the one line an
+    /// operator sees says both what was being done and why it failed.
+    #[error("state database: {context}: {cause}")]
+    Database {
+        /// What the store was doing (`opening flowhost.db`, `recording a step`).
+        context: String,
+        /// The driver's error.
+        cause: BoxError,
+    },
+    /// The write would break a uniqueness rule (a contact that belongs to another person).
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data could not be read back.
+    #[error("state database holds unreadable data for {what}: {reason}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The participant was claimed again since this lease was taken (its lease expired and
+    /// another engine took it over): the write is refused and nothing was written.
+    #[error(
+        "participant {participant:?} is no longer held under lease epoch {epoch}; another engine claimed it, so this step's result is dropped"
+    )]
+    LeaseLost {
+        /// Participant id.
+        participant: String,
+        /// The epoch of the lost lease.
+        epoch: u64,
+    },
+    /// The store was shut down (its worker is gone).
+    #[error("state database is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// A database failure with what the store was doing.
+    pub fn database(context: impl Into<String>, cause: impl Into<BoxError>) -> Self {
+        StoreError::Database {
+            context: context.into(),
+            cause: cause.into(),
+        }
+    }
+
+    /// Stored data that does not parse.
+    pub fn corrupt(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The right to advance one participant: held by `owner` until `expires_at`, under `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Participant id.
+    pub participant: String,
+    /// Who holds it (an engine instance's id).
+    pub owner: String,
+    /// When it expires, unless renewed.
+    pub expires_at: Millis,
+    /// Fencing epoch: grows with every claim of the participant, so a write under an older
+    /// lease is refused.
+    pub epoch: u64,
+}
+
+/// A successful claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The lease now held.
+    pub lease: Lease,
+    /// What the participant was before: [`Status::Waiting`] (resumes in its element) or
+    /// [`Status::Queued`] (starts at its element).
+    pub was: Status,
+}
+
+/// What else a step writes, in the same transaction as the participant and its journey entry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepWrite<'a> {
+    /// The participant entered the element in this step (it did not resume in it): counts
+    /// towards the element's analytics.
+    pub entered: bool,
+    /// Participants the step entered into flows (Add to Flow), inserted as
+    /// [`Status::Queued`].
+    pub enter: &'a [ParticipantState],
+}
+
+/// Deployed flow definitions.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Saves a flow definition (JSON text) so another instance can load it, replacing one
+    /// with the same id.
+    async fn save_flow(&self, id: &str, definition: &str) -> Result<(), StoreError>;
+    /// Every saved flow, as `(id, definition)`, by id.
+    async fn flows(&self) -> Result<Vec<(String, String)>, StoreError>;
+}
+
+/// Participants, their journeys, claims, waits and analytics counters.
+#[async_trait]
+pub trait ParticipantStore: Send + Sync {
+    /// Inserts a new participant already claimed by `owner` until `expires_at` (its status
+    /// is stored as [`Status::Running`]), and returns the lease.
+    async fn insert_claimed(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+    ) -> Result<Lease, StoreError>;
+
+    /// Claims a waiting or queued participant for `owner` until `expires_at`: it becomes
+    /// [`Status::Running`] under a new epoch. `None` when it is not waiting or queued
+    /// (another engine took it first, or it finished).
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Option<Claim>, StoreError>;
+
+    /// Extends a lease to `expires_at` (a step that runs long); the lease with its new
+    /// expiry, or [`StoreError::LeaseLost`].
+    async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError>;
+
+    /// Saves a participant and appends one journey entry (its `seq` is assigned here), with
+    /// what else the step wrote, atomically, under `lease`. A participant saved as anything
+    /// but [`Status::Running`] no longer holds the lease.
+    async fn record_step(
+        &self,
+        lease: &Lease,
+        p: &ParticipantState,
+        entry: &JourneyEntry,
+        write: StepWrite<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Saves a participant's state without a journey entry and gives up the lease (a
+    /// participant put back because this engine cannot run its flow, or one that completed).
+    async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError>;
+
+    /// A participant.
+    async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError>;
+
+    /// Ids of waiting participants due at `now`, and of queued ones, oldest first, at most
+    /// `limit`.
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Hands `event` to every participant waiting on `key` and makes them due at `now`;
+    /// returns their ids, sorted.
+    async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError>;
+
+    /// Moves the deadline of every participant waiting on `key` to `until`.
+    async fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError>;
+
+    /// Ids of a flow's participants with one of `statuses`, oldest first.
+    async fn participants_of(
+        &self,
+        flow_id: &str,
+        statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Analytics of a flow's elements, by element id.
+    async fn element_counts(
+        &self,
+        flow_id: &str,
+    ) -> Result<BTreeMap<String, ElementCounts>, StoreError>;
+
+    /// A participant's journey, in order.
+    async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError>;
+
+    /// Appends a journey entry without changing the participant (a background request
+    /// finishing after the participant moved on). The entry's `seq` is assigned here.
+    async fn append_journey(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+    ) -> Result<(), StoreError>;
+
+    /// How many participants wait in an element of a flow for the reason `kind` (the
+    /// `"kind"` field of their element state).
+    async fn count_waiting(
+        &self,
+        flow_id: &str,
+        element_id: &str,
+        kind: &str,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Send slots of rate-limited queues (a Call API element's sending speed).
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Takes the next send slot of `queue`: the later of `now` and the queue's next free
+    /// time; the queue's next free time moves `interval_ms` past the slot. Atomic, so two
+    /// engines never get the same slot.
+    async fn take_slot(
+        &self,
+        queue: &str,
+        now: Millis,
+        interval_ms: Millis,
+    ) -> Result<Millis, StoreError>;
+}
+
+/// People profiles, found by id or by any of their contacts.
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    /// Inserts or replaces a person and indexes their contacts; a contact that belongs to
+    /// another person is a [`StoreError::Conflict`] and nothing is written.
+    async fn save_person(&self, person: &Person) -> Result<(), StoreError>;
+    /// A person by id.
+    async fn person(&self, id: &str) -> Result<Option<Person>, StoreError>;
+    /// The person with a contact, by its normalised key
+    /// ([`flowhost_types::person::Contact::key`]).
+    async fn person_by_contact(&self, key: &str) -> Result<Option<Person>, StoreError>;
+}
+
+/// Small JSON documents with one lookup key and a status: messages, conversations, tags,
+/// chatbots, chatbot sessions, account settings. Each service owns the shape of its kind.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Inserts or replaces a record.
+    async fn put_record(&self, r: &Record) -> Result<(), StoreError>;
+    /// A record by kind and id.
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Records of a kind, optionally only those with a key and/or a status, in insertion
+    /// order; with `last`, only the newest that many.
+    async fn records(
+        &self,
+        kind: &str,
+        key: Option<&str>,
+        status: Option<&str>,
+        last: Option<usize>,
+    ) -> Result<Vec<Record>, StoreError>;
+}
+
+/// Everything the engine and its services keep: one backend implements every concern.
+pub trait StateStore:
+    FlowStore + ParticipantStore + QueueStore + PeopleStore + RecordStore
+{
+}
+
+impl<T: FlowStore + ParticipantStore + QueueStore + PeopleStore + RecordStore> StateStore for T {}
+
+/// One stored document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// What it is (`conversation`, `chatbot`, …).
+    pub kind: String,
+    /// Id, unique within the kind.
+    pub id: String,
+    /// Lookup key (a contact, a sender); empty when none.
+    pub key: String,
+    /// Status (`open`, `active`, …); empty when none.
+    pub status: String,
+    /// The document.
+    pub body: Value,
+}
+
+impl Record {
+    /// The body as `T`.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_value(self.body.clone())
+            .map_err(|e| StoreError::corrupt(format!("{} {:?}", self.kind, self.id), e))
+    }
+}
+
+/// A stored participant status, or [`StoreError::Corrupt`].
+pub fn parse_status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s)
+        .ok_or_else(|| StoreError::corrupt("participant status", format!("unknown status {s:?}")))
+}

@@ -1,0 +1,154 @@
+//! Participants: where one person stands in one flow, and the steps of their journey.
+
+use crate::clock::Millis;
+use crate::log::LogLine;
+use crate::person::Person;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where a participant stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Being advanced by an engine right now.
+    Running,
+    /// Entered (by Add to Flow or an inbound message) and not started yet; the engine that
+    /// entered it starts it next, or any engine's `resume_due` does after a crash.
+    Queued,
+    /// Waiting until `waiting_until` or an event for its `wait_key`, then resumes at
+    /// `current`.
+    Waiting,
+    /// Reached the end of the flow.
+    Completed,
+    /// Stopped by an error no exit handled.
+    Failed,
+    /// Stopped because its flow was canceled.
+    Canceled,
+}
+
+impl Status {
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Queued => "queued",
+            Status::Waiting => "waiting",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+        }
+    }
+
+    /// The status with this stored name.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "running" => Status::Running,
+            "queued" => Status::Queued,
+            "waiting" => Status::Waiting,
+            "completed" => Status::Completed,
+            "failed" => Status::Failed,
+            "canceled" => Status::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything needed to continue a participant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticipantState {
+    /// Participant id.
+    pub id: String,
+    /// Flow id.
+    pub flow_id: String,
+    /// The person.
+    pub person: Person,
+    /// Flow variables.
+    pub variables: BTreeMap<String, Value>,
+    /// The element to run next (or being waited in); `None` once finished.
+    pub current: Option<String>,
+    /// Status.
+    pub status: Status,
+    /// When a waiting participant resumes.
+    pub waiting_until: Option<Millis>,
+    /// Journey entries so far.
+    pub steps: u64,
+    /// What the current element keeps while the participant waits in it (a retry count, a
+    /// queue position); `None` otherwise. A `"kind"` field names the reason for waiting.
+    pub element_state: Option<Value>,
+    /// What the participant waits for besides time (`inbound:sms:385911234567:INFO`), so an
+    /// event can wake it; `None` when only time does.
+    pub wait_key: Option<String>,
+    /// The event that woke it (an inbound message, a chatbot session's end), handed to the
+    /// element when it resumes.
+    pub event: Option<Value>,
+}
+
+impl ParticipantState {
+    /// A participant about to run `start` in `flow_id`, with a fresh id.
+    pub fn new(
+        flow_id: &str,
+        start: &str,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Self {
+        ParticipantState {
+            id: new_participant_id(),
+            flow_id: flow_id.to_owned(),
+            person,
+            variables,
+            current: Some(start.to_owned()),
+            status: Status::Running,
+            waiting_until: None,
+            steps: 0,
+            element_state: None,
+            wait_key: None,
+            event: None,
+        }
+    }
+}
+
+/// A fresh participant id.
+pub fn new_participant_id() -> String {
+    format!("p-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One step of a participant's journey.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JourneyEntry {
+    /// Position in the journey, from 1.
+    pub seq: u64,
+    /// When the step ended.
+    pub at_ms: Millis,
+    /// Element id.
+    pub element_id: String,
+    /// Element type (`wait`, `plugin:happy@1.2.0`, …).
+    pub element_type: String,
+    /// Exit taken; `None` when the step waits or ends the flow.
+    pub exit: Option<String>,
+    /// Element id the exit leads to; `None` when the flow ends there.
+    pub next: Option<String>,
+    /// Variables the step set, with their new values.
+    pub variables_changed: BTreeMap<String, Value>,
+    /// Log lines.
+    pub logs: Vec<LogLine>,
+    /// Outcome data from the element.
+    pub data: Option<Value>,
+    /// Why the element failed, if it did.
+    pub error: Option<String>,
+    /// Until when the step waits, if it does.
+    pub waiting_until: Option<Millis>,
+    /// Time the element took, in microseconds.
+    pub duration_us: u64,
+}
+
+/// Per-element counts for analytics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElementCounts {
+    /// Participants that entered the element.
+    pub entered: u64,
+    /// Participants that left it, per exit.
+    pub exits: BTreeMap<String, u64>,
+    /// Participants waiting in it now.
+    pub waiting: u64,
+}

@@ -1,0 +1,78 @@
+//! The scheduler: the engine's long-running loop. Every round it loads the flows deployed
+//! through other processes since the last one, then resumes every participant that is due:
+//! waits that ended, Call API delivery windows that opened, sending-speed queues whose slot
+//! came, retries, chatbot sessions that timed out, and participants queued by Add to Flow or
+//! an inbound message. `flowhost resume --watch` runs it; a server runs it the same way.
+//!
+//! It stops when its shutdown future completes: a round under way finishes first (no step is
+//! cut short), no new round starts, and background requests are waited for.
+
+use super::Engine;
+use crate::store::ParticipantState;
+use std::future::Future;
+use std::time::Duration;
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Participants resumed, in their state after running.
+    pub resumed: Vec<ParticipantState>,
+    /// What went wrong without stopping the loop: flows that no longer load, a round that
+    /// failed (the next round tries again).
+    pub problems: Vec<String>,
+}
+
+/// Runs rounds every `every` until told to stop.
+pub struct Scheduler {
+    engine: Engine,
+    every: Duration,
+}
+
+impl Scheduler {
+    /// A scheduler for `engine` with a round every `every` (at least 10 ms).
+    pub fn new(engine: Engine, every: Duration) -> Self {
+        Scheduler {
+            engine,
+            every: every.max(Duration::from_millis(10)),
+        }
+    }
+
+    /// One round: reload deployed flows, resume what is due.
+    pub async fn round(&self) -> Round {
+        let mut round = Round::default();
+        match self.engine.load_saved_flows().await {
+            Ok(errors) => round
+                .problems
+                .extend(errors.iter().map(ToString::to_string)),
+            Err(e) => round.problems.push(e.to_string()),
+        }
+        match self.engine.resume_due().await {
+            Ok(resumed) => round.resumed = resumed,
+            // A participant of a flow this engine cannot run stays waiting; the next round
+            // tries the rest again.
+            Err(e) => round.problems.push(e.to_string()),
+        }
+        for problem in &round.problems {
+            tracing::warn!(%problem, "scheduler round");
+        }
+        round
+    }
+
+    /// Runs rounds until `shutdown` completes, handing each round to `each`. The first round
+    /// starts at once.
+    pub async fn run(self, shutdown: impl Future<Output = ()>, mut each: impl FnMut(Round)) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {}
+            }
+            each(self.round().await);
+        }
+        tracing::info!("scheduler stopped; waiting for background requests");
+        self.engine.finish_background().await;
+    }
+}

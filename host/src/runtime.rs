@@ -1,0 +1,142 @@
+//! The composition root: from the operator's `flowhost.toml` to a running engine. This is
+//! the one place that picks the concrete store and wires the plugin host, the built-in
+//! elements and the engine together; the command line (and a server) start here instead of
+//! assembling the parts themselves.
+//!
+//! 1. [`open_store`] opens the database the configuration names.
+//! 2. [`Runtime::start`] builds the plugin host (one outbound client, shared with Call API
+//!    elements and chatbot webhooks), loads the plugins folder, and builds the engine over the
+//!    store with the built-ins and the loaded plugins.
+//! 3. [`Runtime::load_saved_flows`] loads the flows deployed earlier, so their participants
+//!    can continue.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use flowhost::config::OperatorConfig;
+//! use flowhost::runtime::Runtime;
+//!
+//! let runtime = Runtime::start(OperatorConfig::default()).await?;
+//! for problem in runtime.load_errors() {
+//!     eprintln!("warning: {problem}");
+//! }
+//! for problem in runtime.load_saved_flows().await? {
+//!     eprintln!("warning: {problem}");
+//! }
+//! let resumed = runtime.engine().resume_due().await?;
+//! println!("{} participants resumed", resumed.len());
+//! # Ok(()) }
+//! ```
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::OperatorConfig;
+use crate::elements::ElementTypes;
+use crate::elements::call_api::CallApiConfigError;
+use crate::engine::{Engine, EngineError};
+use crate::flow::FlowError;
+use crate::plugin::{HostError, LoadError, PluginHost, PluginRegistry};
+use crate::store::{SqliteStore, StateStore, StoreError};
+use std::sync::Arc;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The plugin engine could not be built (for example, a CA file in `[outbound]` is
+    /// unreadable).
+    #[error(transparent)]
+    PluginHost(#[from] HostError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A `[call_api]` setting is unusable.
+    #[error(transparent)]
+    CallApi(#[from] CallApiConfigError),
+}
+
+/// Opens the store the configuration names (`database`, a SQLite file).
+pub fn open_store(config: &OperatorConfig) -> Result<Arc<dyn StateStore>, StoreError> {
+    Ok(Arc::new(SqliteStore::open(&config.database)?))
+}
+
+/// The plugin host, the loaded plugins and the engine over the configured store.
+pub struct Runtime {
+    config: OperatorConfig,
+    plugin_host: PluginHost,
+    plugins: Arc<PluginRegistry>,
+    load_errors: Vec<LoadError>,
+    engine: Engine,
+}
+
+impl Runtime {
+    /// Starts everything from `config`, telling time by the system clock. Plugin files that
+    /// fail to load are kept in [`Runtime::load_errors`]; the rest load.
+    pub async fn start(config: OperatorConfig) -> Result<Self, RuntimeError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Runtime::start`] with another clock (tests move time by hand).
+    pub async fn start_with_clock(
+        config: OperatorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
+        let plugin_host = PluginHost::new(&config)?;
+        let (registry, load_errors) = plugin_host.load_dir().await;
+        let store = open_store(&config)?;
+        Self::assemble(config, plugin_host, registry, load_errors, store, clock)
+    }
+
+    /// Wires already-built parts: the engine over `store` with the built-ins and the
+    /// plugins of `registry`, run by `plugin_host`.
+    pub fn assemble(
+        config: OperatorConfig,
+        plugin_host: PluginHost,
+        registry: PluginRegistry,
+        load_errors: Vec<LoadError>,
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
+        let plugins = Arc::new(registry);
+        let client = plugin_host.http_client().clone();
+        let types = ElementTypes::with_plugins(plugin_host.clone(), plugins.clone())
+            .with_call_api(client, &config.call_api)?;
+        let engine = Engine::new(store, clock, types);
+        Ok(Runtime {
+            config,
+            plugin_host,
+            plugins,
+            load_errors,
+            engine,
+        })
+    }
+
+    /// Loads the flows saved in the store; the ones that no longer compile (a plugin is
+    /// gone) are returned, the rest load.
+    pub async fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
+        self.engine.load_saved_flows().await
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The plugin host.
+    pub fn plugin_host(&self) -> &PluginHost {
+        &self.plugin_host
+    }
+
+    /// The plugins that loaded.
+    pub fn plugins(&self) -> &PluginRegistry {
+        &self.plugins
+    }
+
+    /// The plugin files that did not load, one error each.
+    pub fn load_errors(&self) -> &[LoadError] {
+        &self.load_errors
+    }
+
+    /// The configuration it started from.
+    pub fn config(&self) -> &OperatorConfig {
+        &self.config
+    }
+}
