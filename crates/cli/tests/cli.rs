@@ -1,6 +1,7 @@
 //! The `flowhost` binary, run as a user would.
 
 use flowhost_tests::components as c;
+use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -449,5 +450,71 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
     assert!(
         ok(&["chatbots", "list"])
             .contains("helper               active   sms        InfoSMS          scripted")
+    );
+}
+
+#[test]
+fn diagnostics_go_to_stderr_as_json_lines_naming_the_step() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("flow.json"),
+        r#"{"id": "f", "name": "F", "entry_points": [{"type": "api", "start": "s"}],
+            "elements": [
+              {"id": "s", "type": "set-variable", "config": {"set": {"x": "{{missing}}"}}, "exits": {"next": "e"}},
+              {"id": "e", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let run = |log: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowhost"));
+        command
+            .current_dir(dir.path())
+            .args(["run", "flow.json", "--log-format", "json"])
+            .env_remove("FLOWHOST_LOG");
+        if let Some(filter) = log {
+            command.env("FLOWHOST_LOG", filter);
+        }
+        let out = command.output().unwrap();
+        let (_, stderr) = text(&out);
+        let events: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        events
+    };
+    // Warnings by default: the participant stopped because the failed element has no error
+    // exit, said with the flow and element it happened in.
+    let events = run(None);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let failed = &events[0];
+    assert_eq!(failed["level"], "WARN");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("participant failed"),
+        "{failed}"
+    );
+    assert_eq!(
+        (&failed["flow"], &failed["element"]),
+        (&json!("f"), &json!("s"))
+    );
+    assert!(
+        failed["reason"].as_str().unwrap().contains("missing"),
+        "{failed}"
+    );
+    // FLOWHOST_LOG=debug adds every step, inside the span of the step.
+    let events = run(Some("debug"));
+    let steps: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["message"] == "step ran")
+        .collect();
+    assert_eq!(steps.len(), 1, "{events:?}");
+    assert_eq!(steps[0]["span"]["name"], "step");
+    assert_eq!(steps[0]["span"]["element"], "s");
+    assert!(
+        steps[0]["span"]["participant"]
+            .as_str()
+            .unwrap()
+            .starts_with("p-")
     );
 }

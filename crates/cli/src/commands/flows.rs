@@ -1,0 +1,49 @@
+//! `flowhost flows list | status FLOW STATUS`.
+
+use crate::setup;
+use flowhost::config::OperatorConfig;
+use flowhost::flow::FlowStatus;
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// List deployed flows with their status and entry points.
+    List,
+    /// Change a flow's status: draft -> active -> finished, or canceled.
+    Status {
+        /// Flow id.
+        flow: String,
+        /// New status.
+        #[arg(value_parser = ["draft", "active", "finished", "canceled"])]
+        status: String,
+    },
+}
+
+pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
+    let runtime = setup::saved_runtime(config).await?;
+    let engine = runtime.engine();
+    match command {
+        Command::List => {
+            for id in engine.flow_ids() {
+                let def = engine.flow_def(&id)?;
+                let entries: Vec<&str> = def.entry_points.iter().map(|e| e.kind.as_str()).collect();
+                println!(
+                    "{id:<24} {:<9} {:>3} elements  entry: {}",
+                    def.status.as_str(),
+                    def.elements.len(),
+                    entries.join(", ")
+                );
+            }
+        }
+        Command::Status { flow, status } => {
+            let status: FlowStatus = serde_json::from_value(json!(status))?;
+            if let Err(e) = engine.set_flow_status(&flow, status).await {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("flow {flow:?} is {}", status.as_str());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

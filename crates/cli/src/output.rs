@@ -1,0 +1,226 @@
+//! What commands print: journeys, analytics, plugins, and the issues of a checked flow.
+
+use flowhost::engine::{CompiledFlow, ElementAnalytics, Engine};
+use flowhost::plugin::LoadedPlugin;
+use flowhost::store::{JourneyEntry, ParticipantState};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Prints a checked flow's warnings, or its issues (one per line); `None` when it has issues.
+pub fn reported<E: std::fmt::Display>(
+    name: &str,
+    result: Result<Arc<CompiledFlow>, E>,
+) -> Option<Arc<CompiledFlow>> {
+    match result {
+        Ok(flow) => {
+            for w in &flow.warnings {
+                eprintln!("warning: {name}: {w}");
+            }
+            Some(flow)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+/// The analytics table: per element, entered, waiting and left per exit.
+pub fn print_analytics(rows: &[ElementAnalytics]) {
+    println!(
+        "{:<20} {:<28} {:>7} {:>7}  EXITS",
+        "ELEMENT", "TYPE", "ENTERED", "WAITING"
+    );
+    for row in rows {
+        let exits: Vec<String> = row
+            .counts
+            .exits
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "{:<20} {:<28} {:>7} {:>7}  {}",
+            row.element_id,
+            row.element_type,
+            row.counts.entered,
+            row.counts.waiting,
+            exits.join(" ")
+        );
+    }
+}
+
+/// A plugin as one JSON object.
+pub fn plugin_json(p: &LoadedPlugin) -> Value {
+    json!({
+        "id": p.manifest.id,
+        "version": p.manifest.version.to_string(),
+        "wit_version": p.wit_version,
+        "name": p.manifest.name,
+        "description": p.manifest.description,
+        "exits": p.manifest.exits,
+        "config": p.manifest.config,
+        "hosts": p.manifest.hosts,
+        "file": p.path,
+        "size": p.size,
+        "cache": p.cache,
+        "limits": {
+            "deadline_ms": p.limits.deadline_ms,
+            "memory_mib": p.limits.memory_mib,
+            "max_http_requests": p.limits.max_http_requests,
+            "max_response_bytes": p.limits.max_response_bytes,
+        },
+        "granted_hosts": p.policy.granted.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+        "missing_secrets": p.missing_secrets,
+    })
+}
+
+/// A plugin as `flowhost plugins inspect` shows it.
+pub fn print_plugin(p: &LoadedPlugin, was_cached: bool) {
+    let m = &p.manifest;
+    println!("{} {} — {}", m.id, m.version, m.name);
+    if !m.description.is_empty() {
+        println!("  {}", m.description);
+    }
+    println!("  file:     {} ({} bytes)", p.path.display(), p.size);
+    println!("  WIT:      flowhost:element@{}", p.wit_version);
+    println!(
+        "  cache:    {}",
+        if was_cached {
+            "cached (no compile needed)".to_owned()
+        } else {
+            p.cache.to_string()
+        }
+    );
+    println!(
+        "  exits:    {}",
+        m.exits
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("  config:");
+    for f in &m.config {
+        println!(
+            "    {:<20} {:<8} {}{}{}",
+            f.name,
+            f.kind.name(),
+            if f.required { "required" } else { "optional" },
+            if f.secret {
+                ", secret (set by the operator)"
+            } else {
+                ""
+            },
+            f.default
+                .as_ref()
+                .map(|d| format!(", default {d}"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "  hosts:    declared {}; granted {}",
+        if m.hosts.is_empty() {
+            "none".into()
+        } else {
+            m.hosts.join(", ")
+        },
+        if p.policy.granted.is_empty() {
+            "none".into()
+        } else {
+            p.policy
+                .granted
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!(
+        "  limits:   {} ms, {} MiB, {} requests, {} byte responses",
+        p.limits.deadline_ms,
+        p.limits.memory_mib,
+        p.limits.max_http_requests,
+        p.limits.max_response_bytes
+    );
+    if !p.missing_secrets.is_empty() {
+        println!("  missing secrets: {}", p.missing_secrets.join(", "));
+    }
+}
+
+/// A participant's state and journey, as a table or as JSON lines.
+pub async fn print_participant(
+    engine: &Engine,
+    p: &ParticipantState,
+    json: bool,
+) -> anyhow::Result<()> {
+    let journey = engine.journey(&p.id).await?;
+    if json {
+        for e in &journey {
+            println!(
+                "{}",
+                serde_json::to_string(&json!({"participant": p.id, "step": e}))?
+            );
+        }
+        println!(
+            "{}",
+            json!({"participant": p.id, "flow": p.flow_id, "status": p.status,
+                   "current": p.current, "waiting_until": p.waiting_until, "variables": p.variables})
+        );
+        return Ok(());
+    }
+    println!(
+        "participant {} ({}) in flow {:?}: {}{}",
+        p.id,
+        p.person.id,
+        p.flow_id,
+        p.status.as_str(),
+        match (&p.current, p.waiting_until) {
+            (Some(at), Some(until)) => format!(" in {at:?} until {}", format_ms(until)),
+            _ => String::new(),
+        }
+    );
+    println!(
+        "  {:>3}  {:<14} {:<34} {:<18} {:<14} {:>9}",
+        "#", "ELEMENT", "TYPE", "EXIT", "NEXT", "TIME"
+    );
+    for e in &journey {
+        print_entry(e);
+    }
+    Ok(())
+}
+
+fn print_entry(e: &JourneyEntry) {
+    let exit = match (&e.exit, e.waiting_until) {
+        (Some(x), _) => x.clone(),
+        (None, Some(_)) => "(waits)".into(),
+        (None, None) => "(end)".into(),
+    };
+    println!(
+        "  {:>3}  {:<14} {:<34} {:<18} {:<14} {:>9}",
+        e.seq,
+        e.element_id,
+        e.element_type,
+        exit,
+        e.next.as_deref().unwrap_or("-"),
+        format!("{:.2} ms", e.duration_us as f64 / 1000.0)
+    );
+    for (k, v) in &e.variables_changed {
+        println!("         set {k} = {v}");
+    }
+    if let Some(err) = &e.error {
+        println!("         error: {err}");
+    }
+    for l in &e.logs {
+        println!("         log {:?}: {}", l.level, l.message);
+    }
+    if let Some(until) = e.waiting_until {
+        println!("         waits until {}", format_ms(until));
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(_) => format!("{ms} ms since the epoch"),
+    }
+}

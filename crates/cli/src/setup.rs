@@ -1,0 +1,73 @@
+//! What most commands need first: the operator's configuration, the runtime built from it
+//! (with what failed to load reported on stderr), or only the store.
+
+use anyhow::bail;
+use flowhost::config::OperatorConfig;
+use flowhost::person::{Contact, People, Person};
+use flowhost::runtime::{Runtime, open_store};
+use flowhost::store::StateStore;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// `--config`, else `./flowhost.toml` when present, else the defaults.
+pub fn operator_config(path: Option<&Path>) -> anyhow::Result<OperatorConfig> {
+    match path {
+        Some(p) => Ok(OperatorConfig::load(p)?),
+        None if Path::new("flowhost.toml").is_file() => {
+            Ok(OperatorConfig::load(Path::new("flowhost.toml"))?)
+        }
+        None => Ok(OperatorConfig::default()),
+    }
+}
+
+/// The runtime; plugin files that failed to load are reported (they do not stop the rest).
+pub async fn runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
+    let runtime = Runtime::start(config).await?;
+    for e in runtime.load_errors() {
+        eprintln!("warning: {e}");
+    }
+    Ok(runtime)
+}
+
+/// The runtime with the flows saved in the database loaded.
+pub async fn saved_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
+    let runtime = runtime(config).await?;
+    for e in runtime.load_saved_flows().await? {
+        eprintln!("warning: {e}");
+    }
+    Ok(runtime)
+}
+
+/// Only the store, for commands about people, conversations and chatbots.
+pub fn store(config: &OperatorConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(open_store(config)?)
+}
+
+/// A person kept in People, by id or by contact.
+pub async fn find_person(store: &dyn StateStore, who: &str) -> anyhow::Result<Person> {
+    let people = People::new(store);
+    if let Some(p) = people.get(who).await? {
+        return Ok(p);
+    }
+    if let Ok(contact) = Contact::guess(who)
+        && let Some(p) = people.find(&contact).await?
+    {
+        return Ok(p);
+    }
+    bail!("no person with id or contact {who:?}; add one with `flowhost people add`")
+}
+
+/// `--var NAME=VALUE` arguments; a value is JSON when it parses, else text.
+pub fn parse_vars(vars: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
+    vars.iter()
+        .map(|kv| {
+            let Some((k, v)) = kv.split_once('=') else {
+                bail!("--var {kv:?}: write NAME=VALUE");
+            };
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+            Ok((k.to_owned(), value))
+        })
+        .collect()
+}
