@@ -369,3 +369,19 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
         vec![Issue::new(path, e.into_inner().to_string())]
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_published_schema_names_every_built_in() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/flow.schema.json")).unwrap();
+        let names: Vec<&str> = schema["$defs"]["element"]["properties"]["type"]["anyOf"][0]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(names, super::BUILTINS);
+    }
+}

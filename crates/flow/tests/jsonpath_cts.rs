@@ -4,7 +4,7 @@
 //! `FLOWHOST_JSONPATH_CTS=/path/to/cts.json`). A missing suite fails the test: it is never
 //! skipped silently.
 
-use flowhost::jsonpath::JsonPath;
+use flowhost_flow::jsonpath::JsonPath;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ fn suite() -> (PathBuf, Vec<Value>) {
     let path = std::env::var_os("FLOWHOST_JSONPATH_CTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/jsonpath-cts/cts.json")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/jsonpath-cts/cts.json")
         });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(

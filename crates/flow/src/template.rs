@@ -15,9 +15,9 @@
 //! placeholder (`"{{points}}"`) takes the variable's JSON value, so numbers stay numbers.
 //!
 //! ```
-//! use flowhost::template::{Scope, Template};
+//! use flowhost_flow::template::{Scope, Template};
 //! let t = Template::parse("Hello {{person.firstName}}, order {{order_id}}").unwrap();
-//! let person = flowhost::person::Person {
+//! let person = flowhost_types::person::Person {
 //!     attributes: serde_json::json!({"firstName": "Ada"}).as_object().unwrap().clone(),
 //!     ..Default::default()
 //! };
@@ -26,7 +26,7 @@
 //! assert_eq!(t.render(&scope).unwrap(), "Hello Ada, order 1001");
 //! ```
 
-use crate::person::Person;
+use flowhost_types::person::Person;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 

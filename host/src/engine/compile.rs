@@ -1,0 +1,254 @@
+//! Flows: compiling a definition into elements (with the checks that need the element types
+//! and, on activation, the account), deploying, loading the saved ones, lifecycle changes,
+//! and analytics per element.
+
+use super::*;
+
+impl Engine {
+    /// Checks a flow completely (structure, element types, configuration, exits) and builds
+    /// it. `source_name` (a file name) prefixes every issue. An active flow also gets the
+    /// activation checks that look at the account (chatbots, Answers).
+    pub async fn compile(
+        &self,
+        def: FlowDef,
+        source_name: &str,
+    ) -> Result<CompiledFlow, FlowError> {
+        let activate = def.status == FlowStatus::Active;
+        self.compile_as(def, source_name, activate).await
+    }
+
+    pub(super) async fn compile_as(
+        &self,
+        def: FlowDef,
+        source_name: &str,
+        activate: bool,
+    ) -> Result<CompiledFlow, FlowError> {
+        let compiled = self.build(def, source_name)?;
+        if activate {
+            let issues =
+                crate::elements::activation_issues(&compiled.def, self.inner.store.as_ref()).await;
+            if !issues.is_empty() {
+                return Err(FlowError::Invalid {
+                    source_name: source_name.to_owned(),
+                    issues,
+                });
+            }
+        }
+        Ok(compiled)
+    }
+
+    /// The checks that need only the flow and the element types, and the built elements.
+    pub(super) fn build(&self, def: FlowDef, source_name: &str) -> Result<CompiledFlow, FlowError> {
+        let mut issues = def.check_structure();
+        let mut warnings = Vec::new();
+        let mut nodes = HashMap::new();
+        for (i, el) in def.elements.iter().enumerate() {
+            let (type_name, ty) = match self.inner.types.resolve(&el.kind) {
+                Ok(t) => t,
+                Err(message) => {
+                    issues.push(Issue::new(format!("elements[{i}].type"), message));
+                    continue;
+                }
+            };
+            let built = ty.build(el);
+            let declared = match &built {
+                Ok(element) => element.exits(),
+                Err(_) => ty.known_exits().unwrap_or_default(),
+            };
+            let check_exits = built.is_ok() || ty.known_exits().is_some();
+            if let Err(found) = &built {
+                issues.extend(found.iter().map(|is| Issue {
+                    path: format!("elements[{i}].{}", is.path),
+                    message: format!("(element {:?}) {}", el.id, is.message),
+                }));
+            }
+            for exit in el.exits.keys() {
+                if check_exits && !declared.contains(exit) {
+                    issues.push(Issue::new(
+                        format!("elements[{i}].exits.{exit}"),
+                        format!(
+                            "element {:?} ({type_name}) has no exit {exit:?}; its exits: {}",
+                            el.id,
+                            if declared.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                declared.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+            if let Ok(element) = built {
+                warnings.extend(element.warnings().into_iter().map(|w| Issue {
+                    path: format!("elements[{i}].{}", w.path),
+                    message: format!("(element {:?}) {}", el.id, w.message),
+                }));
+                nodes.insert(
+                    el.id.clone(),
+                    Node {
+                        type_name,
+                        element,
+                        exits: el.exits.clone(),
+                    },
+                );
+            }
+        }
+        if issues.is_empty() {
+            Ok(CompiledFlow {
+                def,
+                warnings,
+                nodes,
+            })
+        } else {
+            Err(FlowError::Invalid {
+                source_name: source_name.to_owned(),
+                issues,
+            })
+        }
+    }
+
+    /// Validates, saves (so another engine on the same store can resume its participants)
+    /// and activates a flow, replacing an earlier version with the same id.
+    pub async fn deploy(
+        &self,
+        def: FlowDef,
+        source_name: &str,
+    ) -> Result<Arc<CompiledFlow>, EngineError> {
+        let text = serde_json::to_string(&def).expect("flow definitions serialize");
+        let compiled = Arc::new(self.compile(def, source_name).await?);
+        self.inner.store.save_flow(&compiled.def.id, &text).await?;
+        self.inner
+            .flows
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(compiled.def.id.clone(), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Loads every flow saved in the store (after a restart). Flows that no longer compile,
+    /// e.g. because a plugin is gone, are returned as errors; the rest load.
+    pub async fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
+        let mut errors = Vec::new();
+        for (id, text) in self.inner.store.flows().await? {
+            let source = format!("saved flow {id:?}");
+            // Saved flows were checked when activated; what the account looked like then
+            // is not checked again, so their participants can always continue.
+            match FlowDef::parse(&text, &source).and_then(|def| self.build(def, &source)) {
+                Ok(flow) => {
+                    self.inner
+                        .flows
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, Arc::new(flow));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok(errors)
+    }
+
+    pub(super) fn flow(&self, id: &str) -> Result<Arc<CompiledFlow>, EngineError> {
+        self.inner
+            .flows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownFlow(id.to_owned()))
+    }
+
+    /// Changes a flow's lifecycle status. Activating runs the activation checks; canceling
+    /// stops the participants waiting in it (with a journey entry).
+    pub async fn set_flow_status(&self, flow_id: &str, to: FlowStatus) -> Result<(), EngineError> {
+        let flow = self.flow(flow_id)?;
+        let from = flow.def.status;
+        if !from.can_become(to) {
+            return Err(EngineError::StatusChange {
+                id: flow_id.to_owned(),
+                from: from.as_str(),
+                to: to.as_str(),
+            });
+        }
+        let mut def = flow.def.clone();
+        def.status = to;
+        let source = format!("flow {flow_id:?}");
+        let activating = to == FlowStatus::Active && from != FlowStatus::Active;
+        let compiled = self.compile_as(def, &source, activating).await?;
+        let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
+        self.inner.store.save_flow(flow_id, &text).await?;
+        self.inner
+            .flows
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(flow_id.to_owned(), Arc::new(compiled));
+        if to == FlowStatus::Canceled {
+            for id in self
+                .inner
+                .store
+                .participants_of(flow_id, &[Status::Waiting, Status::Queued])
+                .await?
+            {
+                let claim = self
+                    .inner
+                    .store
+                    .claim(&id, &self.inner.owner, self.now(), self.lease_expiry())
+                    .await?;
+                let Some(claim) = claim else {
+                    continue;
+                };
+                let mut p = self.participant(&id).await?;
+                let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
+                entry.error = Some(format!("flow {flow_id:?} was canceled"));
+                p.status = Status::Canceled;
+                p.waiting_until = None;
+                p.wait_key = None;
+                p.current = None;
+                p.steps += 1;
+                self.inner
+                    .store
+                    .record_step(&claim.lease, &p, &entry, StepWrite::default())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A deployed flow's definition.
+    pub fn flow_def(&self, flow_id: &str) -> Result<FlowDef, EngineError> {
+        Ok(self.flow(flow_id)?.def.clone())
+    }
+
+    /// Ids of the deployed flows.
+    pub fn flow_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .inner
+            .flows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Per element of a flow, in definition order: participants entered, left per exit, and
+    /// waiting now.
+    pub async fn analytics(&self, flow_id: &str) -> Result<Vec<ElementAnalytics>, EngineError> {
+        let flow = self.flow(flow_id)?;
+        let mut counts = self.inner.store.element_counts(flow_id).await?;
+        Ok(flow
+            .def
+            .elements
+            .iter()
+            .map(|el| ElementAnalytics {
+                element_id: el.id.clone(),
+                element_type: flow
+                    .nodes
+                    .get(&el.id)
+                    .map_or_else(|| el.kind.clone(), |n| n.type_name.clone()),
+                counts: counts.remove(&el.id).unwrap_or_default(),
+            })
+            .collect())
+    }
+}

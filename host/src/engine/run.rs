@@ -1,0 +1,418 @@
+//! Running participants: entering them, claiming the ones that are due, advancing them step
+//! by step with a write after each, and the background work steps leave behind.
+
+use super::*;
+
+impl Engine {
+    /// Enters a person into a flow at its API entry point and runs them until the flow ends
+    /// or they wait (and then the participants they entered into other flows).
+    pub async fn start(
+        &self,
+        flow_id: &str,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        self.start_at(flow_id, EntryKind::Api, person, variables)
+            .await
+    }
+
+    /// Enters the person with id `person_id` from People into a flow at its API entry point.
+    pub async fn start_person(
+        &self,
+        flow_id: &str,
+        person_id: &str,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        let person =
+            self.inner.store.person(person_id).await?.ok_or_else(|| {
+                EngineError::Rejected(format!("no person {person_id:?} in People"))
+            })?;
+        self.start(flow_id, person, variables).await
+    }
+
+    pub(crate) async fn start_at(
+        &self,
+        flow_id: &str,
+        kind: EntryKind,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        let flow = self.flow(flow_id)?;
+        if flow.def.status != FlowStatus::Active {
+            return Err(EngineError::FlowNotActive {
+                id: flow_id.to_owned(),
+                status: flow.def.status,
+            });
+        }
+        let entry = flow
+            .def
+            .entry_points
+            .iter()
+            .find(|e| e.kind == kind)
+            .ok_or(EngineError::NoEntryPoint {
+                id: flow_id.to_owned(),
+                kind: kind.as_str(),
+            })?;
+        let state = ParticipantState::new(flow_id, &entry.start, person, variables);
+        let lease = self
+            .inner
+            .store
+            .insert_claimed(&state, &self.inner.owner, self.lease_expiry())
+            .await?;
+        let mut follow = Vec::new();
+        let state = self
+            .advance(&flow, state, &lease, false, &mut follow)
+            .await?;
+        self.follow_up(follow).await?;
+        Ok(state)
+    }
+
+    /// Runs participants entered or woken by the steps just taken, and the ones they enter
+    /// or wake in turn, up to [`MAX_FOLLOW_UPS`].
+    pub(crate) async fn follow_up(
+        &self,
+        mut queue: Vec<String>,
+    ) -> Result<Vec<ParticipantState>, EngineError> {
+        let mut done = Vec::new();
+        let mut next = 0;
+        while next < queue.len() && next < MAX_FOLLOW_UPS {
+            let id = queue[next].clone();
+            next += 1;
+            match self.run_claimed(&id, &mut queue).await {
+                Ok(Some(state)) => done.push(state),
+                Ok(None) => {}
+                // Put back by `run_claimed`: an engine that has the flow continues it, and
+                // the participants after it in the queue still run.
+                Err(EngineError::UnknownFlow(flow)) => {
+                    tracing::warn!(
+                        participant = %id,
+                        flow = %flow,
+                        "participant waits for a flow this engine has not loaded; an engine that has it will continue it"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Claims a waiting or queued participant and runs it; `None` when another engine has it.
+    pub(super) async fn run_claimed(
+        &self,
+        id: &str,
+        follow: &mut Vec<String>,
+    ) -> Result<Option<ParticipantState>, EngineError> {
+        let now = self.now();
+        let Some(claim) = self
+            .inner
+            .store
+            .claim(id, &self.inner.owner, now, self.lease_expiry())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let before = claim.was;
+        let state = self
+            .inner
+            .store
+            .participant(id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
+        let flow = match self.flow(&state.flow_id) {
+            Ok(f) => f,
+            Err(e) => {
+                // Put it back: a later engine with the flow can resume it.
+                let mut state = state;
+                state.status = before;
+                self.inner.store.release(&claim.lease, &state).await?;
+                return Err(e);
+            }
+        };
+        Ok(Some(
+            self.advance(
+                &flow,
+                state,
+                &claim.lease,
+                before == Status::Waiting,
+                follow,
+            )
+            .await?,
+        ))
+    }
+
+    /// Resumes every waiting participant whose time has come (and queued ones); returns
+    /// their new states.
+    pub async fn resume_due(&self) -> Result<Vec<ParticipantState>, EngineError> {
+        let now = self.inner.clock.now_ms();
+        let mut resumed = Vec::new();
+        loop {
+            let due = self.inner.store.due(now, 256).await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for id in due {
+                let mut follow = Vec::new();
+                if let Some(state) = self.run_claimed(&id, &mut follow).await? {
+                    progressed = true;
+                    resumed.push(state);
+                }
+                resumed.extend(self.follow_up(follow).await?);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(resumed)
+    }
+
+    pub(super) fn spawn_background(
+        &self,
+        p: &ParticipantState,
+        element_id: &str,
+        type_name: &str,
+        work: crate::elements::BoxFuture<'static, BackgroundReport>,
+    ) {
+        let engine = self.clone();
+        let mut entry = self.entry(p, element_id, type_name);
+        let participant = p.id.clone();
+        let mut tasks = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Finished tasks are dropped as new ones come, so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let report = work.await;
+            entry.at_ms = engine.inner.clock.now_ms();
+            entry.duration_us = started.elapsed().as_micros() as u64;
+            entry.logs = report.logs;
+            entry.data = report.data;
+            entry.error = report.error;
+            if let Err(e) = engine
+                .inner
+                .store
+                .append_journey(&participant, &entry)
+                .await
+            {
+                tracing::error!(
+                    participant = %participant,
+                    error = %e,
+                    "cannot record the result of a background request in the journey"
+                );
+            }
+        });
+    }
+
+    pub(super) async fn advance(
+        &self,
+        flow: &CompiledFlow,
+        mut p: ParticipantState,
+        lease: &Lease,
+        mut resumed: bool,
+        follow: &mut Vec<String>,
+    ) -> Result<ParticipantState, EngineError> {
+        p.status = Status::Running;
+        p.waiting_until = None;
+        p.wait_key = None;
+        let mut event = p.event.take();
+        // A person kept in People may have changed since (Add to Flow updates attributes).
+        if !p.person.id.is_empty()
+            && let Some(person) = self.inner.store.person(&p.person.id).await?
+        {
+            p.person = person;
+        }
+        for _ in 0..MAX_STEPS_PER_RUN {
+            let Some(current) = p.current.clone() else {
+                p.status = Status::Completed;
+                self.inner.store.release(lease, &p).await?;
+                return Ok(p);
+            };
+            let Some(node) = flow.nodes.get(&current) else {
+                // Only reachable when a redeployed flow dropped the element someone waits in.
+                p.status = Status::Failed;
+                let mut entry = self.entry(&p, &current, "?");
+                entry.error = Some(format!(
+                    "element {current:?} is no longer in flow {:?}",
+                    flow.def.id
+                ));
+                p.steps += 1;
+                p.current = None;
+                self.inner
+                    .store
+                    .record_step(lease, &p, &entry, StepWrite::default())
+                    .await?;
+                return Ok(p);
+            };
+            let now = self.inner.clock.now_ms();
+            let started = Instant::now();
+            let span = tracing::info_span!(
+                "step",
+                flow = %flow.def.id,
+                element = %current,
+                participant = %p.id,
+            );
+            let result = node
+                .element
+                .run(StepInput {
+                    flow_id: &flow.def.id,
+                    element_id: &current,
+                    participant_id: &p.id,
+                    person: &p.person,
+                    variables: &p.variables,
+                    now,
+                    resumed,
+                    state: p.element_state.as_ref(),
+                    store: self.inner.store.as_ref(),
+                    event: event.as_ref(),
+                    flows: self,
+                })
+                .instrument(span.clone())
+                .await;
+            let entered = !resumed;
+            resumed = false;
+            event = None;
+            p.element_state = None;
+            if let Some(work) = result.background {
+                self.spawn_background(&p, &current, &node.type_name, work);
+            }
+            let duration_us = started.elapsed().as_micros() as u64;
+            span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
+            for (k, v) in &result.set {
+                p.variables.insert(k.clone(), v.clone());
+            }
+            let mut entry = self.entry(&p, &current, &node.type_name);
+            entry.duration_us = duration_us;
+            entry.variables_changed = result.set;
+            entry.logs = result.logs;
+            entry.data = result.data;
+            let write = StepWrite {
+                entered,
+                enter: &result.enter,
+            };
+            follow.extend(result.enter.iter().map(|e| e.id.clone()));
+            follow.extend(result.wake);
+            let (key, until) = match result.outcome {
+                StepOutcome::Wait(until) => (None, Some(until)),
+                StepOutcome::WaitFor { key, until } => (Some(key), until),
+                outcome => {
+                    self.leave(node, &current, outcome, &mut p, &mut entry);
+                    p.steps += 1;
+                    entry.seq = p.steps;
+                    self.inner
+                        .store
+                        .record_step(lease, &p, &entry, write)
+                        .await?;
+                    if p.status != Status::Running {
+                        return Ok(p);
+                    }
+                    continue;
+                }
+            };
+            p.element_state = result.state;
+            p.status = Status::Waiting;
+            p.waiting_until = until;
+            p.wait_key = key;
+            entry.waiting_until = until;
+            p.steps += 1;
+            entry.seq = p.steps;
+            self.inner
+                .store
+                .record_step(lease, &p, &entry, write)
+                .await?;
+            return Ok(p);
+        }
+        p.status = Status::Failed;
+        let mut entry = self.entry(&p, p.current.as_deref().unwrap_or("?"), "engine");
+        entry.error = Some(format!(
+            "more than {MAX_STEPS_PER_RUN} steps without waiting; the flow loops; add a wait element to the loop"
+        ));
+        p.steps += 1;
+        entry.seq = p.steps;
+        self.inner
+            .store
+            .record_step(lease, &p, &entry, StepWrite::default())
+            .await?;
+        Ok(p)
+    }
+
+    /// Applies an outcome that leaves the element (or ends the participant there).
+    pub(super) fn leave(
+        &self,
+        node: &Node,
+        current: &str,
+        outcome: StepOutcome,
+        p: &mut ParticipantState,
+        entry: &mut JourneyEntry,
+    ) {
+        match outcome {
+            StepOutcome::Exit(exit) => {
+                p.current = node.exits.get(&exit).cloned();
+                entry.next = p.current.clone();
+                entry.exit = Some(exit);
+            }
+            StepOutcome::Wait(_) | StepOutcome::WaitFor { .. } => {
+                unreachable!("waits are handled by the caller")
+            }
+            StepOutcome::End => {
+                p.current = None;
+            }
+            StepOutcome::Failed(reason) => {
+                entry.error = Some(reason);
+                match node.exits.get(ERROR_EXIT) {
+                    Some(next) => {
+                        p.current = Some(next.clone());
+                        entry.next = p.current.clone();
+                        entry.exit = Some(ERROR_EXIT.to_owned());
+                    }
+                    None => {
+                        tracing::warn!(
+                            flow = %p.flow_id,
+                            element = %current,
+                            participant = %p.id,
+                            reason = entry.error.as_deref().unwrap_or_default(),
+                            "participant failed: the element failed and its error exit is not connected"
+                        );
+                        entry.logs.push(LogLine {
+                            level: LogLevel::Error,
+                            message: format!(
+                                "element {current:?} failed and its error exit is not connected; the participant stops here"
+                            ),
+                        });
+                        p.current = None;
+                        p.status = Status::Failed;
+                        return;
+                    }
+                }
+            }
+        }
+        if p.current.is_none() {
+            p.status = Status::Completed;
+        }
+    }
+
+    /// A journey entry for the participant's next step, to be filled in.
+    pub(super) fn entry(
+        &self,
+        p: &ParticipantState,
+        element_id: &str,
+        element_type: &str,
+    ) -> JourneyEntry {
+        JourneyEntry {
+            seq: p.steps + 1,
+            at_ms: self.inner.clock.now_ms(),
+            element_id: element_id.to_owned(),
+            element_type: element_type.to_owned(),
+            exit: None,
+            next: None,
+            variables_changed: BTreeMap::new(),
+            logs: Vec::new(),
+            data: None,
+            error: None,
+            waiting_until: None,
+            duration_us: 0,
+        }
+    }
+}

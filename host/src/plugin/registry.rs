@@ -1,0 +1,58 @@
+//! The loaded plugins, by id and version: what flows reference as `plugin:<id>[@<version>]`.
+
+use super::*;
+
+/// Loaded plugins, by id and version.
+#[derive(Default, Debug)]
+pub struct PluginRegistry {
+    plugins: BTreeMap<String, BTreeMap<semver::Version, Arc<LoadedPlugin>>>,
+}
+
+impl PluginRegistry {
+    /// Adds a plugin; refuses a second file with the same id and version.
+    pub fn insert(&mut self, plugin: LoadedPlugin) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let versions = self.plugins.entry(plugin.manifest.id.clone()).or_default();
+        if let Some(other) = versions.get(&plugin.manifest.version) {
+            return Err(LoadError::Duplicate {
+                key: plugin.key(),
+                other: other.path.clone(),
+                path: plugin.path,
+            });
+        }
+        let plugin = Arc::new(plugin);
+        versions.insert(plugin.manifest.version.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The plugin with this id: the given version, or the newest without one.
+    pub fn get(&self, id: &str, version: Option<&semver::Version>) -> Option<&Arc<LoadedPlugin>> {
+        let versions = self.plugins.get(id)?;
+        match version {
+            Some(v) => versions.get(v),
+            None => versions.values().next_back(),
+        }
+    }
+
+    /// Versions available for an id, for messages.
+    pub fn versions(&self, id: &str) -> Vec<String> {
+        self.plugins
+            .get(id)
+            .map(|v| v.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every plugin.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+        self.plugins.values().flat_map(|v| v.values())
+    }
+
+    /// Number of plugins.
+    pub fn len(&self) -> usize {
+        self.plugins.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+}

@@ -1,0 +1,9 @@
+//! flowhost's integration tests, one module per area, in one binary (see Cargo.toml).
+
+mod call_api;
+mod engine;
+mod journeys;
+mod other_languages;
+mod sample_plugins;
+mod samples;
+mod sandbox;
