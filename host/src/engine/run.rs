@@ -275,9 +275,9 @@ impl Engine {
             resumed = false;
             event = None;
             p.element_state = None;
-            if let Some(work) = result.background {
-                self.spawn_background(&p, &current, &node.type_name, work);
-            }
+            // Work that goes on after the step starts once the step is written, so its report
+            // always follows the step in the journey.
+            let background = result.background;
             let duration_us = started.elapsed().as_micros() as u64;
             span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
             for (k, v) in &result.set {
@@ -305,6 +305,9 @@ impl Engine {
                         .store
                         .record_step(lease, &p, &entry, write)
                         .await?;
+                    if let Some(work) = background {
+                        self.spawn_background(&p, &current, &node.type_name, work);
+                    }
                     if p.status != Status::Running {
                         return Ok(p);
                     }
@@ -322,6 +325,9 @@ impl Engine {
                 .store
                 .record_step(lease, &p, &entry, write)
                 .await?;
+            if let Some(work) = background {
+                self.spawn_background(&p, &current, &node.type_name, work);
+            }
             return Ok(p);
         }
         p.status = Status::Failed;

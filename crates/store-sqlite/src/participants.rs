@@ -1,0 +1,499 @@
+//! Participants: inserts, claims and leases, steps with their journey entries and counters,
+//! waits and wake-ups, analytics.
+
+use super::*;
+
+/// Writes a participant that someone holds under `lease`, or refuses with
+/// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease.
+fn write_leased(conn: &Connection, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
+    let person = json("person", &p.person)?;
+    let vars = json("variables", &p.variables)?;
+    let running = p.status == Status::Running;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE participants SET person = ?3, variables = ?4, current = ?5, status = ?6,
+                 waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11,
+                 lease_owner = CASE WHEN ?12 THEN lease_owner END,
+                 lease_expires = CASE WHEN ?12 THEN lease_expires END
+             WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                p.id,
+                lease.epoch as i64,
+                person,
+                vars,
+                p.current,
+                p.status.as_str(),
+                p.waiting_until,
+                p.steps as i64,
+                p.element_state.as_ref().map(Value::to_string),
+                p.wait_key,
+                p.event.as_ref().map(Value::to_string),
+                running,
+            ])
+        })
+        .map_err(db("saving a participant"))?;
+    if changed == 0 {
+        return Err(StoreError::LeaseLost {
+            participant: p.id.clone(),
+            epoch: lease.epoch,
+        });
+    }
+    Ok(())
+}
+
+/// Inserts a new participant with `status`, and a lease when it is running.
+fn insert(
+    conn: &Connection,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
+             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            p.id,
+            p.flow_id,
+            json("person", &p.person).map_err(to_sql)?,
+            json("variables", &p.variables).map_err(to_sql)?,
+            p.current,
+            p.status.as_str(),
+            p.waiting_until,
+            p.steps as i64,
+            p.element_state.as_ref().map(Value::to_string),
+            p.wait_key,
+            p.event.as_ref().map(Value::to_string),
+            lease.map(|l| l.0),
+            lease.map(|l| l.1),
+            i64::from(lease.is_some()),
+        ])
+    })
+    .map_err(db("inserting a participant"))?;
+    Ok(())
+}
+
+fn to_sql(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Appends an entry at the participant's next sequence number, so background entries and
+/// steps never collide.
+fn append(conn: &Connection, participant_id: &str, entry: &JourneyEntry) -> Result<(), StoreError> {
+    let seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([participant_id], |r| r.get(0)))
+        .map_err(db("numbering a journey entry"))?;
+    let mut entry = entry.clone();
+    entry.seq = seq as u64;
+    let text = json("journey entry", &entry)?;
+    conn.prepare_cached("INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)")
+        .and_then(|mut stmt| stmt.execute(params![participant_id, seq, text]))
+        .map_err(db("appending a journey entry"))?;
+    Ok(())
+}
+
+fn count(conn: &Connection, flow_id: &str, element_id: &str, exit: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO element_counts (flow_id, element_id, exit, n) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (flow_id, element_id, exit) DO UPDATE SET n = n + 1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![flow_id, element_id, exit]))
+    .map_err(db("counting a step"))?;
+    Ok(())
+}
+
+fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantState>, StoreError> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<Millis>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT flow_id, person, variables, current, status, waiting_until, steps,
+                 element_state, wait_key, event
+             FROM participants WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db("reading a participant"))?;
+    let Some((
+        flow_id,
+        person,
+        vars,
+        current,
+        status,
+        waiting_until,
+        steps,
+        state,
+        wait_key,
+        event,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
+    let parse_opt = |s: Option<String>| {
+        s.map(|s| serde_json::from_str::<Value>(&s))
+            .transpose()
+            .map_err(corrupt)
+    };
+    Ok(Some(ParticipantState {
+        id: id.to_owned(),
+        flow_id,
+        person: serde_json::from_str(&person).map_err(corrupt)?,
+        variables: serde_json::from_str(&vars).map_err(corrupt)?,
+        current,
+        status: parse_status(&status)?,
+        waiting_until,
+        steps: steps as u64,
+        element_state: parse_opt(state)?,
+        wait_key,
+        event: parse_opt(event)?,
+    }))
+}
+
+#[async_trait]
+impl ParticipantStore for SqliteStore {
+    async fn insert_claimed(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+    ) -> Result<Lease, StoreError> {
+        let mut p = p.clone();
+        p.status = Status::Running;
+        let owner = owner.to_owned();
+        self.call(move |conn| {
+            insert(conn, &p, Some((&owner, expires_at)))?;
+            Ok(Lease {
+                participant: p.id,
+                owner,
+                expires_at,
+                epoch: 1,
+            })
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        _now: Millis,
+        expires_at: Millis,
+    ) -> Result<Option<Claim>, StoreError> {
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(db("claiming a participant"))?;
+            let was: Option<String> = tx
+                .prepare_cached(
+                    "SELECT status FROM participants WHERE id = ?1 AND status IN ('waiting', 'queued')",
+                )
+                .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
+                .map_err(db("claiming a participant"))?;
+            let Some(was) = was else {
+                return Ok(None);
+            };
+            let epoch: i64 = tx
+                .prepare_cached(
+                    "UPDATE participants SET status = 'running', lease_owner = ?2,
+                         lease_expires = ?3, epoch = epoch + 1
+                     WHERE id = ?1 RETURNING epoch",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![id, owner, expires_at], |r| r.get(0))
+                })
+                .map_err(db("claiming a participant"))?;
+            tx.commit().map_err(db("claiming a participant"))?;
+            Ok(Some(Claim {
+                was: parse_status(&was)?,
+                lease: Lease {
+                    participant: id,
+                    owner,
+                    expires_at,
+                    epoch: epoch as u64,
+                },
+            }))
+        })
+        .await
+    }
+
+    async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError> {
+        let lease = lease.clone();
+        self.call(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE participants SET lease_expires = ?3
+                     WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![lease.participant, lease.epoch as i64, expires_at])
+                })
+                .map_err(db("renewing a lease"))?;
+            if changed == 0 {
+                return Err(StoreError::LeaseLost {
+                    participant: lease.participant,
+                    epoch: lease.epoch,
+                });
+            }
+            Ok(Lease {
+                expires_at,
+                ..lease
+            })
+        })
+        .await
+    }
+
+    async fn record_step(
+        &self,
+        lease: &Lease,
+        p: &ParticipantState,
+        entry: &JourneyEntry,
+        write: StepWrite<'_>,
+    ) -> Result<(), StoreError> {
+        let (lease, p, entry) = (lease.clone(), p.clone(), entry.clone());
+        let (entered, enter) = (write.entered, write.enter.to_vec());
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(db("recording a step"))?;
+            write_leased(&tx, &lease, &p)?;
+            append(&tx, &p.id, &entry)?;
+            for other in &enter {
+                let mut other = other.clone();
+                other.status = Status::Queued;
+                insert(&tx, &other, None)?;
+            }
+            if entered {
+                count(&tx, &p.flow_id, &entry.element_id, "")?;
+            }
+            if let Some(exit) = &entry.exit {
+                count(&tx, &p.flow_id, &entry.element_id, exit)?;
+            }
+            tx.commit().map_err(db("recording a step"))
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
+        let (lease, p) = (lease.clone(), p.clone());
+        self.call(move |conn| write_leased(conn, &lease, &p)).await
+    }
+
+    async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| read_participant(conn, &id)).await
+    }
+
+    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM participants
+                     WHERE (status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
+                     ORDER BY COALESCE(waiting_until, 0), rowid LIMIT ?2",
+                )
+                .map_err(db("finding due participants"))?;
+            let rows = stmt
+                .query_map(params![now, limit as i64], |r| r.get(0))
+                .map_err(db("finding due participants"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(db("finding due participants"))
+        })
+        .await
+    }
+
+    async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
+        let (key, event) = (key.to_owned(), event.to_string());
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "UPDATE participants SET event = ?2, waiting_until = ?3
+                     WHERE wait_key = ?1 AND status = 'waiting' RETURNING id",
+                )
+                .map_err(db("waking participants"))?;
+            let rows = stmt
+                .query_map(params![key, event, now], |r| r.get(0))
+                .map_err(db("waking participants"))?;
+            let mut ids: Vec<String> = rows
+                .collect::<Result<_, _>>()
+                .map_err(db("waking participants"))?;
+            ids.sort();
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE participants SET waiting_until = ?2 WHERE wait_key = ?1 AND status = 'waiting'",
+            )
+            .and_then(|mut stmt| stmt.execute(params![key, until]))
+            .map_err(db("moving a deadline"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn participants_of(
+        &self,
+        flow_id: &str,
+        statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError> {
+        let (flow_id, statuses) = (flow_id.to_owned(), statuses.to_vec());
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, status FROM participants WHERE flow_id = ?1 ORDER BY rowid",
+                )
+                .map_err(db("listing a flow's participants"))?;
+            let rows = stmt
+                .query_map([flow_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db("listing a flow's participants"))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                let (id, status) = row.map_err(db("listing a flow's participants"))?;
+                if statuses.contains(&parse_status(&status)?) {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn element_counts(
+        &self,
+        flow_id: &str,
+    ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
+        let flow_id = flow_id.to_owned();
+        self.call(move |conn| {
+            let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
+            let mut stmt = conn
+                .prepare_cached("SELECT element_id, exit, n FROM element_counts WHERE flow_id = ?1")
+                .map_err(db("reading analytics"))?;
+            let rows = stmt
+                .query_map([&flow_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(db("reading analytics"))?;
+            for row in rows {
+                let (element, exit, n) = row.map_err(db("reading analytics"))?;
+                let counts = out.entry(element).or_default();
+                if exit.is_empty() {
+                    counts.entered = n as u64;
+                } else {
+                    counts.exits.insert(exit, n as u64);
+                }
+            }
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT current, COUNT(*) FROM participants
+                     WHERE flow_id = ?1 AND status = 'waiting' AND current IS NOT NULL
+                     GROUP BY current",
+                )
+                .map_err(db("reading analytics"))?;
+            let rows = stmt
+                .query_map([&flow_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(db("reading analytics"))?;
+            for row in rows {
+                let (element, n) = row.map_err(db("reading analytics"))?;
+                out.entry(element).or_default().waiting = n as u64;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT entry FROM journey WHERE participant_id = ?1 ORDER BY seq")
+                .map_err(db("reading a journey"))?;
+            let rows = stmt
+                .query_map([&id], |r| r.get::<_, String>(0))
+                .map_err(db("reading a journey"))?;
+            rows.map(|r| {
+                let text = r.map_err(db("reading a journey"))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| StoreError::corrupt(format!("journey of {id:?}"), e))
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn append_journey(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+    ) -> Result<(), StoreError> {
+        let (id, entry) = (participant_id.to_owned(), entry.clone());
+        self.call(move |conn| {
+            let tx = conn
+                .transaction()
+                .map_err(db("appending a journey entry"))?;
+            append(&tx, &id, &entry)?;
+            tx.commit().map_err(db("appending a journey entry"))
+        })
+        .await
+    }
+
+    async fn count_waiting(
+        &self,
+        flow_id: &str,
+        element_id: &str,
+        kind: &str,
+    ) -> Result<u64, StoreError> {
+        let (flow_id, element_id, kind) =
+            (flow_id.to_owned(), element_id.to_owned(), kind.to_owned());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*) FROM participants WHERE flow_id = ?1 AND current = ?2
+                 AND status = 'waiting' AND json_extract(element_state, '$.kind') = ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![flow_id, element_id, kind], |r| r.get::<_, i64>(0))
+            })
+            .map(|n| n as u64)
+            .map_err(db("counting waiting participants"))
+        })
+        .await
+    }
+}

@@ -1,0 +1,88 @@
+//! The conformance suite, in memory and on a file, and what is particular to SQLite.
+
+use super::*;
+
+async fn fresh() -> (SqliteStore, ()) {
+    (SqliteStore::in_memory().unwrap(), ())
+}
+
+flowhost_store::conformance_tests!(fresh);
+
+/// The same suite on a file.
+async fn fresh_file() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (
+        SqliteStore::open(&dir.path().join("state.db")).unwrap(),
+        dir,
+    )
+}
+
+mod on_a_file {
+    use super::fresh_file;
+    flowhost_store::conformance_tests!(fresh_file);
+}
+
+#[tokio::test]
+async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE participants (
+                id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
+                variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
+                waiting_until INTEGER, steps INTEGER NOT NULL);
+             INSERT INTO participants VALUES
+                ('p1', 'f', '{\"id\": \"ada\"}', '{\"n\": 1}', 'w', 'waiting', 5, 2);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let old = store.participant("p1").await.unwrap().unwrap();
+    assert_eq!(old.person.id, "ada");
+    assert_eq!(
+        (old.wait_key, old.event, old.element_state),
+        (None, None, None)
+    );
+    assert_eq!(store.due(5, 10).await.unwrap(), ["p1"]);
+    let claim = store.claim("p1", "node", 5, 60_000).await.unwrap().unwrap();
+    assert_eq!((claim.was, claim.lease.epoch), (Status::Waiting, 1));
+    assert!(
+        store
+            .claim("p1", "node", 5, 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed once"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_closes_the_database_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let clone = store.clone();
+    store.save_flow("f", "{}").await.unwrap();
+    assert!(dir.path().join("state.db-wal").exists());
+    drop(store);
+    clone.save_flow("g", "{}").await.unwrap();
+    drop(clone);
+    // The last connection closed: SQLite checkpointed and removed the write-ahead log.
+    assert!(!dir.path().join("state.db-wal").exists());
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.flows().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_panicking_query_fails_its_call_and_the_store_goes_on() {
+    let (store, ()) = fresh().await;
+    let err = store
+        .call(|_| -> Result<(), StoreError> { panic!("boom") })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    store.save_flow("f", "{}").await.unwrap();
+    assert_eq!(store.flows().await.unwrap().len(), 1);
+}
