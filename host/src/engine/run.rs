@@ -166,6 +166,24 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// Writes a step, then starts the work it leaves behind, so that work's report always
+    /// follows the step in the journey.
+    pub(super) async fn commit(
+        &self,
+        lease: &Lease,
+        p: &ParticipantState,
+        entry: &JourneyEntry,
+        write: StepWrite<'_>,
+        background: Option<crate::elements::BoxFuture<'static, BackgroundReport>>,
+        type_name: &str,
+    ) -> Result<(), EngineError> {
+        self.inner.store.record_step(lease, p, entry, write).await?;
+        if let Some(work) = background {
+            self.spawn_background(p, &entry.element_id, type_name, work);
+        }
+        Ok(())
+    }
+
     pub(super) fn spawn_background(
         &self,
         p: &ParticipantState,
@@ -275,8 +293,6 @@ impl Engine {
             resumed = false;
             event = None;
             p.element_state = None;
-            // Work that goes on after the step starts once the step is written, so its report
-            // always follows the step in the journey.
             let background = result.background;
             let duration_us = started.elapsed().as_micros() as u64;
             span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
@@ -301,13 +317,8 @@ impl Engine {
                     self.leave(node, &current, outcome, &mut p, &mut entry);
                     p.steps += 1;
                     entry.seq = p.steps;
-                    self.inner
-                        .store
-                        .record_step(lease, &p, &entry, write)
+                    self.commit(lease, &p, &entry, write, background, &node.type_name)
                         .await?;
-                    if let Some(work) = background {
-                        self.spawn_background(&p, &current, &node.type_name, work);
-                    }
                     if p.status != Status::Running {
                         return Ok(p);
                     }
@@ -321,13 +332,8 @@ impl Engine {
             entry.waiting_until = until;
             p.steps += 1;
             entry.seq = p.steps;
-            self.inner
-                .store
-                .record_step(lease, &p, &entry, write)
+            self.commit(lease, &p, &entry, write, background, &node.type_name)
                 .await?;
-            if let Some(work) = background {
-                self.spawn_background(&p, &current, &node.type_name, work);
-            }
             return Ok(p);
         }
         p.status = Status::Failed;
