@@ -7,7 +7,6 @@ use flowhost::elements::ElementTypes;
 use flowhost::engine::{Engine, EngineError};
 use flowhost::flow::{FlowDef, FlowError};
 use flowhost::person::Person;
-use flowhost::plugin::PluginHost;
 use flowhost::store::{SqliteStore, Status};
 use flowhost_tests::TestServer;
 use flowhost_tests::components as c;
@@ -48,7 +47,7 @@ async fn setup(dir: &Path, plugins: &[&str], grant_host: &str) -> Setup {
             },
         );
     }
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let (registry, errors) = host.load_dir().await;
     assert!(errors.is_empty(), "{errors:?}");
     let store = Arc::new(SqliteStore::open(&config.database).unwrap());
@@ -56,7 +55,7 @@ async fn setup(dir: &Path, plugins: &[&str], grant_host: &str) -> Setup {
     let engine = Engine::new(
         store,
         clock.clone(),
-        ElementTypes::with_plugins(host, Arc::new(registry)),
+        ElementTypes::with_plugins(host, flowhost::plugin::PluginSet::new(registry)),
     );
     Setup { engine, clock }
 }

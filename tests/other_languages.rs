@@ -4,7 +4,6 @@
 //! componentize-js builds do, which the host links.
 
 use flowhost::person::Person;
-use flowhost::plugin::PluginHost;
 use flowhost::plugin::cache::CacheStatus;
 use flowhost::testing::{PluginTest, TestServer};
 use serde_json::json;
@@ -108,13 +107,13 @@ async fn large_components_load_from_the_cache_after_the_first_compile() {
     };
     for file in ["js_greeter.wasm", "py_greeter.wasm"] {
         let path = component(file);
-        let first = PluginHost::new(&config)
+        let first = flowhost::runtime::plugin_host(&config)
             .unwrap()
             .load_file(&path)
             .await
             .unwrap();
         assert_eq!(first.cache, CacheStatus::Compiled, "{file}");
-        let again = PluginHost::new(&config)
+        let again = flowhost::runtime::plugin_host(&config)
             .unwrap()
             .load_file(&path)
             .await

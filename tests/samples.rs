@@ -24,7 +24,7 @@ async fn host(dir: &Path, shop: &ShopApi, token: &str) -> PluginHost {
             ..PluginGrant::default()
         },
     );
-    PluginHost::new(&config).unwrap()
+    flowhost::runtime::plugin_host(&config).unwrap()
 }
 
 fn invocation() -> Invocation {
@@ -87,7 +87,7 @@ async fn order_status_fails_clearly_and_never_leaks_the_token() {
 
     // Without the operator's secret, the plugin says which one is missing.
     let other = tempfile::tempdir().unwrap();
-    let bare = PluginHost::new(&OperatorConfig {
+    let bare = flowhost::runtime::plugin_host(&OperatorConfig {
         cache_dir: other.path().join("cache"),
         ..OperatorConfig::default()
     })

@@ -70,7 +70,7 @@ async fn happy_path_uses_config_variables_http_log_and_stdout() {
     grant
         .secrets
         .insert("token".into(), SecretSource::Value("tok-123".into()));
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let plugin = load(&host, c::HAPPY).await;
     assert_eq!(plugin.manifest.id, "happy");
     assert_eq!(plugin.manifest.version.to_string(), "1.2.0");
@@ -120,7 +120,9 @@ async fn misbehaves(
     let dir = tempfile::tempdir().unwrap();
     let srv = server().await;
     let addr = srv.addr.to_string();
-    let host = PluginHost::new(&operator(dir.path(), &[(id, &addr), ("happy", &addr)])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(dir.path(), &[(id, &addr), ("happy", &addr)]))
+            .unwrap();
     let bad = load(&host, path).await;
     let inv = invocation(json!({"url": format!("{}/x", srv.url())}));
     let vars = BTreeMap::from([("kept".to_owned(), json!("yes"))]);
@@ -180,7 +182,9 @@ async fn host_not_granted_is_a_typed_error_and_nothing_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server().await;
     // Granted a different port than the server's.
-    let host = PluginHost::new(&operator(dir.path(), &[("denied-host", "127.0.0.1:1")])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(dir.path(), &[("denied-host", "127.0.0.1:1")]))
+            .unwrap();
     let plugin = load(&host, c::DENIED_HOST).await;
     let run = host
         .execute(
@@ -211,7 +215,9 @@ async fn too_many_requests_stops_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server().await;
     let addr = srv.addr.to_string();
-    let host = PluginHost::new(&operator(dir.path(), &[("too-many-requests", &addr)])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(dir.path(), &[("too-many-requests", &addr)]))
+            .unwrap();
     let plugin = load(&host, c::TOO_MANY_REQUESTS).await;
     let run = host
         .execute(
@@ -247,7 +253,7 @@ async fn bad_files_fail_one_by_one_and_good_ones_load() {
     std::fs::copy(c::TRIVIAL, plugins.join("g-trivial.wasm")).unwrap();
     std::fs::write(plugins.join("readme.txt"), b"ignored").unwrap();
 
-    let host = PluginHost::new(&operator(dir.path(), &[])).unwrap();
+    let host = flowhost::runtime::plugin_host(&operator(dir.path(), &[])).unwrap();
     let (registry, errors) = host.load_dir().await;
     let ids: Vec<_> = registry.iter().map(|p| p.key()).collect();
     assert_eq!(ids, ["happy@1.2.0", "trivial@0.1.0"]);
@@ -275,9 +281,9 @@ async fn bad_files_fail_one_by_one_and_good_ones_load() {
 async fn compiled_components_are_cached_and_corrupt_entries_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let config = operator(dir.path(), &[]);
-    let first = PluginHost::new(&config).unwrap();
+    let first = flowhost::runtime::plugin_host(&config).unwrap();
     assert_eq!(load(&first, c::TRIVIAL).await.cache, CacheStatus::Compiled);
-    let restarted = PluginHost::new(&config).unwrap();
+    let restarted = flowhost::runtime::plugin_host(&config).unwrap();
     assert_eq!(load(&restarted, c::TRIVIAL).await.cache, CacheStatus::Hit);
 
     let entry = restarted
@@ -304,7 +310,8 @@ async fn wasi_http_goes_through_the_same_policy() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server().await;
     let addr = srv.addr.to_string();
-    let host = PluginHost::new(&operator(dir.path(), &[("wasi-http", &addr)])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(dir.path(), &[("wasi-http", &addr)])).unwrap();
     let plugin = load(&host, c::WASI_HTTP).await;
     let run = host
         .execute(
@@ -320,7 +327,9 @@ async fn wasi_http_goes_through_the_same_policy() {
 
     // Not granted: refused before anything is sent.
     let other = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(&operator(other.path(), &[("wasi-http", "127.0.0.1:1")])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(other.path(), &[("wasi-http", "127.0.0.1:1")]))
+            .unwrap();
     let plugin = load(&host, c::WASI_HTTP).await;
     let run = host
         .execute(
@@ -339,7 +348,8 @@ async fn wasi_http_goes_through_the_same_policy() {
     assert_eq!(srv.received().len(), 1);
 
     // The request budget is shared with `http.send`: the 17th request fails the execution.
-    let host = PluginHost::new(&operator(other.path(), &[("wasi-http", &addr)])).unwrap();
+    let host =
+        flowhost::runtime::plugin_host(&operator(other.path(), &[("wasi-http", &addr)])).unwrap();
     let plugin = load(&host, c::WASI_HTTP).await;
     let run = host
         .execute(
@@ -363,7 +373,7 @@ async fn a_stuck_plugin_does_not_hold_up_other_participants() {
     let addr = srv.addr.to_string();
     let mut config = operator(dir.path(), &[("happy", &addr)]);
     config.limits.deadline_ms = 1500;
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let stuck = load(&host, c::INFINITE_LOOP).await;
     let good = load(&host, c::HAPPY).await;
     let inv = invocation(json!({"url": format!("{}/x", srv.url())}));
@@ -389,7 +399,7 @@ async fn a_stuck_plugin_does_not_hold_up_other_participants() {
 async fn no_filesystem_environment_arguments_or_sockets() {
     let dir = tempfile::tempdir().unwrap();
     let srv = server().await;
-    let host = PluginHost::new(&operator(dir.path(), &[])).unwrap();
+    let host = flowhost::runtime::plugin_host(&operator(dir.path(), &[])).unwrap();
     let plugin = load(&host, c::SANDBOX_PROBE).await;
     let run = host
         .execute(
@@ -422,7 +432,7 @@ async fn response_over_the_cap_is_a_typed_error() {
         .unwrap()
         .limits
         .max_response_bytes = Some(4096);
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let plugin = load(&host, c::SANDBOX_PROBE).await;
     assert_eq!(plugin.limits.max_response_bytes, 4096);
     let big = host
@@ -456,7 +466,7 @@ async fn loopback_and_denied_hosts_are_refused_even_when_granted() {
     // Granted, but 127.0.0.1 is loopback and the operator did not allow it.
     let mut config = operator(dir.path(), &[("happy", &addr), ("wasi-http", &addr)]);
     config.outbound.allow_private.clear();
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let plugin = load(&host, c::HAPPY).await;
     let run = host.execute(&plugin, &inv, BTreeMap::new()).await;
     let err = run.result.unwrap_err().to_string();
@@ -482,7 +492,7 @@ async fn loopback_and_denied_hosts_are_refused_even_when_granted() {
     // Allowed as private, but on the operator's deny list.
     let mut config = operator(dir.path(), &[("happy", &addr)]);
     config.outbound.deny_hosts.push("127.0.0.1".into());
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let plugin = load(&host, c::HAPPY).await;
     let run = host.execute(&plugin, &inv, BTreeMap::new()).await;
     let err = run.result.unwrap_err().to_string();

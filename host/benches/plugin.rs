@@ -23,7 +23,7 @@ use flowhost::engine::Engine;
 use flowhost::flow::FlowDef;
 use flowhost::person::Person;
 use flowhost::plugin::cache::ArtifactCache;
-use flowhost::plugin::{Invocation, PluginHost, PluginRegistry};
+use flowhost::plugin::{Invocation, PluginRegistry};
 use flowhost::store::SqliteStore;
 use flowhost_tests::components as c;
 use std::collections::BTreeMap;
@@ -52,7 +52,7 @@ fn benches(crit: &mut Criterion) {
         plugins_dir: dir.path().join("plugins"),
         ..OperatorConfig::default()
     };
-    let host = PluginHost::new(&config).unwrap();
+    let host = flowhost::runtime::plugin_host(&config).unwrap();
     let plugin = rt.block_on(host.load_file(Path::new(c::TRIVIAL))).unwrap();
     let invocation = Invocation {
         flow_id: "bench".into(),
@@ -146,11 +146,15 @@ fn benches(crit: &mut Criterion) {
             cache_dir: dir.path().join("other-cache"),
             ..OperatorConfig::default()
         };
-        rt.block_on(PluginHost::new(&warm).unwrap().load_file(&path))
-            .unwrap();
+        rt.block_on(
+            flowhost::runtime::plugin_host(&warm)
+                .unwrap()
+                .load_file(&path),
+        )
+        .unwrap();
         group.bench_function(format!("second-start/{name}"), |b| {
             b.iter(|| {
-                let host = PluginHost::new(&warm).unwrap();
+                let host = flowhost::runtime::plugin_host(&warm).unwrap();
                 rt.block_on(host.load_file(&path)).unwrap()
             })
         });
@@ -165,7 +169,7 @@ fn benches(crit: &mut Criterion) {
     let flow_engine = Engine::new(
         store,
         Arc::new(SystemClock),
-        ElementTypes::with_plugins(host.clone(), Arc::new(registry)),
+        ElementTypes::with_plugins(host.clone(), flowhost::plugin::PluginSet::new(registry)),
     );
     let flow = FlowDef::parse(
         r#"{"id": "b", "name": "B", "entry_points": [{"type": "api", "start": "t"}],

@@ -18,6 +18,11 @@
 //! limits = { deadline_ms = 5000 }
 //! ```
 
+pub use flowhost_outbound::OutboundConfig;
+pub use flowhost_outbound::secrets::SecretSource;
+pub use flowhost_plugin_host::config::{LimitOverrides, Limits, PluginGrant, PluginHostConfig};
+
+use flowhost_outbound::secrets::resolve;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,32 +52,6 @@ pub struct OperatorConfig {
     /// What Call API elements may reach, and the secrets their requests may use.
     #[serde(default)]
     pub call_api: CallApiConfig,
-}
-
-/// `[outbound]`: rules every outbound request follows, whoever sends it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboundConfig {
-    /// Host patterns refused even when granted.
-    pub deny_hosts: Vec<String>,
-    /// Loopback, private and link-local addresses or CIDR ranges that may be reached (all
-    /// such addresses are refused otherwise).
-    pub allow_private: Vec<String>,
-    /// Time allowed to connect (DNS, TCP and TLS), in milliseconds.
-    pub connect_timeout_ms: u64,
-    /// PEM files of CA certificates trusted besides the system's.
-    pub extra_ca_files: Vec<PathBuf>,
-}
-
-impl Default for OutboundConfig {
-    fn default() -> Self {
-        OutboundConfig {
-            deny_hosts: Vec::new(),
-            allow_private: Vec::new(),
-            connect_timeout_ms: 5_000,
-            extra_ca_files: Vec::new(),
-        }
-    }
 }
 
 /// `[call_api]`: what Call API elements may reach and use.
@@ -122,97 +101,6 @@ impl Default for OperatorConfig {
             plugins: BTreeMap::new(),
             outbound: OutboundConfig::default(),
             call_api: CallApiConfig::default(),
-        }
-    }
-}
-
-/// Per-execution limits of a plugin.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Wall-clock deadline for one execution.
-    pub deadline_ms: u64,
-    /// Linear memory cap.
-    pub memory_mib: u64,
-    /// HTTP requests allowed per execution.
-    pub max_http_requests: u32,
-    /// Largest response body accepted.
-    pub max_response_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            deadline_ms: 2_000,
-            memory_mib: 64,
-            max_http_requests: 16,
-            max_response_bytes: 4 * 1024 * 1024,
-        }
-    }
-}
-
-/// Limit overrides for one plugin; unset fields keep the defaults.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    /// See [`Limits::deadline_ms`].
-    pub deadline_ms: Option<u64>,
-    /// See [`Limits::memory_mib`].
-    pub memory_mib: Option<u64>,
-    /// See [`Limits::max_http_requests`].
-    pub max_http_requests: Option<u32>,
-    /// See [`Limits::max_response_bytes`].
-    pub max_response_bytes: Option<u64>,
-}
-
-/// A secret's value: inline, or read from an environment variable at start-up.
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SecretSource {
-    /// The value itself.
-    Value(String),
-    /// The name of an environment variable holding the value.
-    Env {
-        /// Variable name.
-        env: String,
-    },
-}
-
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Value(_) => f.write_str("<redacted>"),
-            SecretSource::Env { env } => write!(f, "env:{env}"),
-        }
-    }
-}
-
-/// What the operator grants and configures for one plugin.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginGrant {
-    /// Hosts the plugin may reach (intersected with what it declares).
-    #[serde(default)]
-    pub allow_hosts: Vec<String>,
-    /// Non-secret settings, read by the plugin with `config.setting`.
-    #[serde(default)]
-    pub settings: BTreeMap<String, String>,
-    /// Secrets, read by the plugin with `config.secret`.
-    #[serde(default)]
-    pub secrets: BTreeMap<String, SecretSource>,
-    /// Limit overrides.
-    #[serde(default)]
-    pub limits: LimitOverrides,
-}
-
-impl Limits {
-    /// These limits with a plugin's overrides applied.
-    pub fn with(self, o: &LimitOverrides) -> Limits {
-        Limits {
-            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
-            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
-            max_http_requests: o.max_http_requests.unwrap_or(self.max_http_requests),
-            max_response_bytes: o.max_response_bytes.unwrap_or(self.max_response_bytes),
         }
     }
 }
@@ -310,50 +198,22 @@ impl OperatorConfig {
         Ok(config)
     }
 
-    /// The limits for a plugin.
-    pub fn limits_for(&self, plugin_id: &str) -> Limits {
-        match self.plugins.get(plugin_id) {
-            Some(grant) => self.limits.with(&grant.limits),
-            None => self.limits,
+    /// The plugin host's part: folders, limits and per-plugin grants.
+    pub fn plugin_host(&self) -> PluginHostConfig {
+        PluginHostConfig {
+            plugins_dir: self.plugins_dir.clone(),
+            cache_dir: self.cache_dir.clone(),
+            limits: self.limits,
+            plugins: self.plugins.clone(),
         }
-    }
-
-    /// The largest memory cap any plugin may have, which sizes the instance pool.
-    pub fn max_memory_mib(&self) -> u64 {
-        self.plugins
-            .keys()
-            .map(|id| self.limits_for(id).memory_mib)
-            .chain([self.limits.memory_mib])
-            .max()
-            .unwrap_or(64)
-    }
-}
-
-impl PluginGrant {
-    /// Resolves secrets to their values.
-    pub fn secret_values(&self) -> BTreeMap<String, String> {
-        resolve_secrets(&self.secrets)
     }
 }
 
 impl CallApiConfig {
     /// Resolves secrets to their values.
     pub fn secret_values(&self) -> BTreeMap<String, String> {
-        resolve_secrets(&self.secrets)
+        resolve(&self.secrets)
     }
-}
-
-fn resolve_secrets(secrets: &BTreeMap<String, SecretSource>) -> BTreeMap<String, String> {
-    secrets
-        .iter()
-        .filter_map(|(k, v)| {
-            let value = match v {
-                SecretSource::Value(s) => s.clone(),
-                SecretSource::Env { env } => std::env::var(env).ok()?,
-            };
-            Some((k.clone(), value))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -361,7 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_plugin_overrides_and_pool_size() {
+    fn plugin_sections_become_the_plugin_host_part() {
         let text = r#"
             [limits]
             deadline_ms = 1000
@@ -372,14 +232,11 @@ mod tests {
             [plugins.b]
         "#;
         let config = OperatorConfig::parse(text, Path::new("f.toml")).unwrap();
-        let a = config.limits_for("a");
+        let a = config.plugin_host().limits_for("a");
         assert_eq!(
             (a.deadline_ms, a.memory_mib, a.max_http_requests),
             (1000, 256, 16)
         );
-        assert_eq!(config.limits_for("b").memory_mib, 64);
-        assert_eq!(config.limits_for("unknown").deadline_ms, 1000);
-        assert_eq!(config.max_memory_mib(), 256);
         assert_eq!(config.plugins["a"].secret_values()["token"], "inline");
         assert_eq!(
             format!("{:?}", config.plugins["a"].secrets),
@@ -418,7 +275,10 @@ mod tests {
         assert_eq!(config.call_api.allow_hosts, ["*"]);
         assert_eq!(config.call_api.secret_values()["crm_token"], "y");
         assert_eq!(config.outbound.connect_timeout_ms, 5000);
-        assert_eq!(config.limits_for("order-status").deadline_ms, 5000);
+        assert_eq!(
+            config.plugin_host().limits_for("order-status").deadline_ms,
+            5000
+        );
     }
 
     #[test]

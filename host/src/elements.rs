@@ -18,7 +18,7 @@ use crate::clock::Millis;
 use crate::flow::{ElementDef, Issue};
 use crate::person::Person;
 use crate::plugin::capabilities::LogLine;
-use crate::plugin::{PluginHost, PluginRegistry};
+use crate::plugin::{PluginHost, PluginSet};
 use crate::store::StateStore;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -208,7 +208,7 @@ pub const BUILTINS: &[&str] = &[
 #[derive(Clone)]
 pub struct ElementTypes {
     builtins: BTreeMap<&'static str, Arc<dyn ElementType>>,
-    plugins: Option<(PluginHost, Arc<PluginRegistry>)>,
+    plugins: Option<(PluginHost, PluginSet)>,
     http: crate::outbound::HttpClient,
 }
 
@@ -258,10 +258,11 @@ impl ElementTypes {
         }
     }
 
-    /// The built-ins and the plugins in `registry`, run by `host`.
-    pub fn with_plugins(host: PluginHost, registry: Arc<PluginRegistry>) -> Self {
+    /// The built-ins and the plugins of `plugins`, run by `host`. A flow compiles against the
+    /// snapshot current at that moment.
+    pub fn with_plugins(host: PluginHost, plugins: PluginSet) -> Self {
         ElementTypes {
-            plugins: Some((host, registry)),
+            plugins: Some((host, plugins)),
             ..Self::builtins_only()
         }
     }
@@ -308,11 +309,12 @@ impl ElementTypes {
                 }
                 None => (spec, None),
             };
-            let Some((host, registry)) = &self.plugins else {
+            let Some((host, plugins)) = &self.plugins else {
                 return Err(format!(
                     "plugin {id:?} is not loaded (no plugins folder is in use)"
                 ));
             };
+            let registry = plugins.snapshot();
             let Some(plugin) = registry.get(id, version.as_ref()) else {
                 let versions = registry.versions(id);
                 return Err(if versions.is_empty() {

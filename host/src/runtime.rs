@@ -4,9 +4,10 @@
 //! assembling the parts themselves.
 //!
 //! 1. [`open_store`] opens the database the configuration names.
-//! 2. [`Runtime::start`] builds the plugin host (one outbound client, shared with Call API
-//!    elements and chatbot webhooks), loads the plugins folder, and builds the engine over the
-//!    store with the built-ins and the loaded plugins.
+//! 2. [`Runtime::start`] builds the one outbound HTTP client (plugins, Call API elements and
+//!    chatbot webhooks all send through it), the plugin host with its part of the
+//!    configuration, loads the plugins folder into a [`PluginSet`], and builds the engine over
+//!    the store with the built-ins and those plugins.
 //! 3. [`Runtime::load_saved_flows`] loads the flows deployed earlier, so their participants
 //!    can continue.
 //!
@@ -33,7 +34,8 @@ use crate::elements::ElementTypes;
 use crate::elements::call_api::CallApiConfigError;
 use crate::engine::{Engine, EngineError};
 use crate::flow::FlowError;
-use crate::plugin::{HostError, LoadError, PluginHost, PluginRegistry};
+use crate::outbound::{HttpClient, OutboundConfigError};
+use crate::plugin::{HostError, LoadError, PluginHost, PluginRegistry, PluginSet};
 use crate::store::{SqliteStore, StateStore, StoreError};
 use std::sync::Arc;
 
@@ -41,8 +43,10 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// The plugin engine could not be built (for example, a CA file in `[outbound]` is
-    /// unreadable).
+    /// An `[outbound]` setting is unusable (for example, a CA file is unreadable).
+    #[error(transparent)]
+    Outbound(#[from] OutboundConfigError),
+    /// The plugin engine could not be built.
     #[error(transparent)]
     PluginHost(#[from] HostError),
     /// The database could not be opened.
@@ -58,11 +62,18 @@ pub fn open_store(config: &OperatorConfig) -> Result<Arc<dyn StateStore>, StoreE
     Ok(Arc::new(SqliteStore::open(&config.database)?))
 }
 
+/// Builds the plugin host from the configuration, with an outbound client of its own. (A
+/// [`Runtime`] shares one client between the plugin host and the built-in elements.)
+pub fn plugin_host(config: &OperatorConfig) -> Result<PluginHost, RuntimeError> {
+    let client = HttpClient::new(&config.outbound)?;
+    Ok(PluginHost::new(&config.plugin_host(), client)?)
+}
+
 /// The plugin host, the loaded plugins and the engine over the configured store.
 pub struct Runtime {
     config: OperatorConfig,
     plugin_host: PluginHost,
-    plugins: Arc<PluginRegistry>,
+    plugins: PluginSet,
     load_errors: Vec<LoadError>,
     engine: Engine,
 }
@@ -79,24 +90,34 @@ impl Runtime {
         config: OperatorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
-        let plugin_host = PluginHost::new(&config)?;
+        let client = HttpClient::new(&config.outbound)?;
+        let plugin_host = PluginHost::new(&config.plugin_host(), client.clone())?;
         let (registry, load_errors) = plugin_host.load_dir().await;
         let store = open_store(&config)?;
-        Self::assemble(config, plugin_host, registry, load_errors, store, clock)
+        Self::assemble(
+            config,
+            client,
+            plugin_host,
+            registry,
+            load_errors,
+            store,
+            clock,
+        )
     }
 
-    /// Wires already-built parts: the engine over `store` with the built-ins and the
-    /// plugins of `registry`, run by `plugin_host`.
+    /// Wires already-built parts: the engine over `store` with the built-ins (sending through
+    /// `client`) and the plugins of `registry`, run by `plugin_host`.
+    #[allow(clippy::too_many_arguments)] // one argument per part; a builder would only rename them
     pub fn assemble(
         config: OperatorConfig,
+        client: HttpClient,
         plugin_host: PluginHost,
         registry: PluginRegistry,
         load_errors: Vec<LoadError>,
         store: Arc<dyn StateStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
-        let plugins = Arc::new(registry);
-        let client = plugin_host.http_client().clone();
+        let plugins = PluginSet::new(registry);
         let types = ElementTypes::with_plugins(plugin_host.clone(), plugins.clone())
             .with_call_api(client, &config.call_api)?;
         let engine = Engine::new(store, clock, types);
@@ -125,9 +146,9 @@ impl Runtime {
         &self.plugin_host
     }
 
-    /// The plugins that loaded.
-    pub fn plugins(&self) -> &PluginRegistry {
-        &self.plugins
+    /// The plugins in use now.
+    pub fn plugins(&self) -> Arc<PluginRegistry> {
+        self.plugins.snapshot()
     }
 
     /// The plugin files that did not load, one error each.

@@ -27,7 +27,6 @@ use crate::config::{OperatorConfig, PluginGrant, SecretSource};
 use crate::elements::{ElementType, PluginElementType, StepInput, StepOutcome, StepResult};
 use crate::flow::ElementDef;
 use crate::person::Person;
-use crate::plugin::PluginHost;
 use crate::plugin::capabilities::LogLine;
 use crate::store::SqliteStore;
 use bytes::Bytes;
@@ -408,7 +407,7 @@ impl PluginTest {
     /// Loads the plugin, checks the configuration as flow validation would, and runs one
     /// step. Panics with the validation issues or load error, since the test cannot go on.
     pub async fn run(self) -> PluginRun {
-        let host = PluginHost::new(&self.config).unwrap_or_else(|e| panic!("{e}"));
+        let host = crate::runtime::plugin_host(&self.config).unwrap_or_else(|e| panic!("{e}"));
         let plugin = host
             .load_file(&self.wasm)
             .await

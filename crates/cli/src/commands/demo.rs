@@ -10,6 +10,7 @@ use flowhost::conversations::{ConversationStatus, Conversations};
 use flowhost::engine::Engine;
 use flowhost::flow::FlowDef;
 use flowhost::messaging::{Channel, InboundMessage};
+use flowhost::outbound::HttpClient;
 use flowhost::person::{Contact, Person};
 use flowhost::plugin::PluginHost;
 use flowhost::runtime::{Runtime, open_store};
@@ -95,7 +96,8 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
     let state_dir = tempfile_dir()?;
     config.database = state_dir.join("demo.db");
     let started = std::time::Instant::now();
-    let host = PluginHost::new(&config)?;
+    let client = HttpClient::new(&config.outbound)?;
+    let host = PluginHost::new(&config.plugin_host(), client.clone())?;
     let (registry, errors) = host.load_dir().await;
     for e in &errors {
         eprintln!("warning: {e}");
@@ -122,7 +124,15 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         plugin.cache
     );
     let store = open_store(&config)?;
-    let runtime = Runtime::assemble(config, host, registry, errors, store, Arc::new(SystemClock))?;
+    let runtime = Runtime::assemble(
+        config,
+        client,
+        host,
+        registry,
+        errors,
+        store,
+        Arc::new(SystemClock),
+    )?;
     let engine = runtime.engine();
     let flow = FlowDef::parse(
         include_str!("../../../../examples/order-updates.json"),

@@ -2,7 +2,6 @@
 
 use crate::output::{plugin_json, print_plugin};
 use flowhost::config::OperatorConfig;
-use flowhost::plugin::PluginHost;
 use flowhost::scaffold::{Source, new_plugin};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +39,7 @@ pub enum Command {
 pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
     match command {
         Command::List { json } => {
-            let host = PluginHost::new(&config)?;
+            let host = flowhost::runtime::plugin_host(&config)?;
             let (registry, errors) = host.load_dir().await;
             for e in &errors {
                 eprintln!("warning: {e}");
@@ -89,7 +88,7 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             println!("  cargo build --release --target wasm32-wasip2");
         }
         Command::Inspect { file, json } => {
-            let host = PluginHost::new(&config)?;
+            let host = flowhost::runtime::plugin_host(&config)?;
             let was_cached = std::fs::read(&file)
                 .map(|b| host.cache().probe(&b))
                 .unwrap_or(false);

@@ -16,22 +16,35 @@
 //!    capped by the outbound policy. Every failure becomes an [`ExecFailure`]; the `Store` is
 //!    dropped whatever happens, so no instance outlives a trap.
 //!
+//! 5. A [`PluginSet`] holds the registry in use as a snapshot that is replaced whole: flows
+//!    compile against the current snapshot, and a reload publishes a new one while executions
+//!    already running keep the plugins they started with.
+//!
+//! The host depends on no flow, store or engine type: an element adapter elsewhere turns an
+//! [`Execution`] into a step. It takes its [`config::PluginHostConfig`] and the one outbound
+//! [`HttpClient`] it sends through from the composition root.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use flowhost::config::OperatorConfig;
-//! use flowhost::plugin::PluginHost;
+//! use flowhost_outbound::{HttpClient, OutboundConfig};
+//! use flowhost_plugin_host::config::PluginHostConfig;
+//! use flowhost_plugin_host::{PluginHost, PluginSet};
 //!
-//! let host = PluginHost::new(&OperatorConfig::default())?;
+//! let client = HttpClient::new(&OutboundConfig::default())?;
+//! let host = PluginHost::new(&PluginHostConfig::default(), client)?;
 //! let (registry, errors) = host.load_dir().await;
 //! for error in &errors {
 //!     eprintln!("{error}");
 //! }
-//! println!("{} plugins", registry.len());
+//! let plugins = PluginSet::new(registry);
+//! println!("{} plugins", plugins.snapshot().len());
 //! # Ok(()) }
 //! ```
+#![deny(missing_docs)]
 
 pub mod cache;
 pub mod capabilities;
+pub mod config;
 mod load;
 pub mod manifest;
 mod outcome;
@@ -41,13 +54,13 @@ mod state;
 
 pub use load::LoadError;
 use outcome::{check_outcome, classify_trap, trap_reason};
-pub use registry::PluginRegistry;
+pub use registry::{PluginRegistry, PluginSet};
 
-use crate::config::{Limits, OperatorConfig};
-use crate::outbound::{HostPattern, HttpClient, OutboundPolicy};
-use crate::person::Person;
 use cache::{ArtifactCache, CacheStatus};
 use capabilities::{ConfigCap, HttpCap, LogLevel, LogLine, RequestLimitExceeded, VariablesCap};
+use config::{Limits, PluginHostConfig};
+use flowhost_outbound::{HostPattern, HttpClient, OutboundPolicy};
+use flowhost_types::person::Person;
 use manifest::{ERROR_EXIT, Manifest, valid_id};
 use serde_json::Value;
 use state::{ExecState, MemoryLimitExceeded};
@@ -245,7 +258,7 @@ struct HostInner {
     engine: Engine,
     client: HttpClient,
     linker: Linker<ExecState>,
-    config: OperatorConfig,
+    config: PluginHostConfig,
     cache: ArtifactCache,
     permits: tokio::sync::Semaphore,
     stop_ticker: Arc<AtomicBool>,
@@ -258,9 +271,9 @@ impl Drop for HostInner {
 }
 
 impl PluginHost {
-    /// Builds the engine and linker for this operator configuration.
-    pub fn new(config: &OperatorConfig) -> Result<Self, HostError> {
-        let client = HttpClient::new(&config.outbound).map_err(|e| HostError(e.to_string()))?;
+    /// Builds the engine and linker for this configuration; every request a plugin makes
+    /// leaves through `client`.
+    pub fn new(config: &PluginHostConfig, client: HttpClient) -> Result<Self, HostError> {
         let engine = build_engine(config).map_err(|e| HostError(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         compose_linker(&mut linker).map_err(|e| HostError(e.to_string()))?;
@@ -295,11 +308,6 @@ impl PluginHost {
     /// The wasmtime engine (for benchmarks and tools).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
-    }
-
-    /// The outbound HTTP client plugins use, to share with Call API elements.
-    pub fn http_client(&self) -> &HttpClient {
-        &self.inner.client
     }
 
     /// The artifact cache.
@@ -442,7 +450,7 @@ fn mib(m: u64) -> usize {
     usize::try_from(m.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
 }
 
-fn build_engine(config: &OperatorConfig) -> wasmtime::Result<Engine> {
+fn build_engine(config: &PluginHostConfig) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 8)

@@ -1,4 +1,5 @@
-//! The loaded plugins, by id and version: what flows reference as `plugin:<id>[@<version>]`.
+//! The loaded plugins, by id and version: what flows reference as `plugin:<id>[@<version>]`;
+//! and the set in use, a snapshot replaced whole when the plugins folder is loaded again.
 
 use super::*;
 
@@ -54,5 +55,49 @@ impl PluginRegistry {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
+    }
+}
+
+/// The plugins in use: a [`PluginRegistry`] snapshot that a reload replaces whole. Cheap to
+/// clone; every clone sees the same current snapshot.
+///
+/// Readers take the snapshot once (compiling a flow, listing plugins) and keep it as long as
+/// they need; publishing a new one never changes a snapshot already taken, so an execution in
+/// flight finishes on the plugin it started with.
+#[derive(Clone, Default)]
+pub struct PluginSet {
+    current: Arc<std::sync::RwLock<Arc<PluginRegistry>>>,
+}
+
+impl PluginSet {
+    /// A set whose first snapshot is `registry`.
+    pub fn new(registry: PluginRegistry) -> Self {
+        PluginSet {
+            current: Arc::new(std::sync::RwLock::new(Arc::new(registry))),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<PluginRegistry> {
+        // The lock only guards swapping one `Arc` for another, which cannot panic halfway.
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `registry` the current snapshot and returns the one it replaces.
+    pub fn publish(&self, registry: PluginRegistry) -> Arc<PluginRegistry> {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::replace(&mut *current, Arc::new(registry))
+    }
+}
+
+impl std::fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PluginSet").field(&self.snapshot()).finish()
     }
 }

@@ -305,7 +305,7 @@ pub(super) fn resolve_declared_host(
     match entry.strip_prefix("setting:") {
         Some(name) => {
             let uri: http::Uri = settings.get(name)?.parse().ok()?;
-            let (host, port) = crate::outbound::url_host_port(&uri)?;
+            let (host, port) = flowhost_outbound::url_host_port(&uri)?;
             let host = if host.contains(':') {
                 format!("[{host}]")
             } else {

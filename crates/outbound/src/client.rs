@@ -4,13 +4,14 @@
 
 use super::address::{IpRange, special_range};
 use super::{HostPattern, OutboundError};
-use crate::config::OutboundConfig;
 use bytes::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Deserialize;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -22,6 +23,32 @@ use tracing::Instrument;
 /// Request bodies the client sends.
 pub type ClientBody =
     http_body_util::combinators::UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// `[outbound]`: rules every outbound request follows, whoever sends it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Host patterns refused even when granted.
+    pub deny_hosts: Vec<String>,
+    /// Loopback, private and link-local addresses or CIDR ranges that may be reached (all
+    /// such addresses are refused otherwise).
+    pub allow_private: Vec<String>,
+    /// Time allowed to connect (DNS, TCP and TLS), in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// PEM files of CA certificates trusted besides the system's.
+    pub extra_ca_files: Vec<PathBuf>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            deny_hosts: Vec::new(),
+            allow_private: Vec::new(),
+            connect_timeout_ms: 5_000,
+            extra_ca_files: Vec::new(),
+        }
+    }
+}
 
 /// The operator's `[outbound]` rules could not be used.
 #[derive(Debug, thiserror::Error)]

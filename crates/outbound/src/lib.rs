@@ -5,19 +5,36 @@
 //! [`OutboundPolicy`]: the hosts allowed, the number of requests per execution, and the largest
 //! response body accepted. Every request then leaves through one [`HttpClient`], whose
 //! connector applies the operator's network rules (denied hosts, private addresses) to the
-//! addresses a name resolves to.
+//! addresses a name resolves to. Operator secrets, and the one way their values are kept out of
+//! what is stored or logged, are in [`secrets`].
+//!
+//! ```
+//! use flowhost_outbound::{HostPattern, OutboundPolicy};
+//!
+//! let policy = OutboundPolicy {
+//!     subject: "plugin crm-sync@1.0.0".into(),
+//!     declared: None,
+//!     granted: vec![HostPattern::parse("*.crm.example").unwrap()],
+//!     max_requests: 4,
+//!     max_response_bytes: 1 << 20,
+//! };
+//! assert!(policy.check(&"https://api.crm.example/v2".parse().unwrap()).is_ok());
+//! let refused = policy.check(&"https://elsewhere.example/".parse().unwrap()).unwrap_err();
+//! assert!(refused.to_string().contains("allow_hosts"));
+//! ```
+#![deny(missing_docs)]
 
 mod address;
 mod client;
+pub mod secrets;
 
 pub use address::{IpRange, special_range};
-pub use client::{ClientBody, HttpClient, OutboundConfigError};
+pub use client::{ClientBody, HttpClient, OutboundConfig, OutboundConfigError};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime_wasi_http::Error as WasiHttpError;
 
 /// A host pattern: `api.example.com`, `api.example.com:8443`, `*.example.com`, or `*`.
 /// A pattern without a port matches any port.
@@ -323,11 +340,10 @@ async fn exchange(
             continue;
         }
         let (parts, incoming) = response.into_parts();
-        let incoming = incoming.map_err(|e| WasiHttpError::InternalError(Some(e.to_string())));
         let body = limit_body(incoming, policy.max_response_bytes)
             .collect()
             .await
-            .map_err(map_wasi_error)?
+            .map_err(OutboundError::from)?
             .to_bytes();
         return Ok(BufferedResponse {
             status: parts.status.as_u16(),
@@ -366,33 +382,41 @@ fn resolve_location(base: &http::Uri, location: &str) -> Option<http::Uri> {
     http::Uri::from_parts(parts).ok()
 }
 
-/// A response body that fails with `HttpResponseBodySize` past `max` bytes; both the buffered
-/// path and `wasi:http` use it, so the cap means the same everywhere.
-pub fn limit_body<B>(body: B, max: u64) -> impl http_body::Body<Data = Bytes, Error = WasiHttpError>
-where
-    B: http_body::Body<Data = Bytes, Error = WasiHttpError>,
-{
-    Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).map_err(move |e| {
-        match e.downcast::<WasiHttpError>() {
-            Ok(e) => *e,
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                WasiHttpError::HttpResponseBodySize(Some(max))
-            }
-            Err(e) => WasiHttpError::InternalError(Some(e.to_string())),
-        }
-    })
+/// Why a response body could not be read to its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is larger than the cap.
+    #[error("response body larger than {0} bytes")]
+    TooLarge(u64),
+    /// The connection failed while reading it.
+    #[error("reading the response body: {0}")]
+    Read(String),
 }
 
-pub(crate) fn map_wasi_error(e: WasiHttpError) -> OutboundError {
-    match e {
-        WasiHttpError::ConnectionTimeout
-        | WasiHttpError::ConnectionReadTimeout
-        | WasiHttpError::HttpResponseTimeout
-        | WasiHttpError::DnsTimeout => OutboundError::Timeout,
-        WasiHttpError::HttpRequestUriInvalid => OutboundError::InvalidRequest("URI".into()),
-        WasiHttpError::HttpResponseBodySize(n) => OutboundError::ResponseTooLarge(n.unwrap_or(0)),
-        other => OutboundError::Connection(other.to_string()),
+impl From<BodyError> for OutboundError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(max) => OutboundError::ResponseTooLarge(max),
+            BodyError::Read(m) => OutboundError::Connection(m),
+        }
     }
+}
+
+/// A response body that fails with [`BodyError::TooLarge`] past `max` bytes; both the buffered
+/// path and `wasi:http` use it, so the cap means the same everywhere.
+pub fn limit_body<B>(body: B, max: u64) -> impl http_body::Body<Data = Bytes, Error = BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Limited::new(body, usize::try_from(max).unwrap_or(usize::MAX)).map_err(move |e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            BodyError::TooLarge(max)
+        } else {
+            BodyError::Read(e.to_string())
+        }
+    })
 }
 
 /// Shared handle to a policy, as held by one execution.

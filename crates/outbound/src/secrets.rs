@@ -1,6 +1,7 @@
 //! Operator secrets, and the one way their values are kept out of journeys, logs, error
 //! messages and stored variables: every secret value is replaced by `[secret:NAME]`.
 
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,6 +74,43 @@ impl Secrets {
             _ => {}
         }
     }
+}
+
+/// A secret's value: inline, or read from an environment variable at start-up.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretSource {
+    /// The value itself.
+    Value(String),
+    /// The name of an environment variable holding the value.
+    Env {
+        /// Variable name.
+        env: String,
+    },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Value(_) => f.write_str("<redacted>"),
+            SecretSource::Env { env } => write!(f, "env:{env}"),
+        }
+    }
+}
+
+/// Resolves secret sources to their values; a variable that is not set leaves its secret out
+/// (the operator's configuration is checked for those when it is loaded).
+pub fn resolve(secrets: &BTreeMap<String, SecretSource>) -> BTreeMap<String, String> {
+    secrets
+        .iter()
+        .filter_map(|(k, v)| {
+            let value = match v {
+                SecretSource::Value(s) => s.clone(),
+                SecretSource::Env { env } => std::env::var(env).ok()?,
+            };
+            Some((k.clone(), value))
+        })
+        .collect()
 }
 
 #[cfg(test)]

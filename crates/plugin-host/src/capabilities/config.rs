@@ -1,7 +1,7 @@
 //! `config`: operator settings and secrets for one plugin, configured once in
 //! `flowhost.toml` and shared by every flow that uses the plugin.
 
-use crate::secrets::Secrets;
+use flowhost_outbound::secrets::Secrets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,12 +1,13 @@
 //! `http` and `wasi:http/outgoing-handler`: outbound HTTP for one execution.
 //!
 //! Both paths count against the same request budget and go through the same
-//! [`OutboundPolicy`](crate::outbound::OutboundPolicy). The buffered `http.send` traps when the
+//! [`OutboundPolicy`](flowhost_outbound::OutboundPolicy). The buffered `http.send` traps when the
 //! budget is spent (a limit breach, not something to handle); `wasi:http` cannot trap from its
 //! hook, so it refuses the request and marks the execution, which then ends on the error exit.
 
-use crate::outbound::{
-    self, BufferedRequest, BufferedResponse, HttpClient, OutboundError, SharedPolicy,
+use flowhost_outbound::{
+    self as outbound, BodyError, BufferedRequest, BufferedResponse, HttpClient, OutboundError,
+    SharedPolicy,
 };
 use http_body_util::BodyExt;
 use std::time::Duration;
@@ -136,8 +137,12 @@ impl WasiHttpHooks for HttpCap {
                 other => WasiHttpError::InternalError(Some(other.to_string())),
             })?;
             let response = response.map(|body| {
-                let body = body.map_err(|e| WasiHttpError::InternalError(Some(e.to_string())));
-                outbound::limit_body(body, max).boxed_unsync()
+                outbound::limit_body(body, max)
+                    .map_err(|e| match e {
+                        BodyError::TooLarge(max) => WasiHttpError::HttpResponseBodySize(Some(max)),
+                        other => WasiHttpError::InternalError(Some(other.to_string())),
+                    })
+                    .boxed_unsync()
             });
             // The pooled client drives the connection itself.
             let io: IoFuture = Box::new(async { Ok(()) });

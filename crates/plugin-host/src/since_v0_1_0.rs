@@ -8,7 +8,7 @@ use super::capabilities::LogLevel;
 use super::manifest::{ConfigField, ExitDecl, FieldKind, Manifest};
 use super::state::ExecState;
 use super::{ElementFailure, Invocation, Outcome};
-use crate::outbound::OutboundError;
+use flowhost_outbound::OutboundError;
 use serde_json::Value;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -18,7 +18,7 @@ pub const VERSION: &str = "0.1.0";
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         world: "plugin",
         imports: {
             "flowhost:element/http.send": async | trappable,
@@ -144,7 +144,7 @@ fn value_from_wit(value: types::Value) -> wasmtime::Result<Value> {
     Ok(match value {
         types::Value::Null => Value::Null,
         types::Value::Boolean(b) => Value::Bool(b),
-        types::Value::Number(n) => crate::plugin::number_to_json(n),
+        types::Value::Number(n) => crate::number_to_json(n),
         types::Value::Text(s) => Value::String(s),
         types::Value::Json(s) => serde_json::from_str(&s).map_err(|e| {
             wasmtime::format_err!("variables.set: value.json is not valid JSON ({e})")
@@ -208,6 +208,9 @@ impl http::Host for ExecState {
                 Err(http::HttpError::Connection(m))
             }
             Err(OutboundError::ResponseTooLarge(n)) => Err(http::HttpError::ResponseTooLarge(n)),
+            // A failure added to the outbound crate later reaches the plugin as a connection
+            // error with its message, the closest v0.1.0 has.
+            Err(other) => Err(http::HttpError::Connection(other.to_string())),
         })
     }
 }
