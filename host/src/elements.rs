@@ -19,7 +19,7 @@ use crate::flow::{ElementDef, Issue};
 use crate::person::Person;
 use crate::plugin::capabilities::LogLine;
 use crate::plugin::{PluginHost, PluginSet};
-use crate::store::StateStore;
+use crate::store::{ElementState, StateStore};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ pub struct StepInput<'a> {
     /// Whether the participant waited in this element and is now resuming.
     pub resumed: bool,
     /// What the element kept when the participant started waiting in it.
-    pub state: Option<&'a Value>,
+    pub state: Option<&'a ElementState>,
     /// The engine's store, for elements with durable shared state (rate-limited queues,
     /// people, conversations, chatbot sessions).
     pub store: &'a dyn StateStore,
@@ -107,8 +107,9 @@ pub struct StepResult {
     /// Outcome data for the journey.
     pub data: Option<Value>,
     /// Kept while the participant waits (with [`StepOutcome::Wait`]) and handed back in
-    /// [`StepInput::state`] when it resumes.
-    pub state: Option<Value>,
+    /// [`StepInput::state`] when it resumes; its reason is what analytics count waiting
+    /// participants by.
+    pub state: Option<ElementState>,
     /// Work that finishes after the participant has moved on; its report is appended to the
     /// journey.
     pub background: Option<BoxFuture<'static, BackgroundReport>>,

@@ -216,8 +216,11 @@ impl Engine {
         Ok(self.inner.store.journey(id).await?)
     }
 
-    /// How many participants wait in a flow's element for the reason `kind` (`"queued"`
-    /// for a Call API sending-speed queue, `"window"` for its delivery window).
+    /// How many participants wait in a flow's element for the reason `kind`, as the element
+    /// names it in its [`ElementState`](crate::store::ElementState) (for Call API:
+    /// [`WAITING_QUEUED`](crate::elements::call_api::WAITING_QUEUED) in the sending-speed
+    /// queue, [`WAITING_WINDOW`](crate::elements::call_api::WAITING_WINDOW) outside the delivery
+    /// window, [`WAITING_RETRY`](crate::elements::call_api::WAITING_RETRY) between attempts).
     pub async fn waiting_count(
         &self,
         flow_id: &str,

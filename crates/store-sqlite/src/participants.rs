@@ -2,6 +2,7 @@
 //! waits and wake-ups, analytics.
 
 use super::*;
+use flowhost_types::participant::ElementState;
 
 /// Writes a participant that someone holds under `lease`, or refuses with
 /// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease.
@@ -14,7 +15,7 @@ fn write_leased(conn: &Connection, lease: &Lease, p: &ParticipantState) -> Resul
             "UPDATE participants SET person = ?3, variables = ?4, current = ?5, status = ?6,
                  waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11,
                  lease_owner = CASE WHEN ?12 THEN lease_owner END,
-                 lease_expires = CASE WHEN ?12 THEN lease_expires END
+                 lease_expires = CASE WHEN ?12 THEN lease_expires END, wait_reason = ?13
              WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
         )
         .and_then(|mut stmt| {
@@ -27,10 +28,11 @@ fn write_leased(conn: &Connection, lease: &Lease, p: &ParticipantState) -> Resul
                 p.status.as_str(),
                 p.waiting_until,
                 p.steps as i64,
-                p.element_state.as_ref().map(Value::to_string),
+                p.element_state.as_ref().map(|s| s.data.to_string()),
                 p.wait_key,
                 p.event.as_ref().map(Value::to_string),
                 running,
+                p.element_state.as_ref().map(|s| &s.reason),
             ])
         })
         .map_err(db("saving a participant"))?;
@@ -51,8 +53,8 @@ fn insert(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
-             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -64,12 +66,13 @@ fn insert(
             p.status.as_str(),
             p.waiting_until,
             p.steps as i64,
-            p.element_state.as_ref().map(Value::to_string),
+            p.element_state.as_ref().map(|s| s.data.to_string()),
             p.wait_key,
             p.event.as_ref().map(Value::to_string),
             lease.map(|l| l.0),
             lease.map(|l| l.1),
             i64::from(lease.is_some()),
+            p.element_state.as_ref().map(|s| &s.reason),
         ])
     })
     .map_err(db("inserting a participant"))?;
@@ -118,11 +121,12 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<String>,
     );
     let row: Option<Row> = conn
         .prepare_cached(
             "SELECT flow_id, person, variables, current, status, waiting_until, steps,
-                 element_state, wait_key, event
+                 element_state, wait_key, event, wait_reason
              FROM participants WHERE id = ?1",
         )
         .and_then(|mut stmt| {
@@ -138,6 +142,7 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
                     r.get(7)?,
                     r.get(8)?,
                     r.get(9)?,
+                    r.get(10)?,
                 ))
             })
             .optional()
@@ -154,6 +159,7 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
         state,
         wait_key,
         event,
+        reason,
     )) = row
     else {
         return Ok(None);
@@ -173,7 +179,10 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
         status: parse_status(&status)?,
         waiting_until,
         steps: steps as u64,
-        element_state: parse_opt(state)?,
+        element_state: parse_opt(state)?.map(|data| ElementState {
+            reason: reason.unwrap_or_default(),
+            data,
+        }),
         wait_key,
         event: parse_opt(event)?,
     }))
@@ -486,7 +495,7 @@ impl ParticipantStore for SqliteStore {
         self.call(move |conn| {
             conn.prepare_cached(
                 "SELECT COUNT(*) FROM participants WHERE flow_id = ?1 AND current = ?2
-                 AND status = 'waiting' AND json_extract(element_state, '$.kind') = ?3",
+                 AND status = 'waiting' AND wait_reason = ?3",
             )
             .and_then(|mut stmt| {
                 stmt.query_row(params![flow_id, element_id, kind], |r| r.get::<_, i64>(0))

@@ -68,7 +68,17 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("lease_owner", "TEXT"),
     ("lease_expires", "INTEGER"),
     ("epoch", "INTEGER NOT NULL DEFAULT 0"),
+    // Why a participant waits, as its element names it; analytics count by it.
+    ("wait_reason", "TEXT"),
 ];
+
+/// Run once, right after a column is added, to fill it for the rows already there.
+const BACKFILLS: &[(&str, &str)] = &[(
+    // Before `wait_reason`, elements kept the reason in their state as `"kind"`.
+    "wait_reason",
+    "UPDATE participants SET wait_reason = json_extract(element_state, '$.kind')
+     WHERE element_state IS NOT NULL",
+)];
 
 fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| StoreError::database(context, e)
@@ -100,6 +110,10 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
                 "ALTER TABLE participants ADD COLUMN {column} {kind}"
             ))
             .map_err(db("adding a column"))?;
+            for (_, backfill) in BACKFILLS.iter().filter(|(c, _)| c == column) {
+                conn.execute_batch(backfill)
+                    .map_err(db("filling an added column"))?;
+            }
         }
     }
     conn.execute_batch(

@@ -59,6 +59,39 @@ async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_ro
 }
 
 #[tokio::test]
+async fn waits_from_before_wait_reason_keep_their_reason_from_the_element_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE participants (
+                id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
+                variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
+                waiting_until INTEGER, steps INTEGER NOT NULL, element_state TEXT);
+             INSERT INTO participants VALUES
+                ('p1', 'f', '{\"id\": \"ada\"}', '{}', 'call', 'waiting', 5, 2,
+                 '{\"kind\": \"retry\", \"attempt\": 2}'),
+                ('p2', 'f', '{\"id\": \"bob\"}', '{}', 'call', 'waiting', 5, 2,
+                 '{\"kind\": \"queued\"}');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let state = store
+        .participant("p1")
+        .await
+        .unwrap()
+        .unwrap()
+        .element_state;
+    let state = state.expect("kept");
+    assert_eq!(state.reason, "retry");
+    assert_eq!(state.data["attempt"], 2);
+    assert_eq!(store.count_waiting("f", "call", "queued").await.unwrap(), 1);
+    assert_eq!(store.count_waiting("f", "call", "retry").await.unwrap(), 1);
+}
+
+#[tokio::test]
 async fn dropping_the_last_handle_closes_the_database_before_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");

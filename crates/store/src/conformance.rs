@@ -12,7 +12,7 @@
 
 use crate::{Lease, ParticipantState, Record, StateStore, Status, StepWrite, StoreError};
 use flowhost_types::log::{LogLevel, LogLine};
-use flowhost_types::participant::JourneyEntry;
+use flowhost_types::participant::{ElementState, JourneyEntry};
 use flowhost_types::person::{Contact, Person};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ macro_rules! conformance_tests {
             background_entries_take_the_next_seq,
             participants_of_a_flow_by_status,
             slots_are_spaced,
-            waiting_is_counted_by_kind,
+            waiting_is_counted_by_reason,
             people_are_found_by_any_contact,
             records_by_key_status_and_recency,
         );
@@ -120,7 +120,10 @@ pub async fn flows_are_saved_and_replaced(store: &impl StateStore) {
 /// A participant reads back exactly as written, element state and event included.
 pub async fn participants_round_trip(store: &impl StateStore) {
     let mut p = participant("f", "start");
-    p.element_state = Some(json!({"kind": "retry", "attempt": 2}));
+    p.element_state = Some(ElementState {
+        reason: "retry".into(),
+        data: json!({"attempt": 2, "first_at": 1_000}),
+    });
     p.event = Some(json!({"text": "hi"}));
     let lease = store.insert_claimed(&p, OWNER, 5_000).await.unwrap();
     assert_eq!(
@@ -463,11 +466,12 @@ pub async fn slots_are_spaced(store: &impl StateStore) {
     assert_eq!(store.take_slot("q", 5_000, 100).await.unwrap(), 5_000);
 }
 
-/// Waiting participants are counted by the `kind` of their element state.
-pub async fn waiting_is_counted_by_kind(store: &impl StateStore) {
-    for kind in ["queued", "queued", "window"] {
+/// Waiting participants are counted by the reason their element gives; a state without data
+/// reads back as it was written.
+pub async fn waiting_is_counted_by_reason(store: &impl StateStore) {
+    for reason in ["queued", "queued", "window"] {
         let mut p = participant("f", "call");
-        p.element_state = Some(json!({ "kind": kind }));
+        p.element_state = Some(ElementState::reason(reason));
         waiting(store, p, Some(10), None).await;
     }
     assert_eq!(store.count_waiting("f", "call", "queued").await.unwrap(), 2);
@@ -477,6 +481,10 @@ pub async fn waiting_is_counted_by_kind(store: &impl StateStore) {
         0
     );
     assert_eq!(store.count_waiting("g", "call", "queued").await.unwrap(), 0);
+    let mut p = participant("f", "call");
+    p.element_state = Some(ElementState::reason("window"));
+    let p = waiting(store, p, Some(10), None).await;
+    assert_eq!(store.participant(&p.id).await.unwrap(), Some(p));
 }
 
 /// People: by id and by any contact; a contact belongs to one person; an update re-indexes

@@ -42,7 +42,9 @@
 #[cfg(any(feature = "conformance", doc))]
 pub mod conformance;
 
-pub use flowhost_types::participant::{ElementCounts, JourneyEntry, ParticipantState, Status};
+pub use flowhost_types::participant::{
+    ElementCounts, ElementState, JourneyEntry, ParticipantState, Status,
+};
 
 use async_trait::async_trait;
 use flowhost_types::clock::Millis;
@@ -238,7 +240,8 @@ pub trait ParticipantStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// How many participants wait in an element of a flow for the reason `kind` (the
-    /// `"kind"` field of their element state).
+    /// [`ElementState::reason`] their
+    /// element gave).
     async fn count_waiting(
         &self,
         flow_id: &str,

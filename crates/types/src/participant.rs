@@ -74,8 +74,8 @@ pub struct ParticipantState {
     /// Journey entries so far.
     pub steps: u64,
     /// What the current element keeps while the participant waits in it (a retry count, a
-    /// queue position); `None` otherwise. A `"kind"` field names the reason for waiting.
-    pub element_state: Option<Value>,
+    /// chatbot session); `None` otherwise.
+    pub element_state: Option<ElementState>,
     /// What the participant waits for besides time (`inbound:sms:385911234567:INFO`), so an
     /// event can wake it; `None` when only time does.
     pub wait_key: Option<String>,
@@ -105,6 +105,60 @@ impl ParticipantState {
             wait_key: None,
             event: None,
         }
+    }
+}
+
+/// What an element keeps while a participant waits in it, handed back when the participant
+/// resumes there.
+///
+/// The store keeps [`ElementState::reason`] where it can count by it (analytics show how many
+/// wait in a Call API element's queue and how many outside its delivery window) and `data`
+/// as the element wrote it, without reading it.
+///
+/// ```
+/// use flowhost_types::participant::ElementState;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct Retry {
+///     attempt: u32,
+/// }
+///
+/// let state = ElementState::new("retry", &Retry { attempt: 2 });
+/// assert_eq!(state.reason, "retry");
+/// assert_eq!(state.data_as::<Retry>(), Some(Retry { attempt: 2 }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ElementState {
+    /// Why the participant waits, in the element's words (`queued`, `window`, `retry`,
+    /// `inbound`, `chatbot`).
+    pub reason: String,
+    /// The element's own data; `null` when the reason says it all.
+    pub data: Value,
+}
+
+impl ElementState {
+    /// A reason and the element's data, serialized.
+    pub fn new(reason: &str, data: &impl Serialize) -> Self {
+        ElementState {
+            reason: reason.to_owned(),
+            // Serializing a plain data struct to a JSON value cannot fail.
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+        }
+    }
+
+    /// A reason with no data.
+    pub fn reason(reason: &str) -> Self {
+        ElementState {
+            reason: reason.to_owned(),
+            data: Value::Null,
+        }
+    }
+
+    /// The data as the element's own type; `None` when it is not one (written by another
+    /// version of the element).
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        T::deserialize(&self.data).ok()
     }
 }
 

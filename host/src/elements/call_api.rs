@@ -47,6 +47,7 @@ use crate::outbound::{
 };
 use crate::plugin::capabilities::{LogLevel, LogLine};
 use crate::secrets::Secrets;
+use crate::store::ElementState;
 use crate::template::{JsonTemplate, Ref, Scope, Template, TemplateError};
 use config::BodyFormat;
 use schedule::{Retry, Window, WindowConfig, parse_retry_after};
@@ -65,6 +66,13 @@ pub const EXIT_5XX: &str = "5xx";
 /// Exit taken at once when the element does not wait for the response.
 pub const EXIT_NEXT: &str = "next";
 const EXIT_ERROR: &str = super::ERROR_EXIT;
+/// The reason participants wait in the sending-speed queue, for
+/// [`Engine::waiting_count`](crate::engine::Engine::waiting_count).
+pub const WAITING_QUEUED: &str = "queued";
+/// The reason participants wait for the delivery window to open.
+pub const WAITING_WINDOW: &str = "window";
+/// The reason participants wait between attempts.
+pub const WAITING_RETRY: &str = "retry";
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
@@ -166,24 +174,61 @@ fn warn(message: String) -> LogLine {
     }
 }
 
+/// Why a participant waits in a Call API element: kept as its element state, so analytics
+/// count the queue and the participants outside the delivery window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// Outside the delivery window, until it opens.
+    Window,
+    /// In the sending-speed queue, holding a slot.
+    Queued,
+    /// Until the next attempt.
+    Retry(RetryState),
+}
+
+/// Between attempts: the data kept with the `retry` reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+struct RetryState {
+    /// The attempt that failed, from 1.
+    attempt: u32,
+    /// When the first attempt was made (`max_total_ms` counts from it).
+    first_at: Millis,
+}
+
+impl Waiting {
+    fn state(self) -> ElementState {
+        match self {
+            Waiting::Window => ElementState::reason(WAITING_WINDOW),
+            Waiting::Queued => ElementState::reason(WAITING_QUEUED),
+            Waiting::Retry(retry) => ElementState::new(WAITING_RETRY, &retry),
+        }
+    }
+
+    fn from_state(state: &ElementState) -> Option<Waiting> {
+        match state.reason.as_str() {
+            WAITING_WINDOW => Some(Waiting::Window),
+            WAITING_QUEUED => Some(Waiting::Queued),
+            WAITING_RETRY => state.data_as().map(Waiting::Retry),
+            _ => None,
+        }
+    }
+}
+
 impl CallApi {
-    fn waiting(&self, until: Millis, state: Value, log: String) -> StepResult {
+    fn waiting(&self, until: Millis, why: Waiting, log: String) -> StepResult {
         let mut r = StepResult::new(StepOutcome::Wait(until));
-        r.state = Some(state);
+        r.state = Some(why.state());
         r.logs.push(info(log));
         r
     }
 
     async fn step(&self, input: &StepInput<'_>) -> StepResult {
-        let kind = input
+        let waited = input
             .state
             .filter(|_| input.resumed)
-            .and_then(|s| s["kind"].as_str());
-        if kind == Some("retry") {
-            let state = input.state.expect("retry state");
-            let attempt = state["attempt"].as_u64().unwrap_or(1) as u32 + 1;
-            let first_at = state["first_at"].as_i64().unwrap_or(input.now);
-            return self.attempt(input, attempt, first_at).await;
+            .and_then(Waiting::from_state);
+        if let Some(Waiting::Retry(retry)) = waited {
+            return self.attempt(input, retry.attempt + 1, retry.first_at).await;
         }
         if let Some(w) = &self.window
             && !w.contains(input.now)
@@ -191,7 +236,7 @@ impl CallApi {
             return match w.next_open(input.now) {
                 Some(open) => self.waiting(
                     open,
-                    json!({"kind": "window"}),
+                    Waiting::Window,
                     format!(
                         "outside the delivery window; waits until it opens at {}",
                         w.local(open)
@@ -204,14 +249,14 @@ impl CallApi {
         }
         // A participant coming back from the queue already holds its slot.
         if let Some((interval, rate)) = &self.rate
-            && kind != Some("queued")
+            && waited != Some(Waiting::Queued)
         {
             let queue = format!("call-api:{}:{}", input.flow_id, input.element_id);
             match input.store.take_slot(&queue, input.now, *interval).await {
                 Ok(slot) if slot > input.now => {
                     return self.waiting(
                         slot,
-                        json!({"kind": "queued"}),
+                        Waiting::Queued,
                         format!(
                             "sending speed {rate}: queued, sends in {} ms",
                             slot - input.now
@@ -303,7 +348,7 @@ impl CallApi {
                     };
                     return self.waiting(
                         input.now + delay,
-                        json!({"kind": "retry", "attempt": attempt, "first_at": first_at}),
+                        Waiting::Retry(RetryState { attempt, first_at }),
                         format!("{line}; retrying in {delay} ms{how}"),
                     );
                 }

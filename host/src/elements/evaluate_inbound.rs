@@ -21,6 +21,7 @@ use crate::flow::parse_duration;
 use crate::flow::{ElementDef, Issue};
 use crate::messaging::{Channel, InboundMessage, LAST_INBOUND_MESSAGE};
 use crate::person::{ContactKind, Person};
+use crate::store::ElementState;
 use serde::Deserialize;
 
 pub(crate) struct EvaluateInboundType;
@@ -226,7 +227,7 @@ impl Element for EvaluateInbound {
                         key: InboundMessage::wait_key(self.channel, &contact, &self.sender),
                         until: Some(input.now + self.timeout_ms),
                     });
-                    result.state = Some(serde_json::json!({"kind": "inbound"}));
+                    result.state = Some(ElementState::reason("inbound"));
                     result
                 }
                 Err(e) => StepResult::new(StepOutcome::Failed(format!(

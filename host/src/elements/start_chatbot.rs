@@ -24,9 +24,9 @@ use crate::answers::{Answers, EndReason};
 use crate::flow::{ElementDef, FlowDef, Issue};
 use crate::messaging::{InboundMessage, LAST_INBOUND_MESSAGE};
 use crate::outbound::HttpClient;
-use crate::store::StateStore;
+use crate::store::{ElementState, StateStore};
 use crate::template::{Scope, Template};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub(crate) struct StartChatbotType {
@@ -51,6 +51,12 @@ struct Config {
     context: Option<String>,
     #[serde(default)]
     conditions: Vec<String>,
+}
+
+/// What the element keeps while the participant talks to the bot.
+#[derive(Serialize, Deserialize)]
+struct InSession {
+    session: String,
 }
 
 struct StartChatbot {
@@ -192,7 +198,12 @@ impl StartChatbot {
             key: session.wait_key(),
             until: Some(input.now + session.timeout_ms),
         });
-        r.state = Some(serde_json::json!({"kind": "chatbot", "session": session.id}));
+        r.state = Some(ElementState::new(
+            "chatbot",
+            &InSession {
+                session: session.id.clone(),
+            },
+        ));
         r.data = Some(serde_json::json!({"session": session.id, "chatbot": bot.id}));
         r.wake = woken;
         Ok(r)
@@ -201,9 +212,9 @@ impl StartChatbot {
     async fn resume(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
         let session_id = input
             .state
-            .and_then(|s| s["session"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+            .and_then(|s| s.data_as::<InSession>())
+            .map(|s| s.session)
+            .unwrap_or_default();
         if let Some(reason) = input
             .event
             .and_then(|e| e["end"].as_str())

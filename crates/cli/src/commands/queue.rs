@@ -3,6 +3,7 @@
 
 use crate::setup;
 use flowhost::config::OperatorConfig;
+use flowhost::elements::call_api::{WAITING_QUEUED, WAITING_RETRY, WAITING_WINDOW};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -16,7 +17,7 @@ pub struct Args {
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
     let runtime = setup::runtime(config).await?;
     let mut counts = Vec::new();
-    for kind in ["queued", "window", "retry"] {
+    for kind in [WAITING_QUEUED, WAITING_WINDOW, WAITING_RETRY] {
         counts.push(
             runtime
                 .engine()
