@@ -22,22 +22,30 @@ mod on_a_file {
     flowhost_store::conformance_tests!(fresh_file);
 }
 
+/// A database with the participants table of the first release, plus `columns`, holding
+/// `rows`.
+fn old_database(dir: &tempfile::TempDir, columns: &str, rows: &str) -> std::path::PathBuf {
+    let path = dir.path().join("old.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE participants (
+            id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
+            variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
+            waiting_until INTEGER, steps INTEGER NOT NULL{columns});
+         INSERT INTO participants VALUES {rows};"
+    ))
+    .unwrap();
+    path
+}
+
 #[tokio::test]
 async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE participants (
-                id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
-                variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
-                waiting_until INTEGER, steps INTEGER NOT NULL);
-             INSERT INTO participants VALUES
-                ('p1', 'f', '{\"id\": \"ada\"}', '{\"n\": 1}', 'w', 'waiting', 5, 2);",
-        )
-        .unwrap();
-    }
+    let path = old_database(
+        &dir,
+        "",
+        "('p1', 'f', '{\"id\": \"ada\"}', '{\"n\": 1}', 'w', 'waiting', 5, 2)",
+    );
     let store = SqliteStore::open(&path).unwrap();
     let old = store.participant("p1").await.unwrap().unwrap();
     assert_eq!(old.person.id, "ada");
@@ -61,22 +69,14 @@ async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_ro
 #[tokio::test]
 async fn waits_from_before_wait_reason_keep_their_reason_from_the_element_state() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE participants (
-                id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, person TEXT NOT NULL,
-                variables TEXT NOT NULL, current TEXT, status TEXT NOT NULL,
-                waiting_until INTEGER, steps INTEGER NOT NULL, element_state TEXT);
-             INSERT INTO participants VALUES
-                ('p1', 'f', '{\"id\": \"ada\"}', '{}', 'call', 'waiting', 5, 2,
-                 '{\"kind\": \"retry\", \"attempt\": 2}'),
-                ('p2', 'f', '{\"id\": \"bob\"}', '{}', 'call', 'waiting', 5, 2,
-                 '{\"kind\": \"queued\"}');",
-        )
-        .unwrap();
-    }
+    let path = old_database(
+        &dir,
+        ", element_state TEXT",
+        "('p1', 'f', '{\"id\": \"ada\"}', '{}', 'call', 'waiting', 5, 2,
+          '{\"kind\": \"retry\", \"attempt\": 2}'),
+         ('p2', 'f', '{\"id\": \"bob\"}', '{}', 'call', 'waiting', 5, 2,
+          '{\"kind\": \"queued\"}')",
+    );
     let store = SqliteStore::open(&path).unwrap();
     let state = store
         .participant("p1")
