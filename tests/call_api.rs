@@ -54,11 +54,11 @@ fn harness_with(
     call_api: CallApiConfig,
 ) -> Harness {
     let client = HttpClient::new(&outbound).unwrap();
-    let types = ElementTypes::builtins_only()
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let types = ElementTypes::builtins(store.clone())
         .with_call_api(client, &call_api)
         .unwrap();
     let clock = Arc::new(ManualClock::new(now));
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
     Harness {
         engine: Engine::new(store, clock.clone(), types),
         clock,

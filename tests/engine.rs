@@ -52,11 +52,9 @@ async fn setup(dir: &Path, plugins: &[&str], grant_host: &str) -> Setup {
     assert!(errors.is_empty(), "{errors:?}");
     let store = Arc::new(SqliteStore::open(&config.database).unwrap());
     let clock = Arc::new(ManualClock::new(T0));
-    let engine = Engine::new(
-        store,
-        clock.clone(),
-        ElementTypes::with_plugins(host, flowhost::plugin::PluginSet::new(registry)),
-    );
+    let types = ElementTypes::builtins(store.clone())
+        .with_plugins(host, flowhost::plugin::PluginSet::new(registry));
+    let engine = Engine::new(store, clock.clone(), types);
     Setup { engine, clock }
 }
 

@@ -48,7 +48,7 @@ async fn setup_at(dir: &Path, now: i64) -> Setup {
         ..OutboundConfig::default()
     })
     .unwrap();
-    let types = ElementTypes::builtins_only()
+    let types = ElementTypes::builtins(store.clone())
         .with_call_api(client, &CallApiConfig::default())
         .unwrap();
     let engine = Engine::new(store, clock.clone(), types);

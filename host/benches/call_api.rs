@@ -84,7 +84,8 @@ fn benches(crit: &mut Criterion) {
             assert_eq!(r.body.len(), BODY.len());
         }
     };
-    let types = ElementTypes::builtins_only()
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let types = ElementTypes::builtins(store)
         .with_call_api(client.clone(), &CallApiConfig::default())
         .unwrap();
     let def: ElementDef = serde_json::from_value(json!({
@@ -99,11 +100,10 @@ fn benches(crit: &mut Criterion) {
         Arc::from(ty.build(&def).map_err(|e| format!("{e:?}")).unwrap());
     let person = Arc::new(Person::default());
     let variables = Arc::new(BTreeMap::from([("order_id".to_owned(), json!("1001"))]));
-    let store = Arc::new(SqliteStore::in_memory().unwrap());
     let step = |element: Arc<dyn Element>| {
-        let (person, variables, store) = (person.clone(), variables.clone(), store.clone());
+        let (person, variables) = (person.clone(), variables.clone());
         async move {
-            let (person, variables, store) = (&*person, &*variables, &*store);
+            let (person, variables) = (&*person, &*variables);
             let r = element
                 .run(StepInput {
                     flow_id: "f",
@@ -114,7 +114,6 @@ fn benches(crit: &mut Criterion) {
                     now: 0,
                     resumed: false,
                     state: None,
-                    store,
                     event: None,
                     flows: &flowhost::elements::NoFlows,
                 })

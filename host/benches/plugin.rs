@@ -166,11 +166,9 @@ fn benches(crit: &mut Criterion) {
         .insert(rt.block_on(host.load_file(Path::new(c::TRIVIAL))).unwrap())
         .unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
-    let flow_engine = Engine::new(
-        store,
-        Arc::new(SystemClock),
-        ElementTypes::with_plugins(host.clone(), flowhost::plugin::PluginSet::new(registry)),
-    );
+    let types = ElementTypes::builtins(store.clone())
+        .with_plugins(host.clone(), flowhost::plugin::PluginSet::new(registry));
+    let flow_engine = Engine::new(store, Arc::new(SystemClock), types);
     let flow = FlowDef::parse(
         r#"{"id": "b", "name": "B", "entry_points": [{"type": "api", "start": "t"}],
             "elements": [{"id": "t", "type": "plugin:trivial", "exits": {"done": "x"}},

@@ -48,9 +48,6 @@ pub struct StepInput<'a> {
     pub resumed: bool,
     /// What the element kept when the participant started waiting in it.
     pub state: Option<&'a ElementState>,
-    /// The engine's store, for elements with durable shared state (rate-limited queues,
-    /// people, conversations, chatbot sessions).
-    pub store: &'a dyn StateStore,
     /// The event that woke the participant ([`StepOutcome::WaitFor`]), when one did.
     pub event: Option<&'a Value>,
     /// The other flows, for elements that enter participants into them.
@@ -206,69 +203,63 @@ pub const BUILTINS: &[&str] = &[
 ];
 
 /// Every element type the engine knows: the built-ins and the loaded plugins.
+///
+/// Built-ins get the services they use when they are built, not with each step: Call API
+/// its send-slot queues and the outbound client, Add to Flow the people, Start a
+/// Conversation the conversations and chatbot sessions, Start chatbot the chatbot registry
+/// and its sessions. Each element type takes the narrowest part of the store it needs.
 #[derive(Clone)]
 pub struct ElementTypes {
     builtins: BTreeMap<&'static str, Arc<dyn ElementType>>,
     plugins: Option<(PluginHost, PluginSet)>,
+    store: Arc<dyn StateStore>,
     http: crate::outbound::HttpClient,
 }
 
-impl Default for ElementTypes {
-    fn default() -> Self {
-        Self::builtins_only()
-    }
-}
-
 impl ElementTypes {
-    /// Only the built-ins.
-    pub fn builtins_only() -> Self {
+    /// The built-ins, keeping their shared state in `store`, with the default outbound
+    /// client and `[call_api]` settings.
+    pub fn builtins(store: Arc<dyn StateStore>) -> Self {
+        let http = crate::outbound::HttpClient::with_defaults();
         let mut builtins: BTreeMap<&'static str, Arc<dyn ElementType>> = BTreeMap::new();
         builtins.insert("exit", Arc::new(exit::ExitType));
         builtins.insert("branch", Arc::new(branch::BranchType));
         builtins.insert("set-variable", Arc::new(set_variable::SetVariableType));
         builtins.insert("wait", Arc::new(wait::WaitType));
-        builtins.insert("add-to-flow", Arc::new(add_to_flow::AddToFlowType));
+        builtins.insert(
+            "add-to-flow",
+            Arc::new(add_to_flow::AddToFlowType::new(store.clone())),
+        );
         builtins.insert(
             "evaluate-inbound",
             Arc::new(evaluate_inbound::EvaluateInboundType),
         );
         builtins.insert(
             "start-conversation",
-            Arc::new(start_conversation::StartConversationType),
-        );
-        builtins.insert(
-            "start-chatbot",
-            Arc::new(start_chatbot::StartChatbotType::new(
-                crate::outbound::HttpClient::with_defaults(),
+            Arc::new(start_conversation::StartConversationType::new(
+                store.clone(),
             )),
         );
-        builtins.insert(
-            "call-api",
-            Arc::new(
-                call_api::CallApiType::new(
-                    crate::outbound::HttpClient::with_defaults(),
-                    &crate::config::CallApiConfig::default(),
-                )
-                .expect("default Call API settings are valid"),
-            ),
-        );
-        ElementTypes {
+        let types = ElementTypes {
             builtins,
             plugins: None,
-            http: crate::outbound::HttpClient::with_defaults(),
-        }
+            store,
+            http: http.clone(),
+        };
+        types
+            .with_call_api(http, &crate::config::CallApiConfig::default())
+            .expect("default Call API settings are valid")
     }
 
-    /// The built-ins and the plugins of `plugins`, run by `host`. A flow compiles against the
-    /// snapshot current at that moment.
-    pub fn with_plugins(host: PluginHost, plugins: PluginSet) -> Self {
-        ElementTypes {
-            plugins: Some((host, plugins)),
-            ..Self::builtins_only()
-        }
+    /// Adds the plugins of `plugins`, run by `host`. A flow compiles against the snapshot
+    /// current at that moment.
+    pub fn with_plugins(mut self, host: PluginHost, plugins: PluginSet) -> Self {
+        self.plugins = Some((host, plugins));
+        self
     }
 
-    /// Uses the operator's `[call_api]` settings and `client` for Call API elements.
+    /// Uses the operator's `[call_api]` settings and `client` for Call API elements, and
+    /// `client` for chatbot webhooks.
     pub fn with_call_api(
         mut self,
         client: crate::outbound::HttpClient,
@@ -276,12 +267,19 @@ impl ElementTypes {
     ) -> Result<Self, call_api::CallApiConfigError> {
         self.builtins.insert(
             "start-chatbot",
-            Arc::new(start_chatbot::StartChatbotType::new(client.clone())),
+            Arc::new(start_chatbot::StartChatbotType::new(
+                client.clone(),
+                self.store.clone(),
+            )),
         );
         self.http = client.clone();
         self.builtins.insert(
             "call-api",
-            Arc::new(call_api::CallApiType::new(client, config)?),
+            Arc::new(call_api::CallApiType::new(
+                client,
+                self.store.clone(),
+                config,
+            )?),
         );
         Ok(self)
     }

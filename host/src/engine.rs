@@ -11,7 +11,8 @@
 //! use std::sync::Arc;
 //!
 //! let store = Arc::new(SqliteStore::open("flowhost.db".as_ref())?);
-//! let engine = Engine::new(store, Arc::new(SystemClock), ElementTypes::builtins_only());
+//! let types = ElementTypes::builtins(store.clone());
+//! let engine = Engine::new(store, Arc::new(SystemClock), types);
 //! engine.deploy(FlowDef::load("flow.json".as_ref())?, "flow.json").await?;
 //! let participant = engine.start("my-flow", Default::default(), Default::default()).await?;
 //! for step in engine.journey(&participant.id).await? {

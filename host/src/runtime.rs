@@ -118,7 +118,8 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
         let plugins = PluginSet::new(registry);
-        let types = ElementTypes::with_plugins(plugin_host.clone(), plugins.clone())
+        let types = ElementTypes::builtins(store.clone())
+            .with_plugins(plugin_host.clone(), plugins.clone())
             .with_call_api(client, &config.call_api)?;
         let engine = Engine::new(store, clock, types);
         Ok(Runtime {

@@ -28,7 +28,6 @@ use crate::elements::{ElementType, PluginElementType, StepInput, StepOutcome, St
 use crate::flow::ElementDef;
 use crate::person::Person;
 use crate::plugin::capabilities::LogLine;
-use crate::store::SqliteStore;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -437,7 +436,6 @@ impl PluginTest {
                     .join("; ")
             ),
         };
-        let store = SqliteStore::in_memory().expect("in-memory database");
         let StepResult {
             outcome,
             set,
@@ -454,7 +452,6 @@ impl PluginTest {
                 now: 0,
                 resumed: false,
                 state: None,
-                store: &store,
                 event: None,
                 flows: &crate::elements::NoFlows,
             })

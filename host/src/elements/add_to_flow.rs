@@ -18,13 +18,23 @@
 use super::{BoxFuture, Element, ElementType, StepInput, StepResult, parse_config};
 use crate::flow::{ElementDef, Issue};
 use crate::person::{Contact, ContactKind, People};
-use crate::store::{ParticipantState, Status};
+use crate::store::{ParticipantState, StateStore, Status};
 use crate::template::{JsonTemplate, Ref, Scope, Template};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-pub(crate) struct AddToFlowType;
+pub(crate) struct AddToFlowType {
+    /// The people other participants are found in or added to.
+    people: Arc<dyn StateStore>,
+}
+
+impl AddToFlowType {
+    pub(crate) fn new(people: Arc<dyn StateStore>) -> Self {
+        AddToFlowType { people }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +63,7 @@ struct Another {
 }
 
 struct AddToFlow {
+    people: Arc<dyn StateStore>,
     flow: String,
     variables: Vec<(String, JsonTemplate)>,
     another: Option<Another>,
@@ -109,6 +120,7 @@ impl ElementType for AddToFlowType {
             return Err(issues);
         }
         Ok(Box::new(AddToFlow {
+            people: self.people.clone(),
             flow: config.flow,
             variables,
             another,
@@ -173,7 +185,7 @@ impl Element for AddToFlow {
                             Err(e) => return failover(format!("cannot set attribute {name}: {e}")),
                         }
                     }
-                    match People::new(input.store)
+                    match People::new(&*self.people)
                         .upsert_by_contact(&contact, &attributes)
                         .await
                     {

@@ -179,7 +179,6 @@ mod tests {
             ..Person::default()
         };
         let variables: BTreeMap<String, Value> = serde_json::from_value(vars).unwrap();
-        let store = crate::store::SqliteStore::in_memory().unwrap();
         let input = StepInput {
             flow_id: "f",
             element_id: "b",
@@ -189,7 +188,6 @@ mod tests {
             now: 0,
             resumed: false,
             state: None,
-            store: &store,
             event: None,
             flows: &crate::elements::NoFlows,
         };

@@ -47,7 +47,7 @@ use crate::outbound::{
 };
 use crate::plugin::capabilities::{LogLevel, LogLine};
 use crate::secrets::Secrets;
-use crate::store::ElementState;
+use crate::store::{ElementState, QueueStore};
 use crate::template::{JsonTemplate, Ref, Scope, Template, TemplateError};
 use config::BodyFormat;
 use schedule::{Retry, Window, WindowConfig, parse_retry_after};
@@ -81,6 +81,8 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// Operator settings shared by every Call API element.
 struct Shared {
     client: HttpClient,
+    /// Where sending-speed slots are taken, shared by every node using the store.
+    queues: Arc<dyn QueueStore>,
     policy: OutboundPolicy,
     secrets: Secrets,
     max_redirects: u8,
@@ -107,8 +109,13 @@ pub struct CallApiType {
 pub struct CallApiConfigError(String);
 
 impl CallApiType {
-    /// A Call API type sending through `client` under the operator's `config`.
-    pub fn new(client: HttpClient, config: &CallApiConfig) -> Result<Self, CallApiConfigError> {
+    /// A Call API type sending through `client` under the operator's `config`, taking
+    /// sending-speed slots from `queues`.
+    pub fn new(
+        client: HttpClient,
+        queues: Arc<dyn QueueStore>,
+        config: &CallApiConfig,
+    ) -> Result<Self, CallApiConfigError> {
         let granted = config
             .allow_hosts
             .iter()
@@ -117,6 +124,7 @@ impl CallApiType {
         Ok(CallApiType {
             shared: Arc::new(Shared {
                 client,
+                queues,
                 policy: OutboundPolicy {
                     subject: "Call API".into(),
                     declared: None,
@@ -252,7 +260,12 @@ impl CallApi {
             && waited != Some(Waiting::Queued)
         {
             let queue = format!("call-api:{}:{}", input.flow_id, input.element_id);
-            match input.store.take_slot(&queue, input.now, *interval).await {
+            match self
+                .shared
+                .queues
+                .take_slot(&queue, input.now, *interval)
+                .await
+            {
                 Ok(slot) if slot > input.now => {
                     return self.waiting(
                         slot,

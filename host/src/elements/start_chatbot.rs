@@ -28,15 +28,19 @@ use crate::store::{ElementState, StateStore};
 use crate::template::{Scope, Template};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 pub(crate) struct StartChatbotType {
     answers: Answers,
+    /// The chatbot registry, the account switch and the sessions.
+    store: Arc<dyn StateStore>,
 }
 
 impl StartChatbotType {
-    pub(crate) fn new(client: HttpClient) -> Self {
+    pub(crate) fn new(client: HttpClient, store: Arc<dyn StateStore>) -> Self {
         StartChatbotType {
             answers: Answers::new(client),
+            store,
         }
     }
 }
@@ -61,6 +65,7 @@ struct InSession {
 
 struct StartChatbot {
     answers: Answers,
+    store: Arc<dyn StateStore>,
     message: Template,
     context: Option<Template>,
     conditions: BTreeSet<EndReason>,
@@ -116,6 +121,7 @@ impl ElementType for StartChatbotType {
         match message {
             Some(message) if issues.is_empty() => Ok(Box::new(StartChatbot {
                 answers: self.answers.clone(),
+                store: self.store.clone(),
                 message,
                 context,
                 conditions,
@@ -155,10 +161,10 @@ impl StartChatbot {
                 "no LastInboundMessage: the session starts with the person's message from an evaluate-inbound element".into(),
             );
         };
-        if !Answers::enabled(input.store).await? {
+        if !Answers::enabled(&*self.store).await? {
             return not_started("Answers is not enabled for the account".into());
         }
-        let Some(bot) = Answers::active_chatbot(input.store, last.channel, &last.to).await? else {
+        let Some(bot) = Answers::active_chatbot(&*self.store, last.channel, &last.to).await? else {
             return not_started(format!(
                 "no active chatbot on {} sender {}",
                 last.channel, last.to
@@ -181,7 +187,7 @@ impl StartChatbot {
         let (session, woken, failure) = self
             .answers
             .start_session(
-                input.store,
+                &*self.store,
                 &bot,
                 input.participant_id,
                 &last.from,
@@ -223,11 +229,11 @@ impl StartChatbot {
             return Ok(self.end(reason, Some(&session_id), None));
         }
         // Woken by time: the session's deadline passed without a message.
-        let session = Answers::session(input.store, &session_id).await?;
+        let session = Answers::session(&*self.store, &session_id).await?;
         let reason = match session.and_then(|s| s.ended) {
             Some(reason) => reason,
             None => {
-                Answers::end_session(input.store, &session_id, EndReason::Expired, input.now)
+                Answers::end_session(&*self.store, &session_id, EndReason::Expired, input.now)
                     .await?;
                 EndReason::Expired
             }

@@ -22,9 +22,20 @@ use crate::answers::{Answers, EndReason};
 use crate::conversations::{Conversation, ConversationStatus, Conversations};
 use crate::flow::{ElementDef, Issue};
 use crate::messaging::{Channel, InboundMessage, LAST_INBOUND_MESSAGE, recent_messages};
+use crate::store::StateStore;
 use serde::Deserialize;
+use std::sync::Arc;
 
-pub(crate) struct StartConversationType;
+pub(crate) struct StartConversationType {
+    /// Conversations, the message log and chatbot sessions.
+    store: Arc<dyn StateStore>,
+}
+
+impl StartConversationType {
+    pub(crate) fn new(store: Arc<dyn StateStore>) -> Self {
+        StartConversationType { store }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,7 +55,10 @@ fn ten() -> usize {
     10
 }
 
-struct StartConversation(Config);
+struct StartConversation {
+    config: Config,
+    store: Arc<dyn StateStore>,
+}
 
 impl ElementType for StartConversationType {
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
@@ -68,7 +82,10 @@ impl ElementType for StartConversationType {
         if !issues.is_empty() {
             return Err(issues);
         }
-        Ok(Box::new(StartConversation(config)))
+        Ok(Box::new(StartConversation {
+            config,
+            store: self.store.clone(),
+        }))
     }
 }
 
@@ -85,7 +102,7 @@ impl Element for StartConversation {
 
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
-            let config = &self.0;
+            let config = &self.config;
             let last: Option<InboundMessage> = input
                 .variables
                 .get(LAST_INBOUND_MESSAGE)
@@ -111,7 +128,7 @@ impl Element for StartConversation {
                 Ok(c) => c,
                 Err(e) => return failed(e),
             };
-            let agents = Conversations::new(input.store);
+            let agents = Conversations::new(&*self.store);
             let tag = config.tag.trim();
             let outcome = async {
                 if !agents.tag_exists(tag).await? {
@@ -130,7 +147,7 @@ impl Element for StartConversation {
                         open.status.as_str()
                     )));
                 }
-                let messages = recent_messages(input.store, &contact, config.recent_messages)
+                let messages = recent_messages(&*self.store, &contact, config.recent_messages)
                     .await?
                     .into_iter()
                     .filter(|m| m.channel == channel)
@@ -153,10 +170,10 @@ impl Element for StartConversation {
                 agents.save(&conversation).await?;
                 let mut woken = Vec::new();
                 if let Some(session) =
-                    Answers::running_session(input.store, channel, &contact, &sender).await?
+                    Answers::running_session(&*self.store, channel, &contact, &sender).await?
                 {
                     woken = Answers::end_session(
-                        input.store,
+                        &*self.store,
                         &session.id,
                         EndReason::EndedExternally,
                         input.now,

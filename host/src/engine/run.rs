@@ -283,7 +283,6 @@ impl Engine {
                     now,
                     resumed,
                     state: p.element_state.as_ref(),
-                    store: self.inner.store.as_ref(),
                     event: event.as_ref(),
                     flows: self,
                 })
