@@ -9,7 +9,6 @@ mod security;
 
 use flowhost::clock::{Clock, ManualClock};
 use flowhost::config::{CallApiConfig, OutboundConfig, SecretSource};
-use flowhost::elements::ElementTypes;
 use flowhost::engine::Engine;
 use flowhost::flow::{FlowDef, FlowError};
 use flowhost::outbound::HttpClient;
@@ -55,7 +54,7 @@ fn harness_with(
 ) -> Harness {
     let client = HttpClient::new(&outbound).unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
-    let types = ElementTypes::builtins(store.clone())
+    let types = flowhost::elements::builtins(store.clone())
         .with_call_api(client, &call_api)
         .unwrap();
     let clock = Arc::new(ManualClock::new(now));

@@ -3,7 +3,6 @@
 
 use flowhost::clock::{Clock, ManualClock};
 use flowhost::config::{OperatorConfig, PluginGrant, SecretSource};
-use flowhost::elements::ElementTypes;
 use flowhost::engine::{Engine, EngineError};
 use flowhost::flow::{FlowDef, FlowError};
 use flowhost::person::Person;
@@ -52,7 +51,7 @@ async fn setup(dir: &Path, plugins: &[&str], grant_host: &str) -> Setup {
     assert!(errors.is_empty(), "{errors:?}");
     let store = Arc::new(SqliteStore::open(&config.database).unwrap());
     let clock = Arc::new(ManualClock::new(T0));
-    let types = ElementTypes::builtins(store.clone())
+    let types = flowhost::elements::builtins(store.clone())
         .with_plugins(host, flowhost::plugin::PluginSet::new(registry));
     let engine = Engine::new(store, clock.clone(), types);
     Setup { engine, clock }

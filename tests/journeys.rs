@@ -13,10 +13,9 @@ use flowhost::answers::{Answers, BotEvent, Chatbot, EndReason};
 use flowhost::clock::ManualClock;
 use flowhost::config::{CallApiConfig, OutboundConfig};
 use flowhost::conversations::{ConversationStatus, Conversations};
-use flowhost::elements::ElementTypes;
 use flowhost::engine::{Engine, EngineError};
 use flowhost::flow::{FlowDef, FlowStatus};
-use flowhost::messaging::{Channel, Delivery, InboundMessage};
+use flowhost::messaging::{Channel, Delivery, Inbound, InboundMessage};
 use flowhost::outbound::HttpClient;
 use flowhost::person::{AttributeType, Contact, People, Person};
 use flowhost::store::{JourneyEntry, ParticipantState, SqliteStore, Status};
@@ -32,6 +31,7 @@ const PHONE: &str = "+447700900123";
 
 struct Setup {
     engine: Engine,
+    inbound: Inbound,
     clock: Arc<ManualClock>,
 }
 
@@ -48,12 +48,17 @@ async fn setup_at(dir: &Path, now: i64) -> Setup {
         ..OutboundConfig::default()
     })
     .unwrap();
-    let types = ElementTypes::builtins(store.clone())
-        .with_call_api(client, &CallApiConfig::default())
+    let types = flowhost::elements::builtins(store.clone())
+        .with_call_api(client.clone(), &CallApiConfig::default())
         .unwrap();
     let engine = Engine::new(store, clock.clone(), types);
     engine.load_saved_flows().await.unwrap();
-    Setup { engine, clock }
+    let inbound = Inbound::new(engine.clone(), client);
+    Setup {
+        engine,
+        inbound,
+        clock,
+    }
 }
 
 fn flow(value: Value) -> FlowDef {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowhost::clock::SystemClock;
 use flowhost::config::{CallApiConfig, OutboundConfig};
-use flowhost::elements::{Element, ElementTypes, StepInput, StepOutcome};
+use flowhost::elements::{Element, StepInput, StepOutcome};
 use flowhost::engine::Engine;
 use flowhost::flow::{ElementDef, FlowDef};
 use flowhost::outbound::HttpClient;
@@ -85,7 +85,7 @@ fn benches(crit: &mut Criterion) {
         }
     };
     let store = Arc::new(SqliteStore::in_memory().unwrap());
-    let types = ElementTypes::builtins(store)
+    let types = flowhost::elements::builtins(store)
         .with_call_api(client.clone(), &CallApiConfig::default())
         .unwrap();
     let def: ElementDef = serde_json::from_value(json!({
@@ -95,7 +95,7 @@ fn benches(crit: &mut Criterion) {
         "exits": {"2xx": "done", "error": "done"}
     }))
     .unwrap();
-    let (_, ty) = types.resolve("call-api").unwrap();
+    let (_, ty) = types.types().resolve("call-api").unwrap();
     let element: Arc<dyn Element> =
         Arc::from(ty.build(&def).map_err(|e| format!("{e:?}")).unwrap());
     let person = Arc::new(Person::default());

@@ -18,7 +18,6 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use flowhost::clock::SystemClock;
 use flowhost::config::OperatorConfig;
-use flowhost::elements::ElementTypes;
 use flowhost::engine::Engine;
 use flowhost::flow::FlowDef;
 use flowhost::person::Person;
@@ -166,7 +165,7 @@ fn benches(crit: &mut Criterion) {
         .insert(rt.block_on(host.load_file(Path::new(c::TRIVIAL))).unwrap())
         .unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
-    let types = ElementTypes::builtins(store.clone())
+    let types = flowhost::elements::builtins(store.clone())
         .with_plugins(host.clone(), flowhost::plugin::PluginSet::new(registry));
     let flow_engine = Engine::new(store, Arc::new(SystemClock), types);
     let flow = FlowDef::parse(

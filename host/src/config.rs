@@ -18,11 +18,11 @@
 //! limits = { deadline_ms = 5000 }
 //! ```
 
+pub use flowhost_elements::call_api::CallApiConfig;
 pub use flowhost_outbound::OutboundConfig;
 pub use flowhost_outbound::secrets::SecretSource;
 pub use flowhost_plugin_host::config::{LimitOverrides, Limits, PluginGrant, PluginHostConfig};
 
-use flowhost_outbound::secrets::resolve;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,31 +52,6 @@ pub struct OperatorConfig {
     /// What Call API elements may reach, and the secrets their requests may use.
     #[serde(default)]
     pub call_api: CallApiConfig,
-}
-
-/// `[call_api]`: what Call API elements may reach and use.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CallApiConfig {
-    /// Hosts Call API elements may call (default: any public host).
-    pub allow_hosts: Vec<String>,
-    /// Secrets flows reference as `{{secret.NAME}}`.
-    pub secrets: BTreeMap<String, SecretSource>,
-    /// Largest response body accepted.
-    pub max_response_bytes: u64,
-    /// Redirects followed at most.
-    pub max_redirects: u8,
-}
-
-impl Default for CallApiConfig {
-    fn default() -> Self {
-        CallApiConfig {
-            allow_hosts: vec!["*".to_owned()],
-            secrets: BTreeMap::new(),
-            max_response_bytes: 4 * 1024 * 1024,
-            max_redirects: 5,
-        }
-    }
 }
 
 fn default_plugins_dir() -> PathBuf {
@@ -206,13 +181,6 @@ impl OperatorConfig {
             limits: self.limits,
             plugins: self.plugins.clone(),
         }
-    }
-}
-
-impl CallApiConfig {
-    /// Resolves secrets to their values.
-    pub fn secret_values(&self) -> BTreeMap<String, String> {
-        resolve(&self.secrets)
     }
 }
 

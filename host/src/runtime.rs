@@ -30,10 +30,10 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::OperatorConfig;
-use crate::elements::ElementTypes;
 use crate::elements::call_api::CallApiConfigError;
 use crate::engine::{Engine, EngineError};
 use crate::flow::FlowError;
+use crate::messaging::Inbound;
 use crate::outbound::{HttpClient, OutboundConfigError};
 use crate::plugin::{HostError, LoadError, PluginHost, PluginRegistry, PluginSet};
 use crate::store::{SqliteStore, StateStore, StoreError};
@@ -76,6 +76,7 @@ pub struct Runtime {
     plugins: PluginSet,
     load_errors: Vec<LoadError>,
     engine: Engine,
+    inbound: Inbound,
 }
 
 impl Runtime {
@@ -118,16 +119,18 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
         let plugins = PluginSet::new(registry);
-        let types = ElementTypes::builtins(store.clone())
+        let types = crate::elements::builtins(store.clone())
             .with_plugins(plugin_host.clone(), plugins.clone())
-            .with_call_api(client, &config.call_api)?;
+            .with_call_api(client.clone(), &config.call_api)?;
         let engine = Engine::new(store, clock, types);
+        let inbound = Inbound::new(engine.clone(), client);
         Ok(Runtime {
             config,
             plugin_host,
             plugins,
             load_errors,
             engine,
+            inbound,
         })
     }
 
@@ -140,6 +143,11 @@ impl Runtime {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where inbound messages and chatbot events come in, routed into the engine.
+    pub fn inbound(&self) -> &Inbound {
+        &self.inbound
     }
 
     /// The plugin host.

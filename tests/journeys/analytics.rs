@@ -5,7 +5,11 @@ use super::*;
 #[tokio::test]
 async fn analytics_count_entries_exits_and_waiting_per_element() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path()).await;
+    let Setup {
+        engine,
+        inbound,
+        clock,
+    } = setup(dir.path()).await;
     deploy(&engine, survey()).await;
     for _ in 0..3 {
         engine
@@ -26,7 +30,7 @@ async fn analytics_count_entries_exits_and_waiting_per_element() {
     assert_eq!(a["ask"]["entered"], json!(3));
     assert_eq!(a["ask"]["waiting"], json!(3));
     assert_eq!(a["ask"]["exits"], json!({}));
-    engine.receive_inbound(whatsapp("yes")).await.unwrap();
+    inbound.receive(whatsapp("yes")).await.unwrap();
     clock.advance_ms(3 * 3_600_000);
     engine
         .start(

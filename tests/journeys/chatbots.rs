@@ -50,12 +50,13 @@ async fn enable_answers(engine: &Engine, bot: &Chatbot) {
 }
 
 /// Starts a participant and brings it into a chatbot session with its first message.
-async fn in_session(engine: &Engine) -> String {
+async fn in_session(inbound: &Inbound) -> String {
+    let engine = inbound.engine();
     let p = engine
         .start("support", person(), BTreeMap::new())
         .await
         .unwrap();
-    let delivery = engine.receive_inbound(whatsapp("hello")).await.unwrap();
+    let delivery = inbound.receive(whatsapp("hello")).await.unwrap();
     assert_eq!(
         delivery,
         Delivery::Waiting {
@@ -81,24 +82,25 @@ async fn bot_exit(engine: &Engine, id: &str) -> String {
 #[tokio::test]
 async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path()).await;
+    let Setup {
+        engine,
+        inbound,
+        clock,
+    } = setup(dir.path()).await;
     enable_answers(&engine, &helper_bot("helper")).await;
     deploy(&engine, all_reasons_flow()).await;
 
     // Closed by the bot's Close session step; the transcript is in the message log.
-    let id = in_session(&engine).await;
+    let id = in_session(&inbound).await;
     assert!(matches!(
-        engine
-            .receive_inbound(whatsapp("opening hours?"))
-            .await
-            .unwrap(),
+        inbound.receive(whatsapp("opening hours?")).await.unwrap(),
         Delivery::Chatbot { .. }
     ));
     assert_eq!(
         engine.participant(&id).await.unwrap().status,
         Status::Waiting
     );
-    engine.receive_inbound(whatsapp("ok bye")).await.unwrap();
+    inbound.receive(whatsapp("ok bye")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "closed");
     assert_eq!(
         engine.participant(&id).await.unwrap().status,
@@ -125,16 +127,13 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     );
 
     // Ended by the user.
-    let id = in_session(&engine).await;
-    engine.receive_inbound(whatsapp("stop")).await.unwrap();
+    let id = in_session(&inbound).await;
+    inbound.receive(whatsapp("stop")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "ended-by-user");
 
     // The bot's "to agent" step: redirect failed, and the flow hands over to an agent.
-    let id = in_session(&engine).await;
-    engine
-        .receive_inbound(whatsapp("agent please"))
-        .await
-        .unwrap();
+    let id = in_session(&inbound).await;
+    inbound.receive(whatsapp("agent please")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "agent-redirect-failed");
     let journey = engine.journey(&id).await.unwrap();
     assert_eq!(step(&journey, "agent").exit.as_deref(), Some("started"));
@@ -148,9 +147,9 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
         .unwrap();
 
     // Expired: no message within the session timeout, which each message moves.
-    let id = in_session(&engine).await;
+    let id = in_session(&inbound).await;
     clock.advance_ms(9 * 60_000);
-    engine.receive_inbound(whatsapp("hours")).await.unwrap();
+    inbound.receive(whatsapp("hours")).await.unwrap();
     clock.advance_ms(9 * 60_000);
     assert!(
         engine.resume_due().await.unwrap().is_empty(),
@@ -161,7 +160,7 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     assert_eq!(bot_exit(&engine, &id).await, "expired");
 
     // Ended externally: an agent conversation starts for the contact from another flow.
-    let id = in_session(&engine).await;
+    let id = in_session(&inbound).await;
     deploy(
         &engine,
         json!({
@@ -190,28 +189,31 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
         .unwrap();
 
     // Deactivated while the session runs.
-    let id = in_session(&engine).await;
-    engine.stop_chatbot("helper").await.unwrap();
+    let id = in_session(&inbound).await;
+    inbound.stop_chatbot("helper").await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "deactivated");
 
     // Session not started: no active chatbot on the sender when the participant arrives.
-    let id = in_session_not_started(&engine).await;
+    let id = in_session_not_started(&inbound).await;
     assert_eq!(bot_exit(&engine, &id).await, "session-not-started");
 }
 
-async fn in_session_not_started(engine: &Engine) -> String {
-    let p = engine
+async fn in_session_not_started(inbound: &Inbound) -> String {
+    let p = inbound
+        .engine()
         .start("support", person(), BTreeMap::new())
         .await
         .unwrap();
-    engine.receive_inbound(whatsapp("hello")).await.unwrap();
+    inbound.receive(whatsapp("hello")).await.unwrap();
     p.id
 }
 
 #[tokio::test]
 async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_current_bot() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path()).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup(dir.path()).await;
     enable_answers(&engine, &helper_bot("first")).await;
     let err = engine
         .compile(
@@ -240,14 +242,14 @@ async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_
     Answers::save_chatbot(engine.store(), &helper_bot("second"))
         .await
         .unwrap();
-    engine.stop_chatbot("first").await.unwrap();
-    let id = in_session(&engine).await;
+    inbound.stop_chatbot("first").await.unwrap();
+    let id = in_session(&inbound).await;
     let journey = engine.journey(&id).await.unwrap();
     assert_eq!(
         step(&journey, "bot").data.as_ref().unwrap()["chatbot"],
         json!("second")
     );
-    engine.receive_inbound(whatsapp("STOP")).await.unwrap();
+    inbound.receive(whatsapp("STOP")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "default");
     let journey = engine.journey(&id).await.unwrap();
     assert_eq!(
@@ -260,17 +262,21 @@ async fn chatbot_exits_offer_only_selected_conditions_plus_default_and_pick_the_
 async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves_the_bot_alone() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
-        let Setup { engine, .. } = setup(dir.path()).await;
+        let Setup {
+            engine, inbound, ..
+        } = setup(dir.path()).await;
         enable_answers(&engine, &helper_bot("helper")).await;
         deploy(&engine, all_reasons_flow()).await;
-        in_session(&engine).await
+        in_session(&inbound).await
     };
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000).await;
-    engine.receive_inbound(whatsapp("bye")).await.unwrap();
+    let Setup {
+        engine, inbound, ..
+    } = setup_at(dir.path(), T0 + 60_000).await;
+    inbound.receive(whatsapp("bye")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "closed");
 
     // Canceling the flow stops the participant; the chatbot session carries on.
-    let id = in_session(&engine).await;
+    let id = in_session(&inbound).await;
     engine
         .set_flow_status("support", FlowStatus::Canceled)
         .await
@@ -285,7 +291,7 @@ async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves
         .unwrap();
     assert!(session.is_some(), "the session is untouched");
     assert!(matches!(
-        engine.receive_inbound(whatsapp("hours")).await.unwrap(),
+        inbound.receive(whatsapp("hours")).await.unwrap(),
         Delivery::Chatbot { .. }
     ));
     let bot = Answers::chatbot(engine.store(), "helper")
@@ -296,9 +302,11 @@ async fn a_participant_in_a_chatbot_session_survives_a_restart_and_cancel_leaves
 
     // With nobody waiting in it, the session still expires: the first message after its
     // timeout ends it and goes on to whoever is next in line.
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 60_000 + 11 * 60_000).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup_at(dir.path(), T0 + 60_000 + 11 * 60_000).await;
     assert_eq!(
-        engine.receive_inbound(whatsapp("hours")).await.unwrap(),
+        inbound.receive(whatsapp("hours")).await.unwrap(),
         Delivery::Unrouted
     );
     assert!(
@@ -378,7 +386,9 @@ async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activ
 #[tokio::test]
 async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path()).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup(dir.path()).await;
     let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let is_down = down.clone();
     let srv = TestServer::start_replying(move |r| {
@@ -404,8 +414,8 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
     enable_answers(&engine, &bot).await;
     deploy(&engine, all_reasons_flow()).await;
 
-    let id = in_session(&engine).await;
-    engine.receive_inbound(whatsapp("bye")).await.unwrap();
+    let id = in_session(&inbound).await;
+    inbound.receive(whatsapp("bye")).await.unwrap();
     assert_eq!(bot_exit(&engine, &id).await, "closed");
     let sent: Vec<Value> = srv
         .received()
@@ -418,17 +428,14 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
     assert_eq!(sent[1]["event"], json!("message"));
 
     // The bot answers later, through the library.
-    let id = in_session(&engine).await;
-    engine
-        .receive_inbound(whatsapp("answer me later"))
-        .await
-        .unwrap();
+    let id = in_session(&inbound).await;
+    inbound.receive(whatsapp("answer me later")).await.unwrap();
     let journey = engine.journey(&id).await.unwrap();
     let session = step(&journey, "bot").data.as_ref().unwrap()["session"]
         .as_str()
         .unwrap()
         .to_owned();
-    engine
+    inbound
         .chatbot_event(
             &session,
             &BotEvent::Reply {
@@ -437,7 +444,7 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
         )
         .await
         .unwrap();
-    let done = engine
+    let done = inbound
         .chatbot_event(
             &session,
             &BotEvent::End {
@@ -448,7 +455,7 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
         .unwrap();
     assert_eq!(done[0].id, id);
     assert_eq!(bot_exit(&engine, &id).await, "ended-by-user");
-    let err = engine
+    let err = inbound
         .chatbot_event(&session, &BotEvent::Reply { text: "x".into() })
         .await
         .unwrap_err()
@@ -457,7 +464,7 @@ async fn webhook_chatbots_answer_over_http_and_report_later_through_the_library(
 
     // A bot that fails to answer: the session does not start, and the journey says why.
     down.store(true, std::sync::atomic::Ordering::SeqCst);
-    let id = in_session_not_started(&engine).await;
+    let id = in_session_not_started(&inbound).await;
     assert_eq!(bot_exit(&engine, &id).await, "session-not-started");
     let journey = engine.journey(&id).await.unwrap();
     assert_eq!(

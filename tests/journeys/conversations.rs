@@ -5,7 +5,9 @@ use super::*;
 #[tokio::test]
 async fn agents_list_assign_reply_and_close_conversations_with_recent_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path()).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup(dir.path()).await;
     let agents = Conversations::new(engine.store());
     agents.create_tag("billing").await.unwrap();
     let handover = |tag: &str, create: bool| {
@@ -31,18 +33,15 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
         received_at: None,
     };
     // Messages before the flow: the conversation starts with the two newest.
-    engine.receive_inbound(sms("first")).await.unwrap();
-    engine.receive_inbound(sms("second")).await.unwrap();
+    inbound.receive(sms("first")).await.unwrap();
+    inbound.receive(sms("second")).await.unwrap();
 
     deploy(&engine, handover("unknown", false)).await;
     let p = engine
         .start("handover-unknown", person(), BTreeMap::new())
         .await
         .unwrap();
-    engine
-        .receive_inbound(sms("my bill is wrong"))
-        .await
-        .unwrap();
+    inbound.receive(sms("my bill is wrong")).await.unwrap();
     let journey = engine.journey(&p.id).await.unwrap();
     assert_eq!(step(&journey, "agent").exit.as_deref(), Some("failed"));
     assert!(
@@ -57,7 +56,7 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
         .start("handover-billing", person(), BTreeMap::new())
         .await
         .unwrap();
-    engine.receive_inbound(sms("still wrong")).await.unwrap();
+    inbound.receive(sms("still wrong")).await.unwrap();
     assert_eq!(steps(&engine, &p.id).await[2], x("agent", "started"));
     let open = agents
         .list(Some("billing"), Some(ConversationStatus::Open))
@@ -72,7 +71,7 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
 
     // Messages from the contact now go to the conversation.
     assert_eq!(
-        engine.receive_inbound(sms("hello?")).await.unwrap(),
+        inbound.receive(sms("hello?")).await.unwrap(),
         Delivery::Conversation { id: c.id.clone() }
     );
     let err = agents.reply(&c.id, "hi", T0).await.unwrap_err().to_string();
@@ -96,7 +95,7 @@ async fn agents_list_assign_reply_and_close_conversations_with_recent_messages()
         .start("handover-created-on-the-spot", person(), BTreeMap::new())
         .await
         .unwrap();
-    engine.receive_inbound(sms("again")).await.unwrap();
+    inbound.receive(sms("again")).await.unwrap();
     assert_eq!(steps(&engine, &p.id).await[2], x("agent", "started"));
     assert!(agents.tag_exists("created-on-the-spot").await.unwrap());
 }

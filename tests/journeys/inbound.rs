@@ -31,13 +31,15 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
         }
     }
     // A new engine on the same database (a restart) takes the messages.
-    let Setup { engine, .. } = setup_at(dir.path(), T0 + 1000).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup_at(dir.path(), T0 + 1000).await;
     for (i, (text, exit)) in cases.iter().enumerate() {
         let message = InboundMessage {
             from: phone(i),
             ..whatsapp(text)
         };
-        let delivery = engine.receive_inbound(message).await.unwrap();
+        let delivery = inbound.receive(message).await.unwrap();
         assert_eq!(
             delivery,
             Delivery::Waiting {
@@ -59,7 +61,11 @@ async fn evaluate_inbound_waits_across_a_restart_and_takes_the_exit_of_the_condi
 #[tokio::test]
 async fn evaluate_inbound_times_out_and_needs_a_contact() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path()).await;
+    let Setup {
+        engine,
+        inbound,
+        clock,
+    } = setup(dir.path()).await;
     deploy(&engine, survey()).await;
     let p = engine
         .start("survey", person(), BTreeMap::new())
@@ -72,7 +78,7 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
     assert_eq!(steps(&engine, &p.id).await[1], x("ask", "timeout"));
     // A late message finds nobody waiting.
     assert_eq!(
-        engine.receive_inbound(whatsapp("yes")).await.unwrap(),
+        inbound.receive(whatsapp("yes")).await.unwrap(),
         Delivery::Unrouted
     );
 
@@ -97,7 +103,9 @@ async fn evaluate_inbound_times_out_and_needs_a_contact() {
 #[tokio::test]
 async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, .. } = setup(dir.path()).await;
+    let Setup {
+        engine, inbound, ..
+    } = setup(dir.path()).await;
     deploy(
         &engine,
         json!({
@@ -112,12 +120,11 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
         }),
     ).await;
     assert_eq!(
-        engine.receive_inbound(whatsapp("hello")).await.unwrap(),
+        inbound.receive(whatsapp("hello")).await.unwrap(),
         Delivery::Unrouted,
         "the keyword does not match"
     );
-    let Delivery::Started { participants } =
-        engine.receive_inbound(whatsapp("JOIN now")).await.unwrap()
+    let Delivery::Started { participants } = inbound.receive(whatsapp("JOIN now")).await.unwrap()
     else {
         panic!("not started");
     };
@@ -130,8 +137,7 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
         .expect("a profile for the new contact");
     assert_eq!(p.person, created);
     // The same contact again: the same person.
-    let Delivery::Started { participants } =
-        engine.receive_inbound(whatsapp("join")).await.unwrap()
+    let Delivery::Started { participants } = inbound.receive(whatsapp("join")).await.unwrap()
     else {
         panic!("not started");
     };
@@ -160,8 +166,8 @@ async fn inbound_messages_start_flows_at_inbound_entry_points_and_create_people(
         .unwrap_err()
         .to_string();
     assert_eq!(err, "no person \"nobody\" in People");
-    let err = engine
-        .receive_inbound(InboundMessage {
+    let err = inbound
+        .receive(InboundMessage {
             from: "call me".into(),
             ..whatsapp("join")
         })

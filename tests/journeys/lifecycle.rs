@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_participants() {
     let dir = tempfile::tempdir().unwrap();
-    let Setup { engine, clock } = setup(dir.path()).await;
+    let Setup { engine, clock, .. } = setup(dir.path()).await;
     let mut draft = loyalty("draft");
     draft["entry_points"] = json!([{"type": "api", "start": "hold"}]);
     deploy(&engine, draft).await;

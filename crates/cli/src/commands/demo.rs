@@ -7,9 +7,8 @@ use flowhost::answers::{Answers, Chatbot};
 use flowhost::clock::SystemClock;
 use flowhost::config::{OperatorConfig, SecretSource};
 use flowhost::conversations::{ConversationStatus, Conversations};
-use flowhost::engine::Engine;
 use flowhost::flow::FlowDef;
-use flowhost::messaging::{Channel, InboundMessage};
+use flowhost::messaging::{Channel, Inbound, InboundMessage};
 use flowhost::outbound::HttpClient;
 use flowhost::person::{Contact, Person};
 use flowhost::plugin::PluginHost;
@@ -177,14 +176,15 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         print_participant(engine, &p, false).await?;
     }
 
-    support_desk(engine).await?;
+    support_desk(runtime.inbound()).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(ExitCode::SUCCESS)
 }
 
 /// The support desk: people write in on WhatsApp, a scripted chatbot answers, and whoever
 /// asks for an agent gets a conversation an agent takes over.
-async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
+async fn support_desk(inbound: &Inbound) -> anyhow::Result<()> {
+    let engine = inbound.engine();
     const SENDER: &str = "447491163443";
     let store = engine.store();
     Answers::set_enabled(store, true).await?;
@@ -215,8 +215,8 @@ async fn support_desk(engine: &Engine) -> anyhow::Result<()> {
     ];
     for (from, messages) in chats {
         for text in messages {
-            let delivery = engine
-                .receive_inbound(InboundMessage {
+            let delivery = inbound
+                .receive(InboundMessage {
                     channel: Channel::Whatsapp,
                     from: from.into(),
                     to: SENDER.into(),

@@ -31,8 +31,9 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
     })?;
     let runtime = setup::saved_runtime(config).await?;
     let engine = runtime.engine();
-    let delivery = engine
-        .receive_inbound(InboundMessage {
+    let delivery = runtime
+        .inbound()
+        .receive(InboundMessage {
             channel,
             from: args.from,
             to: args.to,

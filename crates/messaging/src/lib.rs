@@ -1,20 +1,31 @@
-//! Messages between people and senders: channels, inbound messages and the message log that
-//! conversations and chatbots read.
+//! Messaging: the people who take part in flows ([`person`]), the message log, live-agent
+//! [`conversations`], chatbots and their sessions ([`answers`]), the routing of inbound
+//! messages ([`inbound`]), and the elements that use them ([`elements`]: Evaluate inbound
+//! message, Start a Conversation, Start chatbot). It runs participants through the engine
+//! it is given; the engine knows nothing of it.
 //!
-//! Inbound messages enter through [`crate::engine::Engine::receive_inbound`] (and
+//! Inbound messages enter through [`Inbound::receive`](inbound::Inbound::receive) (and
 //! `flowhost inbound`), which routes each one, in this order, to:
 //! 1. the open agent conversation of that contact on that channel and sender;
 //! 2. the running chatbot session of that contact on that channel and sender;
 //! 3. participants waiting for it in an `evaluate-inbound` element;
 //! 4. active flows with an `inbound-message` entry point on that channel and sender.
 //!
-//! The values (channels, messages, deliveries) live in `flowhost-types`; this module keeps
+//! The values (channels, messages, deliveries) live in `flowhost-types`; this crate keeps
 //! the message log in the engine's store.
+#![deny(missing_docs)]
+
+pub mod answers;
+pub mod conversations;
+pub mod elements;
+pub mod inbound;
+pub mod person;
 
 pub use flowhost_types::message::*;
+pub use inbound::Inbound;
 
 use crate::person::Contact;
-use crate::store::{Record, StateStore, StoreError};
+use flowhost_store::{Record, StateStore, StoreError};
 
 const MESSAGE_KIND: &str = "message";
 

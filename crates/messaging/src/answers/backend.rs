@@ -129,7 +129,7 @@ impl ChatbotBackend for WebhookBot {
                 .url
                 .parse()
                 .map_err(|e| format!("chatbot webhook URL {:?}: {e}", self.url))?;
-            let host = crate::outbound::url_host_port(&uri)
+            let host = flowhost_outbound::url_host_port(&uri)
                 .ok_or_else(|| format!("chatbot webhook URL {:?} has no host", self.url))?;
             let policy = OutboundPolicy {
                 subject: format!("chatbot {}", session.bot_id),
@@ -140,7 +140,7 @@ impl ChatbotBackend for WebhookBot {
                 max_requests: 1,
                 max_response_bytes: 1 << 20,
             };
-            let response = crate::outbound::send_buffered(
+            let response = flowhost_outbound::send_buffered(
                 &self.client,
                 &policy,
                 BufferedRequest {

@@ -11,7 +11,7 @@
 //! `not_exists`.
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepResult, parse_config};
-use crate::flow::{ElementDef, Issue};
+use flowhost_flow::{ElementDef, Issue};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -156,7 +156,7 @@ impl Element for Branch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::person::Person;
+    use flowhost_messaging::person::Person;
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -189,7 +189,7 @@ mod tests {
             resumed: false,
             state: None,
             event: None,
-            flows: &crate::elements::NoFlows,
+            flows: &crate::NoFlows,
         };
         match element.run(input).await.outcome {
             super::super::StepOutcome::Exit(e) => e,

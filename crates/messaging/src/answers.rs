@@ -5,18 +5,18 @@
 //! at that moment; the participant waits (durably) until the session ends, and leaves by the
 //! exit of the end reason. Back ends implement [`ChatbotBackend`]: [`ScriptedBot`] (keyword
 //! replies, built in) and [`WebhookBot`] (an external bot over HTTP, through the outbound
-//! policy; it may also report later through [`crate::engine::Engine::chatbot_event`]).
+//! policy; it may also report later through [`Inbound::chatbot_event`](crate::inbound::Inbound::chatbot_event)).
 
 mod backend;
 mod sessions;
 
-use crate::clock::Millis;
-use crate::flow::parse_duration;
-use crate::messaging::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
-use crate::outbound::{BufferedRequest, HostPattern, HttpClient, OutboundPolicy};
 use crate::person::Contact;
-use crate::store::{Record, StateStore, StoreError};
+use crate::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
+use flowhost_flow::parse_duration;
+use flowhost_outbound::{BufferedRequest, HostPattern, HttpClient, OutboundPolicy};
+use flowhost_store::{Record, StateStore, StoreError};
 use flowhost_types::BoxFuture;
+use flowhost_types::clock::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -204,7 +204,7 @@ impl Session {
 
 pub use backend::{BotAnswer, BotTurn, ChatbotBackend, ScriptedBot, WebhookBot};
 
-/// Something a bot reports outside a turn ([`crate::engine::Engine::chatbot_event`]).
+/// Something a bot reports outside a turn ([`Inbound::chatbot_event`](crate::inbound::Inbound::chatbot_event)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum BotEvent {

@@ -25,8 +25,7 @@ impl Engine {
     ) -> Result<CompiledFlow, FlowError> {
         let compiled = self.build(def, source_name)?;
         if activate {
-            let issues =
-                crate::elements::activation_issues(&compiled.def, self.inner.store.as_ref()).await;
+            let issues = compiled.activation_issues().await;
             if !issues.is_empty() {
                 return Err(FlowError::Invalid {
                     source_name: source_name.to_owned(),
@@ -87,6 +86,7 @@ impl Engine {
                     el.id.clone(),
                     Node {
                         type_name,
+                        ty,
                         element,
                         exits: el.exits.clone(),
                     },

@@ -16,10 +16,10 @@
 //!   flow; placed elsewhere, they continue here too and are in both flows.
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepResult, parse_config};
-use crate::flow::{ElementDef, Issue};
-use crate::person::{Contact, ContactKind, People};
-use crate::store::{ParticipantState, StateStore, Status};
-use crate::template::{JsonTemplate, Ref, Scope, Template};
+use flowhost_flow::template::{JsonTemplate, Ref, Scope, Template};
+use flowhost_flow::{ElementDef, Issue};
+use flowhost_messaging::person::{Contact, ContactKind, People};
+use flowhost_store::{ParticipantState, StateStore, Status};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -131,8 +131,8 @@ impl ElementType for AddToFlowType {
 fn failover(reason: String) -> StepResult {
     let mut r = StepResult::exit("failover");
     r.data = Some(serde_json::json!({ "failover": reason.clone() }));
-    r.logs.push(crate::plugin::capabilities::LogLine {
-        level: crate::plugin::capabilities::LogLevel::Warn,
+    r.logs.push(flowhost_types::log::LogLine {
+        level: flowhost_plugin_host::capabilities::LogLevel::Warn,
         message: reason,
     });
     r

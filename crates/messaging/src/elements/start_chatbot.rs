@@ -19,25 +19,27 @@
 //! arrives. The participant waits durably while the session runs; the session's timeout
 //! moves with every message.
 
-use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
 use crate::answers::{Answers, EndReason};
-use crate::flow::{ElementDef, FlowDef, Issue};
-use crate::messaging::{InboundMessage, LAST_INBOUND_MESSAGE};
-use crate::outbound::HttpClient;
-use crate::store::{ElementState, StateStore};
-use crate::template::{Scope, Template};
+use crate::{InboundMessage, LAST_INBOUND_MESSAGE};
+use flowhost_engine::element::{
+    BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config,
+};
+use flowhost_flow::template::{Scope, Template};
+use flowhost_flow::{ElementDef, FlowDef, Issue};
+use flowhost_outbound::HttpClient;
+use flowhost_store::{ElementState, StateStore};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-pub(crate) struct StartChatbotType {
+pub(super) struct StartChatbotType {
     answers: Answers,
     /// The chatbot registry, the account switch and the sessions.
     store: Arc<dyn StateStore>,
 }
 
 impl StartChatbotType {
-    pub(crate) fn new(client: HttpClient, store: Arc<dyn StateStore>) -> Self {
+    pub(super) fn new(client: HttpClient, store: Arc<dyn StateStore>) -> Self {
         StartChatbotType {
             answers: Answers::new(client),
             store,
@@ -74,6 +76,10 @@ struct StartChatbot {
 const DEFAULT_EXIT: &str = "default";
 
 impl ElementType for StartChatbotType {
+    fn activation_issues<'a>(&'a self, flow: &'a FlowDef) -> BoxFuture<'a, Vec<Issue>> {
+        Box::pin(activation_issues(flow, &*self.store))
+    }
+
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
         let config: Config = parse_config(def)?;
         let mut issues = Vec::new();
@@ -150,7 +156,7 @@ impl StartChatbot {
         r
     }
 
-    async fn start(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
+    async fn start(&self, input: &StepInput<'_>) -> Result<StepResult, flowhost_store::StoreError> {
         let not_started = |why: String| Ok(self.end(EndReason::SessionNotStarted, None, Some(why)));
         let Some(last) = input
             .variables
@@ -215,7 +221,10 @@ impl StartChatbot {
         Ok(r)
     }
 
-    async fn resume(&self, input: &StepInput<'_>) -> Result<StepResult, crate::store::StoreError> {
+    async fn resume(
+        &self,
+        input: &StepInput<'_>,
+    ) -> Result<StepResult, flowhost_store::StoreError> {
         let session_id = input
             .state
             .and_then(|s| s.data_as::<InSession>())
@@ -268,7 +277,7 @@ impl Element for StartChatbot {
 /// Checks made when a flow is activated: Answers is enabled; every `start-chatbot` comes
 /// after an `evaluate-inbound` on the same branch, has that element's sender, and an active
 /// text-channel chatbot is on that channel and sender.
-pub(crate) async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
+async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
     let bots: Vec<(usize, &ElementDef)> = def
         .elements
         .iter()
@@ -348,9 +357,7 @@ pub(crate) async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> 
             else {
                 continue;
             };
-            if crate::messaging::sender_key(&evaluate_sender)
-                != crate::messaging::sender_key(sender)
-            {
+            if crate::sender_key(&evaluate_sender) != crate::sender_key(sender) {
                 issues.push(Issue::new(
                     at(".config.sender"),
                     format!(

@@ -1,7 +1,7 @@
 //! `exit`: ends the flow for the participant.
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
-use crate::flow::{ElementDef, Issue};
+use flowhost_flow::{ElementDef, Issue};
 use serde::Deserialize;
 
 pub(crate) struct ExitType;

@@ -5,8 +5,8 @@
 //! the value's JSON type). Exit `next`; a missing placeholder value takes `error`.
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
-use crate::flow::{ElementDef, Issue};
-use crate::template::{JsonTemplate, Ref, Scope};
+use flowhost_flow::template::{JsonTemplate, Ref, Scope};
+use flowhost_flow::{ElementDef, Issue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -8,7 +8,7 @@
 //! cut short), no new round starts, and background requests are waited for.
 
 use super::Engine;
-use crate::store::ParticipantState;
+use flowhost_store::ParticipantState;
 use std::future::Future;
 use std::time::Duration;
 

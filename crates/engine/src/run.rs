@@ -30,7 +30,9 @@ impl Engine {
         self.start(flow_id, person, variables).await
     }
 
-    pub(crate) async fn start_at(
+    /// Enters a person into a flow at its entry point of `kind` and runs them until the flow
+    /// ends or they wait.
+    pub async fn start_at(
         &self,
         flow_id: &str,
         kind: EntryKind,
@@ -67,9 +69,10 @@ impl Engine {
         Ok(state)
     }
 
-    /// Runs participants entered or woken by the steps just taken, and the ones they enter
-    /// or wake in turn, up to [`MAX_FOLLOW_UPS`].
-    pub(crate) async fn follow_up(
+    /// Runs participants entered or woken by the steps just taken (or woken by a service
+    /// outside the engine, such as a chatbot session ending), and the ones they enter or
+    /// wake in turn, up to [`MAX_FOLLOW_UPS`].
+    pub async fn follow_up(
         &self,
         mut queue: Vec<String>,
     ) -> Result<Vec<ParticipantState>, EngineError> {
@@ -174,7 +177,7 @@ impl Engine {
         p: &ParticipantState,
         entry: &JourneyEntry,
         write: StepWrite<'_>,
-        background: Option<crate::elements::BoxFuture<'static, BackgroundReport>>,
+        background: Option<element::BoxFuture<'static, BackgroundReport>>,
         type_name: &str,
     ) -> Result<(), EngineError> {
         self.inner.store.record_step(lease, p, entry, write).await?;
@@ -189,7 +192,7 @@ impl Engine {
         p: &ParticipantState,
         element_id: &str,
         type_name: &str,
-        work: crate::elements::BoxFuture<'static, BackgroundReport>,
+        work: element::BoxFuture<'static, BackgroundReport>,
     ) {
         let engine = self.clone();
         let mut entry = self.entry(p, element_id, type_name);

@@ -4,8 +4,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use flowhost::conversations::{ConversationStatus, Conversations};
-//! use flowhost::store::SqliteStore;
+//! use flowhost_messaging::conversations::{ConversationStatus, Conversations};
+//! use flowhost_store_sqlite::SqliteStore;
 //!
 //! let store = SqliteStore::in_memory().unwrap();
 //! let agents = Conversations::new(&store);
@@ -15,10 +15,10 @@
 //! # }
 //! ```
 
-use crate::clock::Millis;
-use crate::messaging::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
 use crate::person::Contact;
-use crate::store::{Record, StateStore, StoreError};
+use crate::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
+use flowhost_store::{Record, StateStore, StoreError};
+use flowhost_types::clock::Millis;
 use serde::{Deserialize, Serialize};
 
 const KIND: &str = "conversation";

@@ -5,8 +5,8 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use flowhost::person::{Contact, People, Person};
-//! use flowhost::store::SqliteStore;
+//! use flowhost_messaging::person::{Contact, People, Person};
+//! use flowhost_store_sqlite::SqliteStore;
 //!
 //! let store = SqliteStore::in_memory().unwrap();
 //! let people = People::new(&store);
@@ -21,7 +21,7 @@
 
 pub use flowhost_types::person::*;
 
-use crate::store::{Record, StateStore, StoreError};
+use flowhost_store::{Record, StateStore, StoreError};
 use serde_json::{Map, Value};
 
 const ATTRIBUTE_KIND: &str = "attribute-type";
@@ -214,7 +214,7 @@ fn merge(into: &mut Map<String, Value>, from: &Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use flowhost_store_sqlite::SqliteStore;
 
     #[tokio::test]
     async fn attributes_are_typed() {

@@ -15,13 +15,15 @@
 //! contact for the channel. The message is stored in the `LastInboundMessage` variable
 //! (text, channel, from, to, receivedAt). The wait is durable.
 
-use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
-use crate::clock::Millis;
-use crate::flow::parse_duration;
-use crate::flow::{ElementDef, Issue};
-use crate::messaging::{Channel, InboundMessage, LAST_INBOUND_MESSAGE};
 use crate::person::{ContactKind, Person};
-use crate::store::ElementState;
+use crate::{Channel, InboundMessage, LAST_INBOUND_MESSAGE};
+use flowhost_engine::element::{
+    BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config,
+};
+use flowhost_flow::parse_duration;
+use flowhost_flow::{ElementDef, Issue};
+use flowhost_store::ElementState;
+use flowhost_types::clock::Millis;
 use serde::Deserialize;
 
 pub(crate) struct EvaluateInboundType;
@@ -74,7 +76,7 @@ impl Test {
     fn meets(&self, text: &str) -> bool {
         match self {
             Test::Any => true,
-            Test::Keyword(k) => crate::messaging::starts_with_keyword(text, k),
+            Test::Keyword(k) => crate::starts_with_keyword(text, k),
             Test::Equals(v) => text.trim().to_lowercase() == *v,
             Test::Contains(v) => text.to_lowercase().contains(v.as_str()),
             Test::Regex(r) => r.is_match(text),
@@ -89,7 +91,7 @@ struct EvaluateInbound {
     timeout_ms: Millis,
 }
 
-const FIXED_EXITS: [&str; 3] = ["other", "timeout", super::ERROR_EXIT];
+const FIXED_EXITS: [&str; 3] = ["other", "timeout", flowhost_types::ERROR_EXIT];
 
 impl ElementType for EvaluateInboundType {
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {

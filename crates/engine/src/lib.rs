@@ -1,48 +1,87 @@
 //! The flow engine: participants advance element by element; after every step the
 //! participant's state and one journey entry are written to the [`StateStore`].
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
-//! use flowhost::clock::SystemClock;
-//! use flowhost::elements::ElementTypes;
-//! use flowhost::engine::Engine;
-//! use flowhost::flow::FlowDef;
-//! use flowhost::store::SqliteStore;
+//! It owns four jobs, one file each: compiling and deploying flows (`compile.rs`), running
+//! participants (`run.rs`), the [`scheduler`] that resumes due participants until shut
+//! down, and analytics. What it runs is behind the [`element`] traits; it knows no element,
+//! no plugin host and no messaging service, and it talks to any backend of the storage API.
+//!
+//! An element type is registered once; a flow names it by its `type`:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use flowhost_engine::Engine;
+//! use flowhost_engine::element::{
+//!     BoxFuture, Element, ElementType, ElementTypes, StepInput, StepOutcome, StepResult,
+//! };
+//! use flowhost_flow::{ElementDef, FlowDef, Issue};
+//! use flowhost_store_sqlite::SqliteStore;
+//! use flowhost_types::clock::ManualClock;
+//! use flowhost_types::person::Person;
 //! use std::sync::Arc;
 //!
-//! let store = Arc::new(SqliteStore::open("flowhost.db".as_ref())?);
-//! let types = ElementTypes::builtins(store.clone());
-//! let engine = Engine::new(store, Arc::new(SystemClock), types);
-//! engine.deploy(FlowDef::load("flow.json".as_ref())?, "flow.json").await?;
-//! let participant = engine.start("my-flow", Default::default(), Default::default()).await?;
-//! for step in engine.journey(&participant.id).await? {
-//!     println!("{} -> {:?}", step.element_id, step.exit);
+//! /// Greets the person and ends the flow.
+//! struct Greet;
+//!
+//! impl Element for Greet {
+//!     fn exits(&self) -> Vec<String> {
+//!         Vec::new()
+//!     }
+//!     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
+//!         Box::pin(async move {
+//!             let mut result = StepResult::new(StepOutcome::End);
+//!             let greeting = format!("Hello, {}", input.person.id);
+//!             result.set.insert("greeting".into(), greeting.into());
+//!             result
+//!         })
+//!     }
 //! }
+//!
+//! struct GreetType;
+//!
+//! impl ElementType for GreetType {
+//!     fn build(&self, _def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
+//!         Ok(Box::new(Greet))
+//!     }
+//! }
+//!
+//! let mut types = ElementTypes::new();
+//! types.register("greet", Arc::new(GreetType));
+//! let store = Arc::new(SqliteStore::in_memory()?);
+//! let engine = Engine::new(store, Arc::new(ManualClock::new(0)), types);
+//! let flow = FlowDef::parse(
+//!     r#"{"id": "hello", "name": "Hello",
+//!         "entry_points": [{"type": "api", "start": "greet"}],
+//!         "elements": [{"id": "greet", "type": "greet"}]}"#,
+//!     "hello.json",
+//! )?;
+//! engine.deploy(flow, "hello.json").await?;
+//! let ada = Person { id: "ada".into(), ..Person::default() };
+//! let participant = engine.start("hello", ada, Default::default()).await?;
+//! assert_eq!(participant.variables["greeting"], "Hello, ada");
+//! assert_eq!(engine.journey(&participant.id).await?.len(), 1);
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod compile;
-mod inbound;
+pub mod element;
 mod run;
 pub mod scheduler;
 
-use crate::answers::{Answers, BotEvent, EndReason};
-use crate::clock::{Clock, Millis};
-use crate::conversations::Conversations;
-use crate::elements::{
-    BackgroundReport, ERROR_EXIT, Element, ElementTypes, FlowDirectory, StepInput, StepOutcome,
+use element::{
+    BackgroundReport, ERROR_EXIT, Element, ElementType, ElementTypes, FlowDirectory, StepInput,
+    StepOutcome,
 };
-use crate::flow::{EntryKind, FlowDef, FlowError, FlowStatus, Issue};
-use crate::messaging::{
-    Author, Delivery, InboundMessage, LAST_INBOUND_MESSAGE, LoggedMessage, log_message,
-    new_message_id,
-};
-use crate::person::People;
-use crate::person::Person;
-use crate::plugin::capabilities::{LogLevel, LogLine};
-use crate::store::{
+use flowhost_flow::{EntryKind, FlowDef, FlowError, FlowStatus, Issue};
+use flowhost_store::{
     ElementCounts, JourneyEntry, Lease, ParticipantState, StateStore, Status, StepWrite, StoreError,
 };
+use flowhost_types::clock::{Clock, Millis};
+use flowhost_types::log::{LogLevel, LogLine};
+use flowhost_types::person::Person;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -114,6 +153,7 @@ pub enum EngineError {
 
 struct Node {
     type_name: String,
+    ty: Arc<dyn ElementType>,
     element: Box<dyn Element>,
     exits: BTreeMap<String, String>,
 }
@@ -125,6 +165,23 @@ pub struct CompiledFlow {
     /// Things allowed but probably a mistake, at their JSON paths.
     pub warnings: Vec<Issue>,
     nodes: HashMap<String, Node>,
+}
+
+impl CompiledFlow {
+    /// What each element type of the flow finds wrong with activating it, once per type.
+    async fn activation_issues(&self) -> Vec<Issue> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut issues = Vec::new();
+        for el in &self.def.elements {
+            let Some(node) = self.nodes.get(&el.id) else {
+                continue;
+            };
+            if seen.insert(node.type_name.as_str()) {
+                issues.extend(node.ty.activation_issues(&self.def).await);
+            }
+        }
+        issues
+    }
 }
 
 impl std::fmt::Debug for CompiledFlow {
@@ -151,7 +208,6 @@ struct Inner {
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
-    answers: Answers,
 }
 
 /// Analytics of one element.
@@ -168,8 +224,12 @@ pub struct ElementAnalytics {
 
 impl Engine {
     /// An engine over `store`, telling time by `clock`, knowing `types`.
-    pub fn new(store: Arc<dyn StateStore>, clock: Arc<dyn Clock>, types: ElementTypes) -> Self {
-        let answers = Answers::new(types.http().clone());
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+        types: impl Into<ElementTypes>,
+    ) -> Self {
+        let types = types.into();
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -178,7 +238,6 @@ impl Engine {
                 types,
                 flows: RwLock::new(HashMap::new()),
                 background: Default::default(),
-                answers,
             }),
         }
     }
@@ -218,10 +277,9 @@ impl Engine {
     }
 
     /// How many participants wait in a flow's element for the reason `kind`, as the element
-    /// names it in its [`ElementState`](crate::store::ElementState) (for Call API:
-    /// [`WAITING_QUEUED`](crate::elements::call_api::WAITING_QUEUED) in the sending-speed
-    /// queue, [`WAITING_WINDOW`](crate::elements::call_api::WAITING_WINDOW) outside the delivery
-    /// window, [`WAITING_RETRY`](crate::elements::call_api::WAITING_RETRY) between attempts).
+    /// names it in its [`ElementState`](flowhost_store::ElementState) (Call API: `queued` in
+    /// its sending-speed queue, `window` outside its delivery window, `retry` between
+    /// attempts).
     pub async fn waiting_count(
         &self,
         flow_id: &str,

@@ -1,11 +1,72 @@
 //! `plugin:<id>[@<version>]`: a custom element run in the plugin sandbox.
 
-use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult};
-use crate::flow::{ElementDef, Issue};
-use crate::plugin::capabilities::{LogLevel, LogLine};
-use crate::plugin::{Invocation, LoadedPlugin, PluginHost};
+use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, TypeSource};
+use flowhost_flow::{ElementDef, Issue};
+use flowhost_plugin_host::{Invocation, LoadedPlugin, PluginHost, PluginSet};
+use flowhost_types::log::{LogLevel, LogLine};
 use serde_json::Value;
 use std::sync::Arc;
+
+/// `plugin:<id>[@<version>]` types, from the snapshot of the plugins in use when a flow
+/// compiles.
+pub(crate) struct PluginTypes {
+    plugins: Option<(PluginHost, PluginSet)>,
+}
+
+impl PluginTypes {
+    /// No plugins folder in use: every `plugin:` type is refused, saying so.
+    pub(crate) fn none() -> Self {
+        PluginTypes { plugins: None }
+    }
+
+    /// The plugins of `plugins`, run by `host`.
+    pub(crate) fn new(host: PluginHost, plugins: PluginSet) -> Self {
+        PluginTypes {
+            plugins: Some((host, plugins)),
+        }
+    }
+}
+
+impl TypeSource for PluginTypes {
+    fn resolve(&self, spec: &str) -> Result<(String, Arc<dyn ElementType>), String> {
+        let kind = format!("plugin:{spec}");
+        let (id, version) = match spec.split_once('@') {
+            Some((id, v)) => {
+                let v = semver::Version::parse(v).map_err(|e| {
+                    format!(
+                        "version {v:?} in {kind:?} is not semver ({e}); write plugin:{id}@1.2.3"
+                    )
+                })?;
+                (id, Some(v))
+            }
+            None => (spec, None),
+        };
+        let Some((host, plugins)) = &self.plugins else {
+            return Err(format!(
+                "plugin {id:?} is not loaded (no plugins folder is in use)"
+            ));
+        };
+        let registry = plugins.snapshot();
+        let Some(plugin) = registry.get(id, version.as_ref()) else {
+            let versions = registry.versions(id);
+            return Err(if versions.is_empty() {
+                format!(
+                    "plugin {id:?} is not loaded; put its .wasm file in the plugins folder (`flowhost plugins list` shows what is loaded)"
+                )
+            } else {
+                format!(
+                    "plugin {id:?} has no version {}; loaded versions: {}",
+                    version.map(|v| v.to_string()).unwrap_or_default(),
+                    versions.join(", ")
+                )
+            });
+        };
+        Ok((
+            format!("plugin:{}", plugin.key()),
+            Arc::new(PluginElementType::new(host.clone(), plugin.clone())),
+        ))
+    }
+}
 
 /// The element type of one loaded plugin.
 pub struct PluginElementType {

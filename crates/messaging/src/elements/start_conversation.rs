@@ -17,12 +17,14 @@
 //! channel or contact, a conversation already open for the contact).
 
 use super::evaluate_inbound::contact_of;
-use super::{BoxFuture, Element, ElementType, StepInput, StepResult, parse_config};
 use crate::answers::{Answers, EndReason};
 use crate::conversations::{Conversation, ConversationStatus, Conversations};
-use crate::flow::{ElementDef, Issue};
-use crate::messaging::{Channel, InboundMessage, LAST_INBOUND_MESSAGE, recent_messages};
-use crate::store::StateStore;
+use crate::{Channel, InboundMessage, LAST_INBOUND_MESSAGE, recent_messages};
+use flowhost_engine::element::{
+    BoxFuture, Element, ElementType, StepInput, StepResult, parse_config,
+};
+use flowhost_flow::{ElementDef, Issue};
+use flowhost_store::StateStore;
 use serde::Deserialize;
 use std::sync::Arc;
 

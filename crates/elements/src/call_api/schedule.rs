@@ -1,6 +1,6 @@
 //! When a Call API element may send: a delivery window in a time zone, and retry back-off.
 
-use crate::clock::Millis;
+use flowhost_types::clock::Millis;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use serde::Deserialize;

@@ -4,8 +4,8 @@
 //! `{"duration": "2h"}` (units `s`, `m`, `h`, `d`); exit `next`.
 
 use super::{BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config};
-use crate::clock::Millis;
-use crate::flow::{ElementDef, Issue, parse_duration};
+use flowhost_flow::{ElementDef, Issue, parse_duration};
+use flowhost_types::clock::Millis;
 use serde::Deserialize;
 
 pub(crate) struct WaitType;

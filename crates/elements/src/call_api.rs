@@ -25,7 +25,7 @@
 //! With `"wait_for_response": false` the element has the exits `next` (taken at once; the
 //! request completes in the background and its result is added to the journey) and `error`.
 //!
-//! Placeholders follow [`crate::template`]. No header is added that the flow does not set,
+//! Placeholders follow [`flowhost_flow::template`]. No header is added that the flow does not set,
 //! except what HTTP itself needs (`Host`, `Content-Length`). A body is sent as JSON, or as a
 //! form when the `Content-Type` header is `application/x-www-form-urlencoded`.
 
@@ -33,23 +33,26 @@ mod config;
 mod request;
 mod response;
 mod schedule;
+mod settings;
+
+pub use settings::CallApiConfig;
 
 use super::{
     BackgroundReport, BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult,
     parse_config,
 };
-use crate::clock::Millis;
-use crate::config::CallApiConfig;
-use crate::flow::{ElementDef, Issue};
-use crate::jsonpath::JsonPath;
-use crate::outbound::{
-    self, BufferedRequest, BufferedResponse, HostPattern, HttpClient, OutboundError, OutboundPolicy,
-};
-use crate::plugin::capabilities::{LogLevel, LogLine};
-use crate::secrets::Secrets;
-use crate::store::{ElementState, QueueStore};
-use crate::template::{JsonTemplate, Ref, Scope, Template, TemplateError};
 use config::BodyFormat;
+use flowhost_flow::jsonpath::JsonPath;
+use flowhost_flow::template::{JsonTemplate, Ref, Scope, Template, TemplateError};
+use flowhost_flow::{ElementDef, Issue};
+use flowhost_outbound::secrets::Secrets;
+use flowhost_outbound::{
+    self as outbound, BufferedRequest, BufferedResponse, HostPattern, HttpClient, OutboundError,
+    OutboundPolicy,
+};
+use flowhost_store::{ElementState, QueueStore};
+use flowhost_types::clock::Millis;
+use flowhost_types::log::{LogLevel, LogLine};
 use schedule::{Retry, Window, WindowConfig, parse_retry_after};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -67,7 +70,7 @@ pub const EXIT_5XX: &str = "5xx";
 pub const EXIT_NEXT: &str = "next";
 const EXIT_ERROR: &str = super::ERROR_EXIT;
 /// The reason participants wait in the sending-speed queue, for
-/// [`Engine::waiting_count`](crate::engine::Engine::waiting_count).
+/// [`Engine::waiting_count`](flowhost_engine::Engine::waiting_count).
 pub const WAITING_QUEUED: &str = "queued";
 /// The reason participants wait for the delivery window to open.
 pub const WAITING_WINDOW: &str = "window";

@@ -1,0 +1,38 @@
+//! The operator's `[call_api]` settings: the hosts Call API elements may reach, the secrets
+//! flows reference as `{{secret.NAME}}`, and the response limits.
+
+use flowhost_outbound::secrets::{SecretSource, resolve};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `[call_api]`: what Call API elements may reach and use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallApiConfig {
+    /// Hosts Call API elements may call (default: any public host).
+    pub allow_hosts: Vec<String>,
+    /// Secrets flows reference as `{{secret.NAME}}`.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Largest response body accepted.
+    pub max_response_bytes: u64,
+    /// Redirects followed at most.
+    pub max_redirects: u8,
+}
+
+impl Default for CallApiConfig {
+    fn default() -> Self {
+        CallApiConfig {
+            allow_hosts: vec!["*".to_owned()],
+            secrets: BTreeMap::new(),
+            max_response_bytes: 4 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+impl CallApiConfig {
+    /// Resolves secrets to their values.
+    pub fn secret_values(&self) -> BTreeMap<String, String> {
+        resolve(&self.secrets)
+    }
+}

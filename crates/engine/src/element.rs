@@ -1,0 +1,269 @@
+//! What the engine runs: the [`Element`] and [`ElementType`] traits that built-ins and
+//! plugins both implement, what a step sees ([`StepInput`]) and returns ([`StepResult`]),
+//! and [`ElementTypes`], the registry a flow's `type` strings are resolved in.
+//!
+//! A step returns what must be written with it as data (variables set, participants
+//! entered, participants woken, the element's typed state); the engine writes it with the
+//! participant's step in one store call. Elements get the services they use (a queue, the
+//! people, a chatbot registry) when their type is built, never through the step.
+
+use flowhost_flow::{ElementDef, FlowDef, Issue};
+use flowhost_store::{ElementState, ParticipantState};
+use flowhost_types::clock::Millis;
+use flowhost_types::log::LogLine;
+use flowhost_types::person::Person;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub use flowhost_types::BoxFuture;
+
+/// The exit the engine takes when an element fails.
+pub use flowhost_types::ERROR_EXIT;
+
+/// What an element sees when it runs.
+pub struct StepInput<'a> {
+    /// Flow id.
+    pub flow_id: &'a str,
+    /// Element id.
+    pub element_id: &'a str,
+    /// Participant id.
+    pub participant_id: &'a str,
+    /// The person.
+    pub person: &'a Person,
+    /// Flow variables before the step.
+    pub variables: &'a BTreeMap<String, Value>,
+    /// Now.
+    pub now: Millis,
+    /// Whether the participant waited in this element and is now resuming.
+    pub resumed: bool,
+    /// What the element kept when the participant started waiting in it.
+    pub state: Option<&'a ElementState>,
+    /// The event that woke the participant ([`StepOutcome::WaitFor`]), when one did.
+    pub event: Option<&'a Value>,
+    /// The other flows, for elements that enter participants into them.
+    pub flows: &'a dyn FlowDirectory,
+}
+
+/// What elements may ask about the deployed flows.
+pub trait FlowDirectory: Send + Sync {
+    /// The element where Add to Flow enters `flow_id` (its Existing Flow entry point), or
+    /// why it cannot enter it.
+    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String>;
+}
+
+/// A directory with no flows, for running one element on its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFlows;
+
+impl FlowDirectory for NoFlows {
+    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String> {
+        Err(format!("flow {flow_id:?} is not deployed"))
+    }
+}
+
+/// How a step ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepOutcome {
+    /// Leave by this exit.
+    Exit(String),
+    /// Wait until this time, then run the element again with `resumed`.
+    Wait(Millis),
+    /// Wait for an event on `key` (woken through [`flowhost_store::ParticipantStore::wake`]) or
+    /// until `until`, whichever comes first; then run the element again with `resumed` and
+    /// the event, if one came.
+    WaitFor {
+        /// What wakes the participant (`inbound:sms:385911234567:INFO`).
+        key: String,
+        /// When it resumes without an event; `None`: only an event wakes it.
+        until: Option<Millis>,
+    },
+    /// End the flow for the participant.
+    End,
+    /// The element failed; the engine takes its `error` exit, or stops the participant.
+    Failed(String),
+}
+
+/// What a step produced.
+pub struct StepResult {
+    /// How it ends.
+    pub outcome: StepOutcome,
+    /// Variables to set.
+    pub set: BTreeMap<String, Value>,
+    /// Journey log lines.
+    pub logs: Vec<LogLine>,
+    /// Outcome data for the journey.
+    pub data: Option<Value>,
+    /// Kept while the participant waits (with [`StepOutcome::Wait`]) and handed back in
+    /// [`StepInput::state`] when it resumes; its reason is what analytics count waiting
+    /// participants by.
+    pub state: Option<ElementState>,
+    /// Work that finishes after the participant has moved on; its report is appended to the
+    /// journey.
+    pub background: Option<BoxFuture<'static, BackgroundReport>>,
+    /// Participants to enter into other flows (Add to Flow), written with this step and run
+    /// after it.
+    pub enter: Vec<ParticipantState>,
+    /// Participants this step woke (through the store) that the engine should run next.
+    pub wake: Vec<String>,
+}
+
+impl std::fmt::Debug for StepResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepResult")
+            .field("outcome", &self.outcome)
+            .field("set", &self.set)
+            .field("logs", &self.logs)
+            .field("data", &self.data)
+            .field("state", &self.state)
+            .field("background", &self.background.is_some())
+            .field("enter", &self.enter)
+            .field("wake", &self.wake)
+            .finish()
+    }
+}
+
+/// How background work ended, for the journey.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackgroundReport {
+    /// Log lines.
+    pub logs: Vec<LogLine>,
+    /// Outcome data.
+    pub data: Option<Value>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+impl StepResult {
+    /// Ends with `outcome` and nothing else.
+    pub fn new(outcome: StepOutcome) -> Self {
+        StepResult {
+            outcome,
+            set: BTreeMap::new(),
+            logs: Vec::new(),
+            data: None,
+            state: None,
+            background: None,
+            enter: Vec::new(),
+            wake: Vec::new(),
+        }
+    }
+
+    /// Leaves by `exit`.
+    pub fn exit(exit: &str) -> Self {
+        Self::new(StepOutcome::Exit(exit.to_owned()))
+    }
+}
+
+/// A configured element, ready to run for any number of participants.
+pub trait Element: Send + Sync {
+    /// The exits it may take.
+    fn exits(&self) -> Vec<String>;
+    /// Runs one step for one participant.
+    fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult>;
+    /// Things that are allowed but probably a mistake, with paths relative to the element.
+    fn warnings(&self) -> Vec<Issue> {
+        Vec::new()
+    }
+}
+
+/// A kind of element: checks an element definition and builds the element.
+pub trait ElementType: Send + Sync {
+    /// Builds the element from its definition, or lists what is wrong with its `config`,
+    /// with paths relative to the element (`config.url`).
+    fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>>;
+
+    /// The exits known without a valid configuration (a plugin's manifest), so exit mistakes
+    /// are reported together with configuration mistakes.
+    fn known_exits(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Checks that need the whole flow and the account, run once per flow (not per element)
+    /// when a flow containing this type is activated: Start chatbot checks its placement,
+    /// its sender and that a chatbot answers there. Paths are relative to the flow.
+    fn activation_issues<'a>(&'a self, _flow: &'a FlowDef) -> BoxFuture<'a, Vec<Issue>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// Element types for `type` strings with a prefix (`plugin:<id>[@<version>]`), resolved when
+/// a flow compiles: the plugins in use at that moment.
+pub trait TypeSource: Send + Sync {
+    /// The type for what follows the prefix, with its canonical name for journeys
+    /// (`plugin:order-status@1.2.0`), or why there is none.
+    fn resolve(&self, spec: &str) -> Result<(String, Arc<dyn ElementType>), String>;
+}
+
+/// Every element type the engine knows, by the `type` string flows use: the built-ins by
+/// name, and prefixed types from a [`TypeSource`] (plugins). Cheap to clone.
+///
+/// The composition root fills it (the built-ins with their services, the plugin host's
+/// plugins); the engine only looks types up.
+#[derive(Clone, Default)]
+pub struct ElementTypes {
+    builtins: BTreeMap<String, Arc<dyn ElementType>>,
+    sources: Vec<(String, Arc<dyn TypeSource>)>,
+}
+
+impl ElementTypes {
+    /// No types at all.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a built-in type under `name`, replacing one of the same name.
+    pub fn register(&mut self, name: &str, ty: Arc<dyn ElementType>) {
+        self.builtins.insert(name.to_owned(), ty);
+    }
+
+    /// Resolves `type` strings starting with `prefix` (`plugin:`) in `source`.
+    pub fn add_source(&mut self, prefix: &str, source: Arc<dyn TypeSource>) {
+        self.sources.retain(|(p, _)| p != prefix);
+        self.sources.push((prefix.to_owned(), source));
+    }
+
+    /// Whether a built-in of this name is registered.
+    pub fn has_builtin(&self, name: &str) -> bool {
+        self.builtins.contains_key(name)
+    }
+
+    /// The type for a `type` string, with a canonical name for journeys.
+    pub fn resolve(&self, kind: &str) -> Result<(String, Arc<dyn ElementType>), String> {
+        for (prefix, source) in &self.sources {
+            if let Some(spec) = kind.strip_prefix(prefix.as_str()) {
+                return source.resolve(spec);
+            }
+        }
+        self.builtins
+            .get(kind)
+            .map(|t| (kind.to_owned(), t.clone()))
+            .ok_or_else(|| {
+                let prefixes: String = self
+                    .sources
+                    .iter()
+                    .map(|(p, _)| format!(", or {p}<id>"))
+                    .collect();
+                format!(
+                    "unknown element type {kind:?}; built-ins are {}{prefixes}",
+                    self.builtins.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+}
+
+/// Parses an element's `config` into `T`, turning serde's complaint into an issue at the
+/// right path.
+pub fn parse_config<T: serde::de::DeserializeOwned>(def: &ElementDef) -> Result<T, Vec<Issue>> {
+    let value = Value::Object(def.config.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "config".to_owned()
+        } else {
+            format!("config.{path}")
+        };
+        vec![Issue::new(path, e.into_inner().to_string())]
+    })
+}
