@@ -133,6 +133,11 @@ fn loosely_equal(a: &Value, b: &Value) -> bool {
 }
 
 impl Element for Branch {
+    /// Pure: it only reads and sets the participant's own state.
+    fn has_effects(&self) -> bool {
+        false
+    }
+
     fn exits(&self) -> Vec<String> {
         let mut exits: Vec<String> = self.0.conditions.iter().map(|c| c.exit.clone()).collect();
         exits.push(OTHERWISE.into());

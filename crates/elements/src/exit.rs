@@ -20,6 +20,11 @@ impl ElementType for ExitType {
 }
 
 impl Element for Exit {
+    /// Pure: it only reads and sets the participant's own state.
+    fn has_effects(&self) -> bool {
+        false
+    }
+
     fn exits(&self) -> Vec<String> {
         Vec::new()
     }

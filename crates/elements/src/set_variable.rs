@@ -49,6 +49,11 @@ impl ElementType for SetVariableType {
 }
 
 impl Element for SetVariable {
+    /// Pure: it only reads and sets the participant's own state.
+    fn has_effects(&self) -> bool {
+        false
+    }
+
     fn exits(&self) -> Vec<String> {
         vec!["next".into(), super::ERROR_EXIT.into()]
     }

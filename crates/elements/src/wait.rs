@@ -37,6 +37,11 @@ impl ElementType for WaitType {
 }
 
 impl Element for Wait {
+    /// Pure: it only reads and sets the participant's own state.
+    fn has_effects(&self) -> bool {
+        false
+    }
+
     fn exits(&self) -> Vec<String> {
         vec!["next".into()]
     }

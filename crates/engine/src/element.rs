@@ -166,6 +166,14 @@ pub trait Element: Send + Sync {
     fn warnings(&self) -> Vec<Issue> {
         Vec::new()
     }
+    /// Whether a step does anything outside the participant's own state: a request, a
+    /// message, a write to state others share. A step without effects is written together
+    /// with the steps after it (one store transaction for the run), since running it again
+    /// after a crash changes nothing; a step with effects is written before the next one
+    /// with effects runs. The default is the safe answer.
+    fn has_effects(&self) -> bool {
+        true
+    }
 }
 
 /// A kind of element: checks an element definition and builds the element.

@@ -77,7 +77,8 @@ use element::{
 };
 use flowhost_flow::{EntryKind, FlowDef, FlowError, FlowStatus, Issue};
 use flowhost_store::{
-    ElementCounts, JourneyEntry, Lease, ParticipantState, StateStore, Status, StepWrite, StoreError,
+    ElementCounts, JourneyEntry, Lease, ParticipantState, StateStore, Status, StepRecord,
+    StepWrite, StoreError,
 };
 use flowhost_types::clock::{Clock, Millis};
 use flowhost_types::log::{LogLevel, LogLine};

@@ -169,20 +169,32 @@ impl Engine {
         Ok(resumed)
     }
 
-    /// Writes a step, then starts the work it leaves behind, so that work's report always
-    /// follows the step in the journey.
+    /// Writes the steps of a run taken since the last write, then starts the work they left
+    /// behind, so that work's report always follows its step in the journey.
     pub(super) async fn commit(
         &self,
         lease: &Lease,
         p: &ParticipantState,
-        entry: &JourneyEntry,
-        write: StepWrite<'_>,
-        background: Option<element::BoxFuture<'static, BackgroundReport>>,
-        type_name: &str,
+        pending: &mut Vec<PendingStep>,
     ) -> Result<(), EngineError> {
-        self.inner.store.record_step(lease, p, entry, write).await?;
-        if let Some(work) = background {
-            self.spawn_background(p, &entry.element_id, type_name, work);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<StepRecord<'_>> = pending
+            .iter()
+            .map(|s| StepRecord {
+                entry: &s.entry,
+                write: StepWrite {
+                    entered: s.entered,
+                    enter: &s.enter,
+                },
+            })
+            .collect();
+        self.inner.store.record_steps(lease, p, &records).await?;
+        for step in pending.drain(..) {
+            if let Some(work) = step.background {
+                self.spawn_background(p, &step.entry.element_id, &step.type_name, work);
+            }
         }
         Ok(())
     }
@@ -245,10 +257,18 @@ impl Engine {
         {
             p.person = person;
         }
+        // Steps run since the last write, and whether one of them had outside effects: pure
+        // steps are written with the next write (see `Element::has_effects`).
+        let mut pending: Vec<PendingStep> = Vec::new();
+        let mut pending_effects = false;
         for _ in 0..MAX_STEPS_PER_RUN {
             let Some(current) = p.current.clone() else {
                 p.status = Status::Completed;
-                self.inner.store.release(lease, &p).await?;
+                if pending.is_empty() {
+                    self.inner.store.release(lease, &p).await?;
+                } else {
+                    self.commit(lease, &p, &mut pending).await?;
+                }
                 return Ok(p);
             };
             let Some(node) = flow.nodes.get(&current) else {
@@ -261,12 +281,17 @@ impl Engine {
                 ));
                 p.steps += 1;
                 p.current = None;
-                self.inner
-                    .store
-                    .record_step(lease, &p, &entry, StepWrite::default())
-                    .await?;
+                pending.push(PendingStep::new(entry, "?"));
+                self.commit(lease, &p, &mut pending).await?;
                 return Ok(p);
             };
+            let effects = node.element.has_effects();
+            // Two steps with effects never share a write: after a crash, only the last one
+            // runs again.
+            if effects && pending_effects {
+                self.commit(lease, &p, &mut pending).await?;
+                pending_effects = false;
+            }
             let now = self.inner.clock.now_ms();
             let started = Instant::now();
             let span = tracing::info_span!(
@@ -291,11 +316,11 @@ impl Engine {
                 })
                 .instrument(span.clone())
                 .await;
+            pending_effects |= effects;
             let entered = !resumed;
             resumed = false;
             event = None;
             p.element_state = None;
-            let background = result.background;
             let duration_us = started.elapsed().as_micros() as u64;
             span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
             for (k, v) in &result.set {
@@ -306,12 +331,15 @@ impl Engine {
             entry.variables_changed = result.set;
             entry.logs = result.logs;
             entry.data = result.data;
-            let write = StepWrite {
-                entered,
-                enter: &result.enter,
-            };
             follow.extend(result.enter.iter().map(|e| e.id.clone()));
             follow.extend(result.wake);
+            let step = |entry| PendingStep {
+                entry,
+                entered,
+                enter: result.enter,
+                background: result.background,
+                type_name: node.type_name.clone(),
+            };
             let (key, until) = match result.outcome {
                 StepOutcome::Wait(until) => (None, Some(until)),
                 StepOutcome::WaitFor { key, until } => (Some(key), until),
@@ -319,9 +347,9 @@ impl Engine {
                     self.leave(node, &current, outcome, &mut p, &mut entry);
                     p.steps += 1;
                     entry.seq = p.steps;
-                    self.commit(lease, &p, &entry, write, background, &node.type_name)
-                        .await?;
+                    pending.push(step(entry));
                     if p.status != Status::Running {
+                        self.commit(lease, &p, &mut pending).await?;
                         return Ok(p);
                     }
                     continue;
@@ -334,8 +362,8 @@ impl Engine {
             entry.waiting_until = until;
             p.steps += 1;
             entry.seq = p.steps;
-            self.commit(lease, &p, &entry, write, background, &node.type_name)
-                .await?;
+            pending.push(step(entry));
+            self.commit(lease, &p, &mut pending).await?;
             return Ok(p);
         }
         p.status = Status::Failed;
@@ -345,10 +373,8 @@ impl Engine {
         ));
         p.steps += 1;
         entry.seq = p.steps;
-        self.inner
-            .store
-            .record_step(lease, &p, &entry, StepWrite::default())
-            .await?;
+        pending.push(PendingStep::new(entry, "engine"));
+        self.commit(lease, &p, &mut pending).await?;
         Ok(p)
     }
 
@@ -427,6 +453,31 @@ impl Engine {
             error: None,
             waiting_until: None,
             duration_us: 0,
+        }
+    }
+}
+
+/// A step run but not yet written.
+pub(super) struct PendingStep {
+    entry: JourneyEntry,
+    /// The participant entered the element in this step (counts in analytics).
+    entered: bool,
+    /// Participants it entered into flows.
+    enter: Vec<ParticipantState>,
+    /// Work it left to finish after it is written.
+    background: Option<element::BoxFuture<'static, BackgroundReport>>,
+    type_name: String,
+}
+
+impl PendingStep {
+    /// A step the engine itself records (an element gone, a loop stopped).
+    fn new(entry: JourneyEntry, type_name: &str) -> Self {
+        PendingStep {
+            entry,
+            entered: false,
+            enter: Vec::new(),
+            background: None,
+            type_name: type_name.to_owned(),
         }
     }
 }

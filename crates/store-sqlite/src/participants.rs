@@ -280,29 +280,33 @@ impl ParticipantStore for SqliteStore {
         .await
     }
 
-    async fn record_step(
+    async fn record_steps(
         &self,
         lease: &Lease,
         p: &ParticipantState,
-        entry: &JourneyEntry,
-        write: StepWrite<'_>,
+        steps: &[StepRecord<'_>],
     ) -> Result<(), StoreError> {
-        let (lease, p, entry) = (lease.clone(), p.clone(), entry.clone());
-        let (entered, enter) = (write.entered, write.enter.to_vec());
+        let (lease, p) = (lease.clone(), p.clone());
+        let steps: Vec<(JourneyEntry, bool, Vec<ParticipantState>)> = steps
+            .iter()
+            .map(|s| (s.entry.clone(), s.write.entered, s.write.enter.to_vec()))
+            .collect();
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("recording a step"))?;
             write_leased(&tx, &lease, &p)?;
-            append(&tx, &p.id, &entry)?;
-            for other in &enter {
-                let mut other = other.clone();
-                other.status = Status::Queued;
-                insert(&tx, &other, None)?;
-            }
-            if entered {
-                count(&tx, &p.flow_id, &entry.element_id, "")?;
-            }
-            if let Some(exit) = &entry.exit {
-                count(&tx, &p.flow_id, &entry.element_id, exit)?;
+            for (entry, entered, enter) in &steps {
+                append(&tx, &p.id, entry)?;
+                for other in enter {
+                    let mut other = other.clone();
+                    other.status = Status::Queued;
+                    insert(&tx, &other, None)?;
+                }
+                if *entered {
+                    count(&tx, &p.flow_id, &entry.element_id, "")?;
+                }
+                if let Some(exit) = &entry.exit {
+                    count(&tx, &p.flow_id, &entry.element_id, exit)?;
+                }
             }
             tx.commit().map_err(db("recording a step"))
         })

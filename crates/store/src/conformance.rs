@@ -10,7 +10,9 @@
 //! The macro expands to one `#[tokio::test]` per function, so the backend's crate needs
 //! `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 
-use crate::{Lease, ParticipantState, Record, StateStore, Status, StepWrite, StoreError};
+use crate::{
+    Lease, ParticipantState, Record, StateStore, Status, StepRecord, StepWrite, StoreError,
+};
 use flowhost_types::log::{LogLevel, LogLine};
 use flowhost_types::participant::{ElementState, JourneyEntry};
 use flowhost_types::person::{Contact, Person};
@@ -31,6 +33,7 @@ macro_rules! conformance_tests {
             due_is_ordered_and_limited,
             wake_by_key,
             steps_enter_participants_atomically,
+            a_run_of_steps_is_written_together,
             background_entries_take_the_next_seq,
             participants_of_a_flow_by_status,
             slots_are_spaced,
@@ -412,6 +415,65 @@ pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
         Some(entered.clone())
     );
     assert_eq!(store.due(0, 10).await.unwrap(), [entered.id]);
+}
+
+/// A run of steps is written in one go: entries in order with consecutive seq numbers, each
+/// step's counters and entrants; under a lost lease none of it.
+pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
+    let mut p = participant("f", "a");
+    let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+    let mut entered = participant("g", "start");
+    entered.status = Status::Queued;
+    p.current = None;
+    p.status = Status::Completed;
+    p.steps = 3;
+    let (a, b, c) = (
+        entry("a", Some("next")),
+        entry("b", Some("yes")),
+        entry("c", None),
+    );
+    let write = |enter| StepWrite {
+        entered: true,
+        enter,
+    };
+    let steps = [
+        StepRecord {
+            entry: &a,
+            write: write(&[]),
+        },
+        StepRecord {
+            entry: &b,
+            write: write(std::slice::from_ref(&entered)),
+        },
+        StepRecord {
+            entry: &c,
+            write: write(&[]),
+        },
+    ];
+    let stale = Lease {
+        epoch: lease.epoch + 1,
+        ..lease.clone()
+    };
+    assert!(matches!(
+        store.record_steps(&stale, &p, &steps).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(store.journey(&p.id).await.unwrap().is_empty(), "nothing");
+    assert_eq!(store.participant(&entered.id).await.unwrap(), None);
+    assert!(store.element_counts("f").await.unwrap().is_empty());
+
+    store.record_steps(&lease, &p, &steps).await.unwrap();
+    let journey = store.journey(&p.id).await.unwrap();
+    let elements: Vec<(u64, &str)> = journey
+        .iter()
+        .map(|e| (e.seq, e.element_id.as_str()))
+        .collect();
+    assert_eq!(elements, [(1, "a"), (2, "b"), (3, "c")]);
+    let counts = store.element_counts("f").await.unwrap();
+    assert_eq!(counts["b"].entered, 1);
+    assert_eq!(counts["b"].exits, BTreeMap::from([("yes".to_owned(), 1)]));
+    assert_eq!(store.participant(&p.id).await.unwrap(), Some(p.clone()));
+    assert_eq!(store.participant(&entered.id).await.unwrap(), Some(entered));
 }
 
 /// A background entry takes the next seq after the steps already written.

@@ -149,6 +149,16 @@ pub struct StepWrite<'a> {
     pub enter: &'a [ParticipantState],
 }
 
+/// One step of a run written by [`ParticipantStore::record_steps`]: its journey entry and
+/// what else it wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct StepRecord<'a> {
+    /// The journey entry (its `seq` is assigned by the store).
+    pub entry: &'a JourneyEntry,
+    /// Counters and participants entered.
+    pub write: StepWrite<'a>,
+}
+
 /// Deployed flow definitions.
 #[async_trait]
 pub trait FlowStore: Send + Sync {
@@ -186,16 +196,32 @@ pub trait ParticipantStore: Send + Sync {
     /// expiry, or [`StoreError::LeaseLost`].
     async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError>;
 
-    /// Saves a participant and appends one journey entry (its `seq` is assigned here), with
-    /// what else the step wrote, atomically, under `lease`. A participant saved as anything
-    /// but [`Status::Running`] no longer holds the lease.
+    /// Saves a participant and appends the journey entries of a run of steps (their `seq`
+    /// assigned here, in order), with what else each step wrote, in one transaction, under
+    /// `lease`: all of it or, with [`StoreError::LeaseLost`], none. A participant saved as
+    /// anything but [`Status::Running`] no longer holds the lease.
+    ///
+    /// The engine writes steps without outside effects together with the steps around
+    /// them: running them again after a crash changes nothing, and one transaction is cheaper
+    /// than several.
+    async fn record_steps(
+        &self,
+        lease: &Lease,
+        p: &ParticipantState,
+        steps: &[StepRecord<'_>],
+    ) -> Result<(), StoreError>;
+
+    /// [`ParticipantStore::record_steps`] for one step.
     async fn record_step(
         &self,
         lease: &Lease,
         p: &ParticipantState,
         entry: &JourneyEntry,
         write: StepWrite<'_>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.record_steps(lease, p, &[StepRecord { entry, write }])
+            .await
+    }
 
     /// Saves a participant's state without a journey entry and gives up the lease (a
     /// participant put back because this engine cannot run its flow, or one that completed).
