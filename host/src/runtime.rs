@@ -10,6 +10,8 @@
 //!    the store with the built-ins and those plugins.
 //! 3. [`Runtime::load_saved_flows`] loads the flows deployed earlier, so their participants
 //!    can continue.
+//! 4. [`Runtime::inbound`] takes customers' messages and chatbot events and routes them into
+//!    the engine; [`Runtime::engine`] starts participants and runs the scheduler.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
