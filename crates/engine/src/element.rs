@@ -232,11 +232,6 @@ impl ElementTypes {
         self.sources.push((prefix.to_owned(), source));
     }
 
-    /// Whether a built-in of this name is registered.
-    pub fn has_builtin(&self, name: &str) -> bool {
-        self.builtins.contains_key(name)
-    }
-
     /// The type for a `type` string, with a canonical name for journeys.
     pub fn resolve(&self, kind: &str) -> Result<(String, Arc<dyn ElementType>), String> {
         for (prefix, source) in &self.sources {

@@ -9,6 +9,10 @@
 //!
 //! The macro expands to one `#[tokio::test]` per function, so the backend's crate needs
 //! `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+//!
+//! Why one file of more than 600 lines: it is the contract a second backend is written
+//! against, read top to bottom, and its scenarios share one set of helpers; each scenario
+//! is one short function, and the macro's list at the top is their index.
 
 use crate::{
     Lease, ParticipantState, Record, StateStore, Status, StepRecord, StepWrite, StoreError,
