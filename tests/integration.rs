@@ -7,3 +7,4 @@ mod other_languages;
 mod sample_plugins;
 mod samples;
 mod sandbox;
+mod server;

@@ -52,6 +52,86 @@ pub struct OperatorConfig {
     /// What Call API elements may reach, and the secrets their requests may use.
     #[serde(default)]
     pub call_api: CallApiConfig,
+    /// `flowhost serve`: where it listens and who may call it.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[server]`: the service `flowhost serve` runs.
+///
+/// ```toml
+/// [server]
+/// listen = "127.0.0.1:8080"
+/// # Who may call the API: the SHA-256 of a key (`flowhost serve --hash-key` prints it),
+/// # or a key read from the environment when the service starts.
+/// api_keys = [
+///     { name = "ops", sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8" },
+///     { name = "ci", env = "FLOWHOST_API_KEY" },
+/// ]
+/// grace_period_ms = 10000     # in-flight work gets this long to finish on shutdown
+/// max_body_bytes = 4194304    # larger request bodies get 413
+/// scheduler_every_ms = 200    # how often due participants are looked for
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The keys that may call the API.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// How long in-flight requests and steps may take to finish on shutdown.
+    #[serde(default = "default_grace_period_ms")]
+    pub grace_period_ms: u64,
+    /// Largest request body accepted.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How often the scheduler looks for due participants.
+    #[serde(default = "default_scheduler_every_ms")]
+    pub scheduler_every_ms: u64,
+}
+
+/// One API key the service accepts: its name (in logs) and where the key comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who holds it; logged with each request, the key never is.
+    pub name: String,
+    /// The key's SHA-256, in hex.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The environment variable holding the key.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_grace_period_ms() -> u64 {
+    10_000
+}
+
+fn default_max_body_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_scheduler_every_ms() -> u64 {
+    200
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            api_keys: Vec::new(),
+            grace_period_ms: default_grace_period_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            scheduler_every_ms: default_scheduler_every_ms(),
+        }
+    }
 }
 
 fn default_plugins_dir() -> PathBuf {
@@ -76,6 +156,7 @@ impl Default for OperatorConfig {
             plugins: BTreeMap::new(),
             outbound: OutboundConfig::default(),
             call_api: CallApiConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

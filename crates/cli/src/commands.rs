@@ -15,4 +15,5 @@ pub mod plugins;
 pub mod queue;
 pub mod resume;
 pub mod run;
+pub mod serve;
 pub mod validate;

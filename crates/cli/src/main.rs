@@ -89,6 +89,8 @@ enum Command {
     },
     /// Turn Answers (chatbots in flows) on or off for the account.
     Answers(answers::Args),
+    /// Run as a service: the HTTP API and the scheduler, until SIGTERM or Ctrl-C.
+    Serve(serve::Args),
     /// Run the sample flows against local API emulators (the README's first command).
     Demo,
 }
@@ -153,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conversations { command } => conversations::run(command, config).await,
         Command::Chatbots { command } => chatbots::run(command, config).await,
         Command::Answers(args) => answers::run(args, config).await,
+        Command::Serve(args) => serve::run(args, config).await,
         Command::Demo => demo::run(config).await,
     }
 }

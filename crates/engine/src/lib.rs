@@ -141,6 +141,14 @@ pub enum EngineError {
         /// Asked status.
         to: &'static str,
     },
+    /// An idempotency key came again with a different request.
+    #[error(
+        "idempotency key {key:?} was already used for a different request; send a new key for a new request"
+    )]
+    KeyReused {
+        /// The key.
+        key: String,
+    },
     /// A request about people, conversations or chatbots that cannot be done.
     #[error("{0}")]
     Rejected(String),
@@ -150,6 +158,25 @@ pub enum EngineError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The caller's idempotency key of a request that enters participants
+/// ([`Engine::admit`]), and a digest of the request.
+#[derive(Clone, Copy, Debug)]
+pub struct AdmitKey<'a> {
+    /// The key, unique per request within the flow.
+    pub key: &'a str,
+    /// A digest of what was asked, so a key reused for another request is refused.
+    pub fingerprint: &'a str,
+}
+
+/// Who [`Engine::admit`] entered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// The participants' ids, in the order asked.
+    pub participants: Vec<String>,
+    /// The request was a retry: these were entered by the first one, nobody now.
+    pub repeated: bool,
 }
 
 struct Node {

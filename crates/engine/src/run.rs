@@ -39,23 +39,8 @@ impl Engine {
         person: Person,
         variables: BTreeMap<String, Value>,
     ) -> Result<ParticipantState, EngineError> {
-        let flow = self.flow(flow_id)?;
-        if flow.def.status != FlowStatus::Active {
-            return Err(EngineError::FlowNotActive {
-                id: flow_id.to_owned(),
-                status: flow.def.status,
-            });
-        }
-        let entry = flow
-            .def
-            .entry_points
-            .iter()
-            .find(|e| e.kind == kind)
-            .ok_or(EngineError::NoEntryPoint {
-                id: flow_id.to_owned(),
-                kind: kind.as_str(),
-            })?;
-        let state = ParticipantState::new(flow_id, &entry.start, person, variables);
+        let (flow, start) = self.entry_point(flow_id, kind)?;
+        let state = ParticipantState::new(flow_id, &start, person, variables);
         let lease = self
             .inner
             .store
@@ -67,6 +52,87 @@ impl Engine {
             .await?;
         self.follow_up(follow).await?;
         Ok(state)
+    }
+
+    /// Enters people into a flow at its API entry point, all or none, without running them:
+    /// they are stored queued, so they are safe (and due) when this returns. With an
+    /// idempotency `key`, a retry of the same request (same `fingerprint`) enters nobody
+    /// again and gets the first request's participants back; run them with
+    /// [`Engine::follow_up`], or let the scheduler find them.
+    pub async fn admit(
+        &self,
+        flow_id: &str,
+        entrants: Vec<(Person, BTreeMap<String, Value>)>,
+        key: Option<AdmitKey<'_>>,
+    ) -> Result<Admitted, EngineError> {
+        let (_, start) = self.entry_point(flow_id, EntryKind::Api)?;
+        let states: Vec<ParticipantState> = entrants
+            .into_iter()
+            .map(|(person, variables)| ParticipantState::new(flow_id, &start, person, variables))
+            .collect();
+        let ids: Vec<String> = states.iter().map(|p| p.id.clone()).collect();
+        let answer = serde_json::json!({ "participants": ids });
+        let scope = format!("participants:{flow_id}");
+        let request = key.map(|k| flowhost_store::IdempotentRequest {
+            scope: &scope,
+            key: k.key,
+            fingerprint: k.fingerprint,
+            answer: &answer,
+            at: self.now(),
+        });
+        match self.inner.store.insert_queued(&states, request).await? {
+            None => Ok(Admitted {
+                participants: ids,
+                repeated: false,
+            }),
+            Some(earlier) => {
+                let key = key.expect("an earlier answer comes only for a key");
+                if earlier.fingerprint != key.fingerprint {
+                    return Err(EngineError::KeyReused {
+                        key: key.key.to_owned(),
+                    });
+                }
+                let participants = earlier.answer["participants"]
+                    .as_array()
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Admitted {
+                    participants,
+                    repeated: true,
+                })
+            }
+        }
+    }
+
+    /// An active flow and the element its entry point of `kind` starts at.
+    fn entry_point(
+        &self,
+        flow_id: &str,
+        kind: EntryKind,
+    ) -> Result<(Arc<CompiledFlow>, String), EngineError> {
+        let flow = self.flow(flow_id)?;
+        if flow.def.status != FlowStatus::Active {
+            return Err(EngineError::FlowNotActive {
+                id: flow_id.to_owned(),
+                status: flow.def.status,
+            });
+        }
+        let start = flow
+            .def
+            .entry_points
+            .iter()
+            .find(|e| e.kind == kind)
+            .ok_or(EngineError::NoEntryPoint {
+                id: flow_id.to_owned(),
+                kind: kind.as_str(),
+            })?
+            .start
+            .clone();
+        Ok((flow, start))
     }
 
     /// Runs participants entered or woken by the steps just taken (or woken by a service

@@ -32,8 +32,9 @@ mod worker;
 
 use async_trait::async_trait;
 use flowhost_store::{
-    Claim, ElementCounts, FlowStore, JourneyEntry, Lease, ParticipantState, ParticipantStore,
-    PeopleStore, QueueStore, Record, RecordStore, Status, StepRecord, StoreError, parse_status,
+    Claim, EarlierAnswer, ElementCounts, FlowStore, IdempotentRequest, JourneyEntry, Lease,
+    ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore, Status,
+    StepRecord, StoreError, parse_status,
 };
 use flowhost_types::clock::Millis;
 use flowhost_types::person::Person;

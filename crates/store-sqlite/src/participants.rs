@@ -211,6 +211,62 @@ impl ParticipantStore for SqliteStore {
         .await
     }
 
+    async fn insert_queued(
+        &self,
+        participants: &[ParticipantState],
+        request: Option<IdempotentRequest<'_>>,
+    ) -> Result<Option<EarlierAnswer>, StoreError> {
+        let participants = participants.to_vec();
+        let request = request.map(|r| {
+            (
+                r.scope.to_owned(),
+                r.key.to_owned(),
+                r.fingerprint.to_owned(),
+                r.answer.to_string(),
+                r.at,
+            )
+        });
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(db("entering participants"))?;
+            if let Some((scope, key, fingerprint, answer, at)) = &request {
+                let earlier = tx
+                    .prepare_cached(
+                        "SELECT fingerprint, answer FROM idempotency_keys
+                         WHERE scope = ?1 AND key = ?2",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![scope, key], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(db("looking up an idempotency key"))?;
+                if let Some((fingerprint, answer)) = earlier {
+                    let answer = serde_json::from_str(&answer)
+                        .map_err(|e| StoreError::corrupt("idempotency answer", e))?;
+                    return Ok(Some(EarlierAnswer {
+                        fingerprint,
+                        answer,
+                    }));
+                }
+                tx.prepare_cached(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, answer, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![scope, key, fingerprint, answer, at]))
+                .map_err(db("saving an idempotency key"))?;
+            }
+            for p in &participants {
+                let mut p = p.clone();
+                p.status = Status::Queued;
+                insert(&tx, &p, None)?;
+            }
+            tx.commit().map_err(db("entering participants"))?;
+            Ok(None)
+        })
+        .await
+    }
+
     async fn claim(
         &self,
         id: &str,

@@ -15,7 +15,8 @@
 //! is one short function, and the macro's list at the top is their index.
 
 use crate::{
-    Lease, ParticipantState, Record, StateStore, Status, StepRecord, StepWrite, StoreError,
+    EarlierAnswer, IdempotentRequest, Lease, ParticipantState, Record, StateStore, Status,
+    StepRecord, StepWrite, StoreError,
 };
 use flowhost_types::log::{LogLevel, LogLine};
 use flowhost_types::participant::{ElementState, JourneyEntry};
@@ -37,6 +38,7 @@ macro_rules! conformance_tests {
             due_is_ordered_and_limited,
             wake_by_key,
             steps_enter_participants_atomically,
+            participants_enter_once_per_idempotency_key,
             a_run_of_steps_is_written_together,
             background_entries_take_the_next_seq,
             participants_of_a_flow_by_status,
@@ -419,6 +421,65 @@ pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
         Some(entered.clone())
     );
     assert_eq!(store.due(0, 10).await.unwrap(), [entered.id]);
+}
+
+/// A batch enters queued and due at once; a request whose idempotency key was seen in its
+/// scope enters nobody and gets the first answer; the same key in another scope is new.
+pub async fn participants_enter_once_per_idempotency_key(store: &impl StateStore) {
+    let batch = [participant("f", "start"), participant("f", "start")];
+    let answer = json!({"ids": [batch[0].id, batch[1].id]});
+    let request = |scope, fingerprint, answer| IdempotentRequest {
+        scope,
+        key: "k-1",
+        fingerprint,
+        answer,
+        at: 1_000,
+    };
+    let first = store
+        .insert_queued(&batch, Some(request("flow:f", "sha-a", &answer)))
+        .await
+        .unwrap();
+    assert_eq!(first, None);
+    for p in &batch {
+        let stored = store.participant(&p.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, Status::Queued);
+        assert_eq!(stored.current.as_deref(), Some("start"));
+    }
+    let mut due = store.due(0, 10).await.unwrap();
+    due.sort();
+    let mut ids = vec![batch[0].id.clone(), batch[1].id.clone()];
+    ids.sort();
+    assert_eq!(due, ids);
+
+    let retry = [participant("f", "start")];
+    let other = json!({"ids": [retry[0].id]});
+    let again = store
+        .insert_queued(&retry, Some(request("flow:f", "sha-b", &other)))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Some(EarlierAnswer {
+            fingerprint: "sha-a".into(),
+            answer: answer.clone(),
+        })
+    );
+    assert_eq!(store.participant(&retry[0].id).await.unwrap(), None);
+
+    let elsewhere = store
+        .insert_queued(&retry, Some(request("flow:g", "sha-b", &other)))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere, None, "keys are unique within their scope only");
+    let without_key = [participant("f", "start")];
+    assert_eq!(store.insert_queued(&without_key, None).await.unwrap(), None);
+    assert!(
+        store
+            .participant(&without_key[0].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// A run of steps is written in one go: entries in order with consecutive seq numbers, each

@@ -159,6 +159,31 @@ pub struct StepRecord<'a> {
     pub write: StepWrite<'a>,
 }
 
+/// A request that enters participants, identified by its caller's idempotency key: a
+/// retry with the same key enters nobody again and gets the first answer back.
+#[derive(Clone, Copy, Debug)]
+pub struct IdempotentRequest<'a> {
+    /// What the key is unique within (for example, the flow the participants enter).
+    pub scope: &'a str,
+    /// The caller's key.
+    pub key: &'a str,
+    /// A digest of the request, so a key reused for a different request is told apart.
+    pub fingerprint: &'a str,
+    /// The answer to keep for retries.
+    pub answer: &'a Value,
+    /// When the request came (kept, so old keys can be pruned).
+    pub at: Millis,
+}
+
+/// The answer kept for an idempotency key seen before.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlierAnswer {
+    /// The fingerprint of the request that first used the key.
+    pub fingerprint: String,
+    /// Its answer.
+    pub answer: Value,
+}
+
 /// Deployed flow definitions.
 #[async_trait]
 pub trait FlowStore: Send + Sync {
@@ -180,6 +205,15 @@ pub trait ParticipantStore: Send + Sync {
         owner: &str,
         expires_at: Millis,
     ) -> Result<Lease, StoreError>;
+
+    /// Inserts new participants as [`Status::Queued`] (due at once), all or none, in one
+    /// transaction with `request`'s key and answer. When the key was seen before in its
+    /// scope, nothing is inserted and the earlier request's answer comes back instead.
+    async fn insert_queued(
+        &self,
+        participants: &[ParticipantState],
+        request: Option<IdempotentRequest<'_>>,
+    ) -> Result<Option<EarlierAnswer>, StoreError>;
 
     /// Claims a waiting or queued participant for `owner` until `expires_at`: it becomes
     /// [`Status::Running`] under a new epoch. `None` when it is not waiting or queued

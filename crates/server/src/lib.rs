@@ -1,0 +1,255 @@
+//! `flowhost serve`: the engine as a long-running service. It owns the HTTP API (axum on
+//! hyper 1), runs the engine's scheduler continuously, and shuts down without losing
+//! anything.
+//!
+//! - [`Server::new`] takes a started [`Runtime`] (the composition root: store, plugins,
+//!   elements, engine) and the `[server]` configuration; [`Server::router`] is the API;
+//!   [`Server::run`] serves it on a listener with the scheduler until its shutdown future
+//!   completes.
+//! - Every endpoint but `/livez` needs an API key (`auth`). Errors are
+//!   `application/problem+json` with the failing field or JSON path (`problem`).
+//! - Endpoints, one file per area: flows (`flows`), participants (`participants`),
+//!   liveness and readiness (here).
+//!
+//! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
+//! requests in flight and participants started by the API get the grace period to finish,
+//! then [`Server::run`] returns.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use flowhost::config::OperatorConfig;
+//! use flowhost::runtime::Runtime;
+//! use flowhost_server::Server;
+//!
+//! let config = OperatorConfig::default();
+//! let runtime = Runtime::start(config.clone()).await?;
+//! runtime.load_saved_flows().await?;
+//! let server = Server::new(runtime, &config.server)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! server.run(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod auth;
+mod flows;
+mod participants;
+pub mod problem;
+
+pub use auth::{ApiKeys, KeyError, hash_key};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use flowhost::config::ServerConfig;
+use flowhost::engine::Engine;
+use flowhost::engine::scheduler::Scheduler;
+use flowhost::runtime::Runtime;
+use problem::Problem;
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The service: the runtime, its API keys and settings.
+pub struct Server {
+    state: AppState,
+    keys: ApiKeys,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    runtime: Runtime,
+    config: ServerConfig,
+    /// Set when shutdown begins: readiness answers 503.
+    draining: AtomicBool,
+    /// Participants the API added, running in the background.
+    runs: std::sync::Mutex<JoinSet<()>>,
+}
+
+impl AppState {
+    pub(crate) fn engine(&self) -> &Engine {
+        self.inner.runtime.engine()
+    }
+
+    /// Runs participants just added, in the background; the scheduler would find them
+    /// too, but later.
+    pub(crate) fn run_soon(&self, ids: Vec<String>) {
+        let engine = self.engine().clone();
+        let mut runs = self.inner.runs.lock().unwrap_or_else(|e| e.into_inner());
+        while runs.try_join_next().is_some() {}
+        runs.spawn(async move {
+            if let Err(e) = engine.follow_up(ids).await {
+                tracing::error!(error = %e, "running added participants; the scheduler retries them");
+            }
+        });
+    }
+}
+
+impl Server {
+    /// A service over `runtime`; fails when the API keys cannot be used.
+    pub fn new(runtime: Runtime, config: &ServerConfig) -> Result<Self, KeyError> {
+        let keys = ApiKeys::from_config(&config.api_keys)?;
+        Ok(Server {
+            state: AppState {
+                inner: Arc::new(Shared {
+                    runtime,
+                    config: config.clone(),
+                    draining: AtomicBool::new(false),
+                    runs: Default::default(),
+                }),
+            },
+            keys,
+        })
+    }
+
+    /// The runtime it serves.
+    pub fn runtime(&self) -> &Runtime {
+        &self.state.inner.runtime
+    }
+
+    /// The HTTP API.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .route("/readyz", get(readyz))
+            .route("/v1/flows", post(flows::deploy).get(flows::list))
+            .route("/v1/flows/{id}", get(flows::get))
+            .route("/v1/flows/{id}/status", put(flows::set_status))
+            .route("/v1/flows/{id}/analytics", get(flows::analytics))
+            .route(
+                "/v1/flows/{id}/participants",
+                post(participants::add).get(participants::list),
+            )
+            .route("/v1/participants/{id}", get(participants::get))
+            .route("/v1/participants/{id}/journey", get(participants::journey))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.keys.clone(),
+                auth::require_key,
+            ));
+        Router::new()
+            .route("/livez", get(livez))
+            .merge(api)
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(
+                self.state.inner.config.max_body_bytes,
+            ))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves the API on `listener` and runs the scheduler until `shutdown` completes, then
+    /// drains: readiness 503, no new work claimed, requests and runs in flight get the
+    /// grace period (`[server] grace_period_ms`) to finish.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let config = &self.state.inner.config;
+        let grace = Duration::from_millis(config.grace_period_ms);
+        let (stop, stopping) = watch::channel(false);
+        let scheduler = Scheduler::new(
+            self.state.engine().clone(),
+            Duration::from_millis(config.scheduler_every_ms),
+        );
+        let mut scheduler_stop = stopping.clone();
+        let scheduler = tokio::spawn(scheduler.run(
+            async move {
+                let _ = scheduler_stop.wait_for(|s| *s).await;
+            },
+            |round| {
+                if !round.resumed.is_empty() {
+                    tracing::debug!(resumed = round.resumed.len(), "scheduler round");
+                }
+            },
+        ));
+        let mut http_stop = stopping.clone();
+        let router = self.router();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!("serving");
+        shutdown.await;
+        tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down");
+        self.state.inner.draining.store(true, Ordering::SeqCst);
+        let _ = stop.send(true);
+        let runs = std::mem::take(
+            &mut *self
+                .state
+                .inner
+                .runs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let drained = tokio::time::timeout(grace, async {
+            let _ = scheduler.await;
+            let served = http.await;
+            runs.join_all().await;
+            served
+        })
+        .await;
+        match drained {
+            Ok(Ok(served)) => served?,
+            Ok(Err(panicked)) => return Err(std::io::Error::other(panicked)),
+            Err(_) => tracing::warn!(
+                "the grace period ended with work in flight; participants left running are resumed from their last committed step"
+            ),
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// `GET /livez`: the process answers. No key needed.
+async fn livez() -> impl IntoResponse {
+    axum::Json(json!({ "status": "live" }))
+}
+
+/// `GET /readyz`: 200 when the store answers and the service is not shutting down; 503
+/// otherwise, with the reason.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let shared = &state.inner;
+    let plugins = shared.runtime.plugins().len();
+    let failed = shared.runtime.load_errors().len();
+    let (status, problem) = if shared.draining.load(Ordering::SeqCst) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("shutting down".to_owned()),
+        )
+    } else {
+        match state.engine().store().flows().await {
+            Ok(_) => (StatusCode::OK, None),
+            Err(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(format!("the store does not answer: {e}")),
+            ),
+        }
+    };
+    (
+        status,
+        axum::Json(json!({
+            "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
+            "problem": problem,
+            "plugins": { "loaded": plugins, "failed": failed },
+        })),
+    )
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such endpoint; see docs/api.md for the API")
+}

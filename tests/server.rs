@@ -1,0 +1,576 @@
+//! The service's HTTP API, served by `flowhost_server::Server::run` on a real TCP listener on
+//! 127.0.0.1 over a real SQLite file, called over HTTP: keys, flows, participants in
+//! batches with idempotency keys, bad input, and draining on shutdown.
+
+use bytes::Bytes;
+use flowhost::config::{ApiKeyConfig, OperatorConfig};
+use flowhost::runtime::Runtime;
+use flowhost_server::{Server, hash_key};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const KEY: &str = "test-key-7f3a";
+
+/// A service on a free port of 127.0.0.1, its store in `dir`.
+struct Service {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    running: JoinHandle<std::io::Result<()>>,
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    replayed: bool,
+    body: Value,
+}
+
+impl Service {
+    async fn start(dir: &Path, change: impl FnOnce(&mut OperatorConfig)) -> Service {
+        let mut config = OperatorConfig {
+            database: dir.join("state.db"),
+            plugins_dir: dir.join("plugins"),
+            cache_dir: dir.join("cache"),
+            ..OperatorConfig::default()
+        };
+        config.server.api_keys = vec![ApiKeyConfig {
+            name: "tests".into(),
+            sha256: Some(hash_key(KEY)),
+            env: None,
+        }];
+        config.server.scheduler_every_ms = 50;
+        change(&mut config);
+        let runtime = Runtime::start(config.clone()).await.unwrap();
+        runtime.load_saved_flows().await.unwrap();
+        let server = Server::new(runtime, &config.server).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel();
+        let running = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Service {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            running,
+        }
+    }
+
+    /// A service with the greeting flow deployed.
+    async fn with_greeting(dir: &Path, change: impl FnOnce(&mut OperatorConfig)) -> Service {
+        let service = Service::start(dir, change).await;
+        let deployed = service.post("/v1/flows", &greeting_flow("greeting")).await;
+        assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+        service
+    }
+
+    async fn call(&self, method: Method, path: &str, key: Option<&str>, body: &str) -> Answer {
+        self.call_with(method, path, key, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let response = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let content_type = header("content-type");
+        let replayed = header("idempotent-replayed") == "true";
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Answer {
+            status,
+            content_type,
+            replayed,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, Some(KEY), "").await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.call(Method::POST, path, Some(KEY), &body.to_string())
+            .await
+    }
+
+    async fn set_status(&self, flow: &str, status: &str) -> Answer {
+        let body = json!({ "status": status }).to_string();
+        let path = format!("/v1/flows/{flow}/status");
+        self.call(Method::PUT, &path, Some(KEY), &body).await
+    }
+
+    /// Shuts the service down as SIGTERM would and waits for it to drain.
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.running.await.unwrap().unwrap();
+    }
+
+    /// Waits until every listed participant has left `queued`/`running`.
+    async fn settle(&self, ids: &[Value]) {
+        for id in ids {
+            let path = format!("/v1/participants/{}", id.as_str().unwrap());
+            for attempt in 0.. {
+                let p = self.get(&path).await;
+                assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+                let status = p.body["status"].as_str().unwrap().to_owned();
+                if status != "queued" && status != "running" {
+                    break;
+                }
+                assert!(attempt < 600, "participant {id} still {status}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Sets a greeting from a variable and ends.
+fn greeting_flow(id: &str) -> Value {
+    json!({
+        "id": id, "name": "Greeting",
+        "entry_points": [{"type": "api", "start": "greet"}],
+        "elements": [
+            {"id": "greet", "type": "set-variable",
+             "config": {"set": {"greeting": "Hello, {{name}}"}}, "exits": {"next": "done"}},
+            {"id": "done", "type": "exit"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn every_endpoint_but_liveness_needs_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+    let live = service.call(Method::GET, "/livez", None, "").await;
+    assert_eq!(live.status, StatusCode::OK);
+    for key in [None, Some("wrong-key")] {
+        for (method, path) in [
+            (Method::GET, "/readyz"),
+            (Method::GET, "/v1/flows"),
+            (Method::POST, "/v1/flows"),
+        ] {
+            let body = greeting_flow("g").to_string();
+            let answer = service.call(method, path, key, &body).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} {key:?}");
+            assert_eq!(answer.content_type, "application/problem+json");
+            assert!(
+                answer.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Authorization"),
+                "{}",
+                answer.body
+            );
+        }
+    }
+    // The refused deploy changed nothing.
+    let flows = service.get("/v1/flows").await;
+    assert_eq!(flows.body["flows"], json!([]));
+    let ready = service.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn flows_are_deployed_listed_read_changed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+
+    let deployed = service.post("/v1/flows", &greeting_flow("greeting")).await;
+    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+    assert_eq!(deployed.body["id"], "greeting");
+    assert_eq!(deployed.body["status"], "active");
+
+    let list = service.get("/v1/flows").await;
+    assert_eq!(
+        list.body["flows"],
+        json!([{"id": "greeting", "name": "Greeting", "status": "active", "elements": 2}])
+    );
+    let def = service.get("/v1/flows/greeting").await;
+    assert_eq!(def.body["elements"][0]["id"], "greet");
+
+    // Every problem of an invalid flow, each at its JSON path.
+    let mut bad = greeting_flow("bad");
+    bad["elements"][0]["type"] = json!("no-such-type");
+    bad["elements"][1]["exits"] = json!({"next": "nowhere"});
+    let refused = service.post("/v1/flows", &bad).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.content_type, "application/problem+json");
+    let paths: Vec<&str> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"elements[0].type"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.starts_with("elements[1].exits")),
+        "{paths:?}"
+    );
+    assert_eq!(
+        service.get("/v1/flows/bad").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Not a flow at all: 400 naming where reading stopped.
+    let malformed = service
+        .call(
+            Method::POST,
+            "/v1/flows",
+            Some(KEY),
+            r#"{"id": "m", "name": "M", "entry_points": 7, "elements": []}"#,
+        )
+        .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
+    assert!(
+        malformed.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("entry_points"),
+        "{}",
+        malformed.body
+    );
+
+    // Lifecycle: a change not allowed is 409 with both statuses; an unknown status is 400.
+    let to_draft = service.set_status("greeting", "draft").await;
+    assert_eq!(to_draft.status, StatusCode::CONFLICT, "{}", to_draft.body);
+    assert!(
+        to_draft.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("active to draft")
+    );
+    let unknown = service.set_status("greeting", "paused-ish").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body["errors"][0]["path"], "status");
+
+    // Analytics count what ran.
+    let added = service
+        .post(
+            "/v1/flows/greeting/participants",
+            &json!({"participants": [{"contact": "+385911234567", "variables": {"name": "Ana"}}]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::ACCEPTED, "{}", added.body);
+    service
+        .settle(added.body["participants"].as_array().unwrap())
+        .await;
+    let analytics = service.get("/v1/flows/greeting/analytics").await;
+    assert_eq!(analytics.body["elements"][0]["element_id"], "greet");
+    assert_eq!(analytics.body["elements"][0]["entered"], 1);
+    assert_eq!(analytics.body["elements"][0]["exits"]["next"], 1);
+
+    let finished = service.set_status("greeting", "finished").await;
+    assert_eq!(finished.status, StatusCode::OK, "{}", finished.body);
+    let closed = service
+        .post(
+            "/v1/flows/greeting/participants",
+            &json!({"participants": [{"contact": "+385911234567"}]}),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::CONFLICT, "{}", closed.body);
+    assert!(
+        closed.body["detail"].as_str().unwrap().contains("Finished"),
+        "{}",
+        closed.body
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_participants_in_one_call_once_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::with_greeting(dir.path(), |_| {}).await;
+
+    let participants: Vec<Value> = (0..1000)
+        .map(|i| match i % 3 {
+            0 => json!({"contact": format!("+38591{i:07}"), "variables": {"name": format!("n{i}")}}),
+            1 => json!({"person": {"emails": [format!("p{i}@example.com")]}, "variables": {"name": format!("n{i}")}}),
+            _ => json!({"contact": format!("p{i}@example.org"), "variables": {"name": format!("n{i}")}}),
+        })
+        .collect();
+    let body = json!({ "participants": participants }).to_string();
+    let key = [("idempotency-key", "batch-0001")];
+    let first = service
+        .call_with(
+            Method::POST,
+            "/v1/flows/greeting/participants",
+            Some(KEY),
+            &body,
+            &key,
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert!(!first.replayed);
+    let ids = first.body["participants"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 1000);
+
+    // The retry adds nobody and answers the same.
+    let retry = service
+        .call_with(
+            Method::POST,
+            "/v1/flows/greeting/participants",
+            Some(KEY),
+            &body,
+            &key,
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED);
+    assert!(retry.replayed);
+    assert_eq!(retry.body["participants"], json!(ids));
+    // The same key for another request is refused.
+    let other = json!({"participants": [{"contact": "+385910000001"}]}).to_string();
+    let reused = service
+        .call_with(
+            Method::POST,
+            "/v1/flows/greeting/participants",
+            Some(KEY),
+            &other,
+            &key,
+        )
+        .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reused.body
+    );
+    assert_eq!(reused.body["errors"][0]["path"], "Idempotency-Key");
+
+    service.settle(&ids).await;
+    let done = service
+        .get("/v1/flows/greeting/participants?status=completed")
+        .await;
+    assert_eq!(done.body["participants"].as_array().unwrap().len(), 1000);
+    let p = service
+        .get(&format!("/v1/participants/{}", ids[3].as_str().unwrap()))
+        .await;
+    assert_eq!(p.body["variables"]["greeting"], "Hello, n3");
+    assert_eq!(p.body["status"], "completed");
+    let journey = service
+        .get(&format!(
+            "/v1/participants/{}/journey",
+            ids[3].as_str().unwrap()
+        ))
+        .await;
+    let steps = journey.body["journey"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{}", journey.body);
+    assert_eq!(steps[0]["element_id"], "greet");
+    assert_eq!(steps[0]["variables_changed"]["greeting"], "Hello, n3");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_where_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::with_greeting(dir.path(), |c| c.server.max_body_bytes = 64 * 1024).await;
+    let add = |body: Value| {
+        let service = &service;
+        async move { service.post("/v1/flows/greeting/participants", &body).await }
+    };
+
+    // One bad item refuses the whole batch, every bad item named.
+    let mixed = add(json!({"participants": [
+        {"contact": "+385911234567"},
+        {"contact": "+385911234568", "person_id": "someone"},
+        {"person_id": "nobody-here"},
+        {"contact": "not a contact"},
+    ]}))
+    .await;
+    assert_eq!(
+        mixed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        mixed.body
+    );
+    let paths: Vec<&str> = mixed.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "participants[1]",
+            "participants[2].person_id",
+            "participants[3].contact"
+        ]
+    );
+    let none = service.get("/v1/flows/greeting/participants").await;
+    assert_eq!(none.body["participants"], json!([]), "nobody was added");
+
+    let empty = add(json!({"participants": []})).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(empty.body["errors"][0]["path"], "participants");
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"person": {}})).collect();
+    let over = add(json!({ "participants": too_many })).await;
+    assert_eq!(
+        over.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        over.body
+    );
+
+    // Malformed JSON names the field; an unknown field too.
+    let wrong_type = add(json!({"participants": [{"contact": 385}]})).await;
+    assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        wrong_type.body["errors"][0]["path"],
+        "participants[0].contact"
+    );
+    let unknown_field = add(json!({"participants": [{"contakt": "+385911234567"}]})).await;
+    assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unknown_field.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("contakt"),
+        "{}",
+        unknown_field.body
+    );
+    let not_json = service
+        .call(
+            Method::POST,
+            "/v1/flows/greeting/participants",
+            Some(KEY),
+            "{oops",
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_json.content_type, "application/problem+json");
+
+    // Too large: 413, as a problem.
+    let big: Vec<Value> = (0..800)
+        .map(|i| json!({"contact": format!("+38591{i:07}"), "variables": {"pad": "x".repeat(64)}}))
+        .collect();
+    let large = add(json!({ "participants": big })).await;
+    assert_eq!(
+        large.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        large.body
+    );
+    assert!(
+        large.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_body_bytes")
+    );
+
+    // Unknown things are 404; a bad key header is 400.
+    let nowhere = service
+        .post(
+            "/v1/flows/nowhere/participants",
+            &json!({"participants": [{"person": {}}]}),
+        )
+        .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND, "{}", nowhere.body);
+    assert_eq!(
+        service.get("/v1/participants/p-none").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        service.get("/v1/participants/p-none/journey").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        service.get("/v1/no-such-endpoint").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let long_key = "k".repeat(300);
+    let bad_key = service
+        .call_with(
+            Method::POST,
+            "/v1/flows/greeting/participants",
+            Some(KEY),
+            r#"{"participants": [{"person": {}}]}"#,
+            &[("idempotency-key", &long_key)],
+        )
+        .await;
+    assert_eq!(bad_key.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_key.body["errors"][0]["path"], "Idempotency-Key");
+    let bad_status = service
+        .get("/v1/flows/greeting/participants?status=sleeping")
+        .await;
+    assert_eq!(bad_status.status, StatusCode::BAD_REQUEST);
+    let none = service.get("/v1/flows/greeting/participants").await;
+    assert_eq!(none.body["participants"], json!([]), "still nobody");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_added_participants_finish_and_a_restart_finds_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::with_greeting(dir.path(), |_| {}).await;
+    let participants: Vec<Value> = (0..300)
+        .map(|i| json!({"person": {}, "variables": {"name": format!("n{i}")}}))
+        .collect();
+    let added = service
+        .post(
+            "/v1/flows/greeting/participants",
+            &json!({ "participants": participants }),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::ACCEPTED);
+    let ids = added.body["participants"].as_array().unwrap().clone();
+    // Stop at once: what was acknowledged is committed, so nothing is lost.
+    service.stop().await;
+
+    let again = Service::start(dir.path(), |_| {}).await;
+    again.settle(&ids).await;
+    let done = again
+        .get("/v1/flows/greeting/participants?status=completed")
+        .await;
+    assert_eq!(done.body["participants"].as_array().unwrap().len(), 300);
+    again.stop().await;
+}
