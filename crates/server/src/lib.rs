@@ -8,8 +8,8 @@
 //!   completes.
 //! - Every endpoint but `/livez` needs an API key (`auth`). Errors are
 //!   `application/problem+json` with the failing field or JSON path (`problem`).
-//! - Endpoints, one file per area: flows (`flows`), participants (`participants`),
-//!   liveness and readiness (here).
+//! - Endpoints, one file per area: flows (`flows`), participants (`participants`), People
+//!   (`people`), liveness and readiness (here).
 //!
 //! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
 //! requests in flight and participants started by the API get the grace period to finish,
@@ -35,6 +35,7 @@
 pub mod auth;
 mod flows;
 mod participants;
+mod people;
 pub mod problem;
 
 pub use auth::{ApiKeys, KeyError, hash_key};
@@ -134,6 +135,8 @@ impl Server {
             )
             .route("/v1/participants/{id}", get(participants::get))
             .route("/v1/participants/{id}/journey", get(participants::journey))
+            .route("/v1/people", post(people::create).get(people::find))
+            .route("/v1/people/{id}", get(people::get).put(people::replace))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.keys.clone(),
                 auth::require_key,
