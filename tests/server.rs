@@ -314,7 +314,7 @@ async fn flows_are_deployed_listed_read_changed_and_counted() {
     let closed = service
         .post(
             "/v1/flows/greeting/participants",
-            &json!({"participants": [{"contact": "+385911234567"}]}),
+            &json!({"participants": [{"contact": "+385911234599"}]}),
         )
         .await;
     assert_eq!(closed.status, StatusCode::CONFLICT, "{}", closed.body);
@@ -323,6 +323,9 @@ async fn flows_are_deployed_listed_read_changed_and_counted() {
         "{}",
         closed.body
     );
+    // Refused before People was touched: the contact made no profile.
+    let nobody = service.get("/v1/people?contact=%2B385911234599").await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
     service.stop().await;
 }
 

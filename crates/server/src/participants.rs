@@ -12,7 +12,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use flowhost::engine::AdmitKey;
+use flowhost::engine::{AdmitKey, EngineError};
+use flowhost::flow::FlowStatus;
 use flowhost::person::{Contact, People, Person};
 use flowhost::store::{ParticipantState, Status};
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,15 @@ pub async fn add(
         ));
     }
     let engine = state.engine();
+    // A flow that cannot take them is refused before People is touched.
+    let def = engine.flow_def(&flow_id)?;
+    if def.status != FlowStatus::Active {
+        return Err(EngineError::FlowNotActive {
+            id: flow_id,
+            status: def.status,
+        }
+        .into());
+    }
     // Every item is checked before anything is written, so a bad item changes nothing.
     let people = People::new(engine.store());
     let mut errors = Vec::new();
