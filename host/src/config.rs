@@ -71,6 +71,11 @@ pub struct OperatorConfig {
 /// grace_period_ms = 10000     # in-flight work gets this long to finish on shutdown
 /// max_body_bytes = 4194304    # larger request bodies get 413
 /// scheduler_every_ms = 200    # how often due participants are looked for
+///
+/// # Channel webhooks (POST /v1/channels/sms/messages) prove themselves with this secret:
+/// # an HMAC-SHA256 of the body in X-Flowhost-Signature, or the secret as a bearer token.
+/// [server.channels.sms]
+/// secret = { env = "SMS_WEBHOOK_SECRET" }
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +95,18 @@ pub struct ServerConfig {
     /// How often the scheduler looks for due participants.
     #[serde(default = "default_scheduler_every_ms")]
     pub scheduler_every_ms: u64,
+    /// Inbound webhooks, by channel name (`sms`, `whatsapp`, …); a channel not listed takes
+    /// no webhooks.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelHookConfig>,
+}
+
+/// `[server.channels.<channel>]`: how a channel's webhook proves it comes from the provider.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelHookConfig {
+    /// The shared secret: the key of the body's HMAC-SHA256 signature, or the bearer token.
+    pub secret: SecretSource,
 }
 
 /// One API key the service accepts: its name (in logs) and where the key comes from.
@@ -130,6 +147,7 @@ impl Default for ServerConfig {
             grace_period_ms: default_grace_period_ms(),
             max_body_bytes: default_max_body_bytes(),
             scheduler_every_ms: default_scheduler_every_ms(),
+            channels: BTreeMap::new(),
         }
     }
 }
@@ -328,6 +346,12 @@ mod tests {
             config.plugin_host().limits_for("order-status").deadline_ms,
             5000
         );
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(
+            config.server.api_keys[0].env.as_deref(),
+            Some("FLOWHOST_API_KEY")
+        );
+        assert!(config.server.channels.contains_key("sms"));
     }
 
     #[test]

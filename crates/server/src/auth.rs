@@ -36,6 +36,22 @@ pub enum KeyError {
         /// The key's name.
         name: String,
     },
+    /// `[server.channels.<name>]` names no channel.
+    #[error(
+        "[server.channels.{name}]: no such channel; use sms, whatsapp, viber, rcs, telegram, messenger or email"
+    )]
+    Channel {
+        /// The name given.
+        name: String,
+    },
+    /// A channel's webhook secret is empty, or its environment variable is not set.
+    #[error(
+        "[server.channels.{name}] secret is empty or its environment variable is not set; set it, or remove the channel"
+    )]
+    ChannelSecret {
+        /// The channel.
+        name: String,
+    },
     /// The environment variable is not set or empty.
     #[error(
         "[server] api_keys: key {name:?}: environment variable {env} is not set; export it or use sha256"

@@ -9,7 +9,8 @@
 //! - Every endpoint but `/livez` needs an API key (`auth`). Errors are
 //!   `application/problem+json` with the failing field or JSON path (`problem`).
 //! - Endpoints, one file per area: flows (`flows`), participants (`participants`), People
-//!   (`people`), liveness and readiness (here).
+//!   (`people`), channel webhooks (`inbound`, authenticated by the channel's secret), agents'
+//!   conversations (`conversations`), liveness and readiness (here).
 //!
 //! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
 //! requests in flight and participants started by the API get the grace period to finish,
@@ -33,7 +34,9 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod conversations;
 mod flows;
+mod inbound;
 mod participants;
 mod people;
 pub mod problem;
@@ -78,11 +81,21 @@ struct Shared {
     draining: AtomicBool,
     /// Participants the API added, running in the background.
     runs: std::sync::Mutex<JoinSet<()>>,
+    /// Channel webhooks' secrets, and the messages being routed now.
+    hooks: inbound::ChannelHooks,
 }
 
 impl AppState {
     pub(crate) fn engine(&self) -> &Engine {
         self.inner.runtime.engine()
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn hooks(&self) -> &inbound::ChannelHooks {
+        &self.inner.hooks
     }
 
     /// Runs participants just added, in the background; the scheduler would find them
@@ -103,6 +116,7 @@ impl Server {
     /// A service over `runtime`; fails when the API keys cannot be used.
     pub fn new(runtime: Runtime, config: &ServerConfig) -> Result<Self, KeyError> {
         let keys = ApiKeys::from_config(&config.api_keys)?;
+        let hooks = inbound::ChannelHooks::from_config(&config.channels)?;
         Ok(Server {
             state: AppState {
                 inner: Arc::new(Shared {
@@ -110,6 +124,7 @@ impl Server {
                     config: config.clone(),
                     draining: AtomicBool::new(false),
                     runs: Default::default(),
+                    hooks,
                 }),
             },
             keys,
@@ -137,12 +152,19 @@ impl Server {
             .route("/v1/participants/{id}/journey", get(participants::journey))
             .route("/v1/people", post(people::create).get(people::find))
             .route("/v1/people/{id}", get(people::get).put(people::replace))
+            .route("/v1/conversations", get(conversations::list))
+            .route("/v1/conversations/{id}", get(conversations::get))
+            .route("/v1/conversations/{id}/assign", post(conversations::assign))
+            .route("/v1/conversations/{id}/replies", post(conversations::reply))
+            .route("/v1/conversations/{id}/close", post(conversations::close))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.keys.clone(),
                 auth::require_key,
             ));
         Router::new()
             .route("/livez", get(livez))
+            // Channel webhooks prove themselves with the channel's secret instead of a key.
+            .route("/v1/channels/{channel}/messages", post(inbound::receive))
             .merge(api)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(

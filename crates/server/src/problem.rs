@@ -73,6 +73,20 @@ impl Problem {
         }
     }
 
+    /// 422 unless `value` has more than blanks: `path` is the field, `what` says what to put.
+    pub fn require(value: &str, path: &str, what: &str) -> Result<(), Problem> {
+        if value.trim().is_empty() {
+            return Err(Problem::invalid(
+                format!("{path} is empty; {what}"),
+                vec![FieldError {
+                    path: path.into(),
+                    message: what.into(),
+                }],
+            ));
+        }
+        Ok(())
+    }
+
     /// 500: the service failed. The cause is logged; the caller learns only that it failed.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");

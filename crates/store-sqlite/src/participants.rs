@@ -79,6 +79,33 @@ fn insert(
     Ok(())
 }
 
+/// The answer kept for an idempotency key.
+fn earlier_answer(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+) -> Result<Option<EarlierAnswer>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT fingerprint, answer FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![scope, key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()
+        })
+        .map_err(db("looking up an idempotency key"))?;
+    row.map(|(fingerprint, answer)| {
+        Ok(EarlierAnswer {
+            fingerprint,
+            answer: serde_json::from_str(&answer)
+                .map_err(|e| StoreError::corrupt("idempotency answer", e))?,
+        })
+    })
+    .transpose()
+}
+
 fn to_sql(e: StoreError) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
@@ -211,6 +238,16 @@ impl ParticipantStore for SqliteStore {
         .await
     }
 
+    async fn idempotent_answer(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<EarlierAnswer>, StoreError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.call(move |conn| earlier_answer(conn, &scope, &key))
+            .await
+    }
+
     async fn insert_queued(
         &self,
         participants: &[ParticipantState],
@@ -229,25 +266,8 @@ impl ParticipantStore for SqliteStore {
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("entering participants"))?;
             if let Some((scope, key, fingerprint, answer, at)) = &request {
-                let earlier = tx
-                    .prepare_cached(
-                        "SELECT fingerprint, answer FROM idempotency_keys
-                         WHERE scope = ?1 AND key = ?2",
-                    )
-                    .and_then(|mut stmt| {
-                        stmt.query_row(params![scope, key], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                        })
-                        .optional()
-                    })
-                    .map_err(db("looking up an idempotency key"))?;
-                if let Some((fingerprint, answer)) = earlier {
-                    let answer = serde_json::from_str(&answer)
-                        .map_err(|e| StoreError::corrupt("idempotency answer", e))?;
-                    return Ok(Some(EarlierAnswer {
-                        fingerprint,
-                        answer,
-                    }));
+                if let Some(earlier) = earlier_answer(&tx, scope, key)? {
+                    return Ok(Some(earlier));
                 }
                 tx.prepare_cached(
                     "INSERT INTO idempotency_keys (scope, key, fingerprint, answer, at)

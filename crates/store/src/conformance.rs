@@ -465,6 +465,17 @@ pub async fn participants_enter_once_per_idempotency_key(store: &impl StateStore
         })
     );
     assert_eq!(store.participant(&retry[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.idempotent_answer("flow:f", "k-1").await.unwrap(),
+        Some(EarlierAnswer {
+            fingerprint: "sha-a".into(),
+            answer: answer.clone(),
+        })
+    );
+    assert_eq!(
+        store.idempotent_answer("flow:f", "k-2").await.unwrap(),
+        None
+    );
 
     let elsewhere = store
         .insert_queued(&retry, Some(request("flow:g", "sha-b", &other)))

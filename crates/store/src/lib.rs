@@ -215,6 +215,15 @@ pub trait ParticipantStore: Send + Sync {
         request: Option<IdempotentRequest<'_>>,
     ) -> Result<Option<EarlierAnswer>, StoreError>;
 
+    /// The answer kept for an idempotency key, if the key was seen in its scope. Services
+    /// whose work is not one transaction (routing an inbound message) look here first and
+    /// keep their answer with [`ParticipantStore::insert_queued`] (no participants) after.
+    async fn idempotent_answer(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<EarlierAnswer>, StoreError>;
+
     /// Claims a waiting or queued participant for `owner` until `expires_at`: it becomes
     /// [`Status::Running`] under a new epoch. `None` when it is not waiting or queued
     /// (another engine took it first, or it finished).
