@@ -388,6 +388,7 @@ impl Engine {
             event = None;
             p.element_state = None;
             let duration_us = started.elapsed().as_micros() as u64;
+            record_step_metrics(&flow.def.id, &current, &result.outcome, started);
             span.in_scope(|| tracing::debug!(outcome = ?result.outcome, duration_us, "step ran"));
             for (k, v) in &result.set {
                 p.variables.insert(k.clone(), v.clone());
@@ -521,6 +522,25 @@ impl Engine {
             duration_us: 0,
         }
     }
+}
+
+/// The step counter (by flow, element and how it left) and the step duration histogram.
+fn record_step_metrics(flow: &str, element: &str, outcome: &StepOutcome, started: Instant) {
+    let left = match outcome {
+        StepOutcome::Exit(exit) => exit.clone(),
+        StepOutcome::Wait(_) | StepOutcome::WaitFor { .. } => "wait".to_owned(),
+        StepOutcome::End => "end".to_owned(),
+        StepOutcome::Failed(_) => ERROR_EXIT.to_owned(),
+    };
+    let (flow, element) = (flow.to_owned(), element.to_owned());
+    metrics::histogram!(
+        "flowhost_step_duration_seconds",
+        "flow" => flow.clone(),
+        "element" => element.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!("flowhost_steps_total", "flow" => flow, "element" => element, "exit" => left)
+        .increment(1);
 }
 
 /// A step run but not yet written.

@@ -221,20 +221,30 @@ impl HttpClient {
         &self,
         request: http::Request<ClientBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, OutboundError> {
+        let host = request.uri().host().unwrap_or_default().to_owned();
         let span = tracing::debug_span!(
             "outbound",
             method = %request.method(),
-            host = request.uri().host().unwrap_or_default(),
+            host = %host,
             status = tracing::field::Empty,
         );
+        let started = std::time::Instant::now();
         let sent = self.client.request(request).instrument(span.clone()).await;
-        match &sent {
+        let status = match &sent {
             Ok(response) => {
                 span.record("status", response.status().as_u16());
                 span.in_scope(|| tracing::debug!("response"));
+                response.status().as_u16().to_string()
             }
-            Err(e) => span.in_scope(|| tracing::debug!(error = %e, "request failed")),
-        }
+            Err(e) => {
+                span.in_scope(|| tracing::debug!(error = %e, "request failed"));
+                "error".to_owned()
+            }
+        };
+        metrics::histogram!("flowhost_outbound_request_seconds", "host" => host.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("flowhost_outbound_requests_total", "host" => host, "status" => status)
+            .increment(1);
         sent.map_err(map_client_error)
     }
 }

@@ -244,10 +244,20 @@ pub fn check(
     policy: &OutboundPolicy,
     uri: &http::Uri,
 ) -> Result<(), OutboundError> {
-    if let Some((host, port)) = url_host_port(uri) {
-        client.rules().check_host(&host, port)?;
+    let checked = match url_host_port(uri) {
+        Some((host, port)) => client.rules().check_host(&host, port),
+        None => Ok(()),
     }
-    policy.check(uri)
+    .and_then(|()| policy.check(uri));
+    if let Err(e) = &checked {
+        let reason = match e {
+            OutboundError::Denied(_) => "denied",
+            _ => "invalid",
+        };
+        // No host label: a refused host can be anything a plugin makes up.
+        metrics::counter!("flowhost_outbound_refused_total", "reason" => reason).increment(1);
+    }
+    checked
 }
 
 /// Sends one request after the policy allows it, follows redirects up to

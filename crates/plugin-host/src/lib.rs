@@ -337,9 +337,14 @@ impl PluginHost {
             plugin = %plugin.key(),
             participant = %invocation.participant_id,
         );
-        self.execute_inner(plugin, invocation, variables)
+        let started = std::time::Instant::now();
+        let execution = self
+            .execute_inner(plugin, invocation, variables)
             .instrument(span)
-            .await
+            .await;
+        metrics::histogram!("flowhost_plugin_execution_seconds", "plugin" => plugin.key())
+            .record(started.elapsed().as_secs_f64());
+        execution
     }
 
     async fn execute_inner(

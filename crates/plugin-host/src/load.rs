@@ -83,6 +83,7 @@ impl PluginHost {
                 Err(e) => errors.push(e),
             }
         }
+        metrics::counter!("flowhost_plugin_load_failures_total").increment(errors.len() as u64);
         (registry, errors)
     }
 

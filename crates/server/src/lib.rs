@@ -10,7 +10,8 @@
 //!   `application/problem+json` with the failing field or JSON path (`problem`).
 //! - Endpoints, one file per area: flows (`flows`), participants (`participants`), People
 //!   (`people`), channel webhooks (`inbound`, authenticated by the channel's secret), agents'
-//!   conversations (`conversations`), liveness and readiness (here).
+//!   conversations (`conversations`), Prometheus metrics (`metrics`), liveness and readiness
+//!   (here).
 //!
 //! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
 //! requests in flight and participants started by the API get the grace period to finish,
@@ -37,6 +38,7 @@ pub mod auth;
 mod conversations;
 mod flows;
 mod inbound;
+pub mod metrics;
 mod participants;
 mod people;
 pub mod problem;
@@ -115,6 +117,7 @@ impl AppState {
 impl Server {
     /// A service over `runtime`; fails when the API keys cannot be used.
     pub fn new(runtime: Runtime, config: &ServerConfig) -> Result<Self, KeyError> {
+        metrics::install();
         let keys = ApiKeys::from_config(&config.api_keys)?;
         let hooks = inbound::ChannelHooks::from_config(&config.channels)?;
         Ok(Server {
@@ -140,6 +143,7 @@ impl Server {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics::metrics))
             .route("/v1/flows", post(flows::deploy).get(flows::list))
             .route("/v1/flows/{id}", get(flows::get))
             .route("/v1/flows/{id}/status", put(flows::set_status))
