@@ -31,6 +31,7 @@ struct Answer {
     status: StatusCode,
     content_type: String,
     replayed: bool,
+    retry_after: String,
     body: Value,
 }
 
@@ -112,6 +113,7 @@ impl Service {
         };
         let content_type = header("content-type");
         let replayed = header("idempotent-replayed") == "true";
+        let retry_after = header("retry-after");
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -119,6 +121,7 @@ impl Service {
             status,
             content_type,
             replayed,
+            retry_after,
             body,
         }
     }
@@ -952,5 +955,46 @@ async fn metrics_count_steps_requests_and_waiting_participants() {
     );
     assert!(text.contains("flowhost_step_duration_seconds"), "{text}");
     assert_eq!(line("flowhost_plugin_files_failed"), "1");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn calls_adding_participants_beyond_the_rate_get_429_and_add_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let service =
+        Service::with_greeting(dir.path(), |c| c.server.participant_calls_per_second = 2).await;
+    let mut accepted = 0;
+    let mut limited = Vec::new();
+    for _ in 0..6 {
+        let answer = service
+            .post(
+                "/v1/flows/greeting/participants",
+                &json!({"participants": [{"person": {}}]}),
+            )
+            .await;
+        match answer.status {
+            StatusCode::ACCEPTED => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited.push(answer),
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    assert!(
+        !limited.is_empty(),
+        "six calls at once, two allowed per second"
+    );
+    assert_eq!(limited[0].content_type, "application/problem+json");
+    assert_eq!(limited[0].retry_after, "1");
+    assert!(
+        limited[0].body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("participant_calls_per_second")
+    );
+    let all = service.get("/v1/flows/greeting/participants").await;
+    assert_eq!(
+        all.body["participants"].as_array().unwrap().len(),
+        accepted,
+        "a refused call added nobody"
+    );
     service.stop().await;
 }

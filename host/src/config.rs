@@ -71,6 +71,7 @@ pub struct OperatorConfig {
 /// grace_period_ms = 10000     # in-flight work gets this long to finish on shutdown
 /// max_body_bytes = 4194304    # larger request bodies get 413
 /// scheduler_every_ms = 200    # how often due participants are looked for
+/// participant_calls_per_second = 20   # calls adding participants beyond this get 429
 ///
 /// # Channel webhooks (POST /v1/channels/sms/messages) prove themselves with this secret:
 /// # an HMAC-SHA256 of the body in X-Flowhost-Signature, or the secret as a bearer token.
@@ -95,6 +96,10 @@ pub struct ServerConfig {
     /// How often the scheduler looks for due participants.
     #[serde(default = "default_scheduler_every_ms")]
     pub scheduler_every_ms: u64,
+    /// Calls adding participants (each up to 1000) this node takes per second, with as many
+    /// in a burst; more get 429 with `Retry-After`.
+    #[serde(default = "default_participant_calls_per_second")]
+    pub participant_calls_per_second: u32,
     /// Inbound webhooks, by channel name (`sms`, `whatsapp`, …); a channel not listed takes
     /// no webhooks.
     #[serde(default)]
@@ -139,6 +144,10 @@ fn default_scheduler_every_ms() -> u64 {
     200
 }
 
+fn default_participant_calls_per_second() -> u32 {
+    20
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -147,6 +156,7 @@ impl Default for ServerConfig {
             grace_period_ms: default_grace_period_ms(),
             max_body_bytes: default_max_body_bytes(),
             scheduler_every_ms: default_scheduler_every_ms(),
+            participant_calls_per_second: default_participant_calls_per_second(),
             channels: BTreeMap::new(),
         }
     }

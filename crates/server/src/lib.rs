@@ -85,6 +85,8 @@ struct Shared {
     runs: std::sync::Mutex<JoinSet<()>>,
     /// Channel webhooks' secrets, and the messages being routed now.
     hooks: inbound::ChannelHooks,
+    /// Calls adding participants, limited per second.
+    admissions: participants::RateLimit,
 }
 
 impl AppState {
@@ -98,6 +100,10 @@ impl AppState {
 
     pub(crate) fn hooks(&self) -> &inbound::ChannelHooks {
         &self.inner.hooks
+    }
+
+    pub(crate) fn admissions(&self) -> &participants::RateLimit {
+        &self.inner.admissions
     }
 
     /// Runs participants just added, in the background; the scheduler would find them
@@ -128,6 +134,7 @@ impl Server {
                     draining: AtomicBool::new(false),
                     runs: Default::default(),
                     hooks,
+                    admissions: participants::rate_limit(config.participant_calls_per_second),
                 }),
             },
             keys,

@@ -24,6 +24,35 @@ use std::collections::BTreeMap;
 /// Most participants one call may add.
 pub const MAX_PER_CALL: usize = 1000;
 
+/// The limit on calls adding participants.
+pub(crate) type RateLimit = governor::DefaultDirectRateLimiter;
+
+/// `per_second` calls a second, as many at once (0 is taken as 1).
+pub(crate) fn rate_limit(per_second: u32) -> RateLimit {
+    let n = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::direct(governor::Quota::per_second(n))
+}
+
+/// 429 with when to come back, or `None` when the call may go on.
+fn over_rate(limit: &RateLimit) -> Option<Response> {
+    use governor::clock::{Clock, DefaultClock};
+    let not_until = limit.check().err()?;
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many calls adding participants; retry after {seconds} s, or send up to {MAX_PER_CALL} per call ([server] participant_calls_per_second)"
+        ),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from(seconds.max(1)),
+    );
+    Some(response)
+}
+
 /// Longest idempotency key accepted.
 const MAX_KEY_LEN: usize = 255;
 
@@ -63,6 +92,9 @@ pub async fn add(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
+    if let Some(busy) = over_rate(state.admissions()) {
+        return Ok(busy);
+    }
     let key = idempotency_key(&headers)?;
     let request: AddRequest = parse(&body)?;
     if request.participants.is_empty() || request.participants.len() > MAX_PER_CALL {
