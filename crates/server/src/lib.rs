@@ -243,7 +243,7 @@ impl Server {
             Ok(Ok(served)) => served?,
             Ok(Err(panicked)) => return Err(std::io::Error::other(panicked)),
             Err(_) => tracing::warn!(
-                "the grace period ended with work in flight; participants left running are resumed from their last committed step"
+                "the grace period ended with work in flight; participants cut off mid-run stay running; raise [server] grace_period_ms"
             ),
         }
         tracing::info!("stopped");
