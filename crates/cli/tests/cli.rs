@@ -1,4 +1,8 @@
 //! The `flowhost` binary, run as a user would.
+//!
+//! Why one file of more than 600 lines: it is its own test binary (each links wasmtime), and
+//! every test is one user session through several commands sharing the workspace helpers at
+//! the top; split it into modules under `tests/cli/` by area when it grows further.
 
 use flowhost_tests::components as c;
 use serde_json::json;

@@ -45,8 +45,8 @@ impl ChannelHooks {
     ) -> Result<Self, KeyError> {
         let mut secrets = HashMap::new();
         for (name, hook) in config {
-            let channel: Channel = serde_json::from_value(Value::String(name.clone()))
-                .map_err(|_| KeyError::Channel { name: name.clone() })?;
+            let channel =
+                channel_named(name).ok_or_else(|| KeyError::Channel { name: name.clone() })?;
             let secret = match &hook.secret {
                 SecretSource::Value(v) => v.clone(),
                 SecretSource::Env { env } => std::env::var(env).unwrap_or_default(),
@@ -61,6 +61,11 @@ impl ChannelHooks {
             routing: Mutex::new(HashSet::new()),
         })
     }
+}
+
+/// The channel with this name in configuration and URLs (`sms`, `whatsapp`, …).
+fn channel_named(name: &str) -> Option<Channel> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
 }
 
 /// What a provider sends.
@@ -103,7 +108,7 @@ pub async fn receive(
     RawBody(body): RawBody,
 ) -> Result<Response, Problem> {
     let hooks = state.hooks();
-    let channel: Channel = serde_json::from_value(Value::String(name.clone())).map_err(|_| {
+    let channel = channel_named(&name).ok_or_else(|| {
         Problem::not_found(format!(
             "no channel {name:?}; channels: sms, whatsapp, viber, rcs, telegram, messenger, email"
         ))

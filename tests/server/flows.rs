@@ -1,0 +1,157 @@
+//! Keys on every endpoint, and the flow endpoints: deploy, list, get, status, analytics.
+
+use super::*;
+
+#[tokio::test]
+async fn every_endpoint_but_liveness_needs_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+    let live = service.call(Method::GET, "/livez", None, "").await;
+    assert_eq!(live.status, StatusCode::OK);
+    for key in [None, Some("wrong-key")] {
+        for (method, path) in [
+            (Method::GET, "/readyz"),
+            (Method::GET, "/v1/flows"),
+            (Method::POST, "/v1/flows"),
+        ] {
+            let body = greeting_flow("g").to_string();
+            let answer = service.call(method, path, key, &body).await;
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path} {key:?}");
+            assert_eq!(answer.content_type, "application/problem+json");
+            assert!(
+                answer.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Authorization"),
+                "{}",
+                answer.body
+            );
+        }
+    }
+    // The refused deploy changed nothing.
+    let flows = service.get("/v1/flows").await;
+    assert_eq!(flows.body["flows"], json!([]));
+    let ready = service.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn flows_are_deployed_listed_read_changed_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+
+    let deployed = service.post("/v1/flows", &greeting_flow("greeting")).await;
+    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+    assert_eq!(deployed.body["id"], "greeting");
+    assert_eq!(deployed.body["status"], "active");
+
+    let list = service.get("/v1/flows").await;
+    assert_eq!(
+        list.body["flows"],
+        json!([{"id": "greeting", "name": "Greeting", "status": "active", "elements": 2}])
+    );
+    let def = service.get("/v1/flows/greeting").await;
+    assert_eq!(def.body["elements"][0]["id"], "greet");
+
+    // Every problem of an invalid flow, each at its JSON path.
+    let mut bad = greeting_flow("bad");
+    bad["elements"][0]["type"] = json!("no-such-type");
+    bad["elements"][1]["exits"] = json!({"next": "nowhere"});
+    let refused = service.post("/v1/flows", &bad).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.content_type, "application/problem+json");
+    let paths: Vec<&str> = refused.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"elements[0].type"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.starts_with("elements[1].exits")),
+        "{paths:?}"
+    );
+    assert_eq!(
+        service.get("/v1/flows/bad").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Not a flow at all: 400 naming where reading stopped.
+    let malformed = service
+        .call(
+            Method::POST,
+            "/v1/flows",
+            Some(KEY),
+            r#"{"id": "m", "name": "M", "entry_points": 7, "elements": []}"#,
+        )
+        .await;
+    assert_eq!(
+        malformed.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        malformed.body
+    );
+    assert!(
+        malformed.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("entry_points"),
+        "{}",
+        malformed.body
+    );
+
+    // Lifecycle: a change not allowed is 409 with both statuses; an unknown status is 400.
+    let to_draft = service.set_status("greeting", "draft").await;
+    assert_eq!(to_draft.status, StatusCode::CONFLICT, "{}", to_draft.body);
+    assert!(
+        to_draft.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("active to draft")
+    );
+    let unknown = service.set_status("greeting", "paused-ish").await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown.body["errors"][0]["path"], "status");
+
+    // Analytics count what ran.
+    let added = service
+        .post(
+            "/v1/flows/greeting/participants",
+            &json!({"participants": [{"contact": "+385911234567", "variables": {"name": "Ana"}}]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::ACCEPTED, "{}", added.body);
+    service
+        .settle(added.body["participants"].as_array().unwrap())
+        .await;
+    let analytics = service.get("/v1/flows/greeting/analytics").await;
+    assert_eq!(analytics.body["elements"][0]["element_id"], "greet");
+    assert_eq!(analytics.body["elements"][0]["entered"], 1);
+    assert_eq!(analytics.body["elements"][0]["exits"]["next"], 1);
+
+    let finished = service.set_status("greeting", "finished").await;
+    assert_eq!(finished.status, StatusCode::OK, "{}", finished.body);
+    let closed = service
+        .post(
+            "/v1/flows/greeting/participants",
+            &json!({"participants": [{"contact": "+385911234599"}]}),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::CONFLICT, "{}", closed.body);
+    assert!(
+        closed.body["detail"].as_str().unwrap().contains("Finished"),
+        "{}",
+        closed.body
+    );
+    // Refused before People was touched: the contact made no profile.
+    let nobody = service.get("/v1/people?contact=%2B385911234599").await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+    service.stop().await;
+}
