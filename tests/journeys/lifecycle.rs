@@ -71,3 +71,41 @@ async fn flow_lifecycle_controls_who_may_enter_and_cancel_stops_waiting_particip
     );
     assert!(again.engine.resume_due().await.unwrap().is_empty());
 }
+
+/// A stale list of due participants (read while one was queued, used after it started
+/// waiting) must not resume a wait that has not ended: the service's background runs and its
+/// scheduler can race this way.
+#[tokio::test]
+async fn a_wait_that_has_not_ended_is_not_resumed_by_a_stale_due_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { engine, clock, .. } = setup(dir.path()).await;
+    deploy(
+        &engine,
+        json!({
+            "id": "later", "name": "Later",
+            "entry_points": [{"type": "api", "start": "w"}],
+            "elements": [
+                {"id": "w", "type": "wait", "config": {"duration": "1d"}, "exits": {"next": "e"}},
+                {"id": "e", "type": "exit"}
+            ]
+        }),
+    )
+    .await;
+    let p = engine
+        .start("later", person(), BTreeMap::new())
+        .await
+        .unwrap();
+    assert_eq!(p.status, Status::Waiting);
+    let ran = engine.follow_up(vec![p.id.clone()]).await.unwrap();
+    assert!(ran.is_empty(), "{ran:?}");
+    let after = engine.participant(&p.id).await.unwrap();
+    assert_eq!(after.status, Status::Waiting);
+    assert_eq!(after.current.as_deref(), Some("w"));
+    assert_eq!(after.waiting_until, p.waiting_until);
+    assert_eq!(engine.journey(&p.id).await.unwrap().len(), 1);
+    // Its time comes: now it resumes.
+    clock.advance_ms(86_400_000);
+    let resumed = engine.resume_due().await.unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Completed);
+}

@@ -187,6 +187,19 @@ impl Engine {
             .participant(id)
             .await?
             .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
+        // A list of due participants can be stale: one that was queued when the list was
+        // read may have run and started waiting since. A wait that has not ended (no event,
+        // its time not come) goes back untouched.
+        if before == Status::Waiting
+            && state.event.is_none()
+            && state.waiting_until.is_none_or(|until| until > now)
+        {
+            self.inner
+                .store
+                .release(&claim.lease, &state_waiting(state))
+                .await?;
+            return Ok(None);
+        }
         let flow = match self.flow(&state.flow_id) {
             Ok(f) => f,
             Err(e) => {
@@ -522,6 +535,12 @@ impl Engine {
             duration_us: 0,
         }
     }
+}
+
+/// A claimed participant put back as it was: waiting.
+fn state_waiting(mut state: ParticipantState) -> ParticipantState {
+    state.status = Status::Waiting;
+    state
 }
 
 /// The step counter (by flow, element and how it left) and the step duration histogram.
