@@ -3,6 +3,7 @@
 //! batches with idempotency keys, bad input, and draining on shutdown. The helpers are here;
 //! the tests, one file per area, under `server/`.
 
+mod delivery;
 mod flows;
 mod metrics;
 mod participants;

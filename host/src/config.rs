@@ -77,6 +77,8 @@ pub struct OperatorConfig {
 /// # an HMAC-SHA256 of the body in X-Flowhost-Signature, or the secret as a bearer token.
 /// [server.channels.sms]
 /// secret = { env = "SMS_WEBHOOK_SECRET" }
+/// # Bots' and agents' replies are POSTed here (see ChannelConfig).
+/// deliver = { url = "https://sms-gateway.example/send" }
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,18 +102,75 @@ pub struct ServerConfig {
     /// in a burst; more get 429 with `Retry-After`.
     #[serde(default = "default_participant_calls_per_second")]
     pub participant_calls_per_second: u32,
-    /// Inbound webhooks, by channel name (`sms`, `whatsapp`, …); a channel not listed takes
-    /// no webhooks.
+    /// Channels, by name (`sms`, `whatsapp`, …): their inbound webhooks and where bots' and
+    /// agents' messages are sent. A channel not listed takes no webhooks, and its outgoing
+    /// messages wait (pending) until it gets a connector.
     #[serde(default)]
-    pub channels: BTreeMap<String, ChannelHookConfig>,
+    pub channels: BTreeMap<String, ChannelConfig>,
 }
 
-/// `[server.channels.<channel>]`: how a channel's webhook proves it comes from the provider.
+/// `[server.channels.<channel>]`: how the channel's webhook proves it comes from the
+/// provider, and where the channel's outgoing messages go.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ChannelHookConfig {
+pub struct ChannelConfig {
     /// The shared secret: the key of the body's HMAC-SHA256 signature, or the bearer token.
-    pub secret: SecretSource,
+    /// Without one the channel takes no webhooks.
+    #[serde(default)]
+    pub secret: Option<SecretSource>,
+    /// The connector that sends bots' and agents' messages to people.
+    #[serde(default)]
+    pub deliver: Option<DeliverConfig>,
+}
+
+/// `[server.channels.<channel>.deliver]`: an HTTP endpoint that takes each outgoing message
+/// as a JSON `POST` (see `docs/api.md`, "Outgoing messages").
+///
+/// ```toml
+/// [server.channels.sms.deliver]
+/// url = "https://sms-gateway.example/send"
+/// headers = { Authorization = { env = "SMS_GATEWAY_AUTH" } }
+/// timeout_ms = 10000      # one attempt
+/// max_attempts = 6        # then the message is marked failed
+/// backoff_ms = 1000       # the wait after the first failed attempt; it doubles each time
+/// max_backoff_ms = 300000
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverConfig {
+    /// The endpoint.
+    pub url: String,
+    /// Headers added to every request; values may come from the environment.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretSource>,
+    /// How long one attempt may take.
+    #[serde(default = "default_deliver_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts in all before a message is marked failed.
+    #[serde(default = "default_deliver_attempts")]
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each one.
+    #[serde(default = "default_deliver_backoff_ms")]
+    pub backoff_ms: u64,
+    /// The longest wait between attempts.
+    #[serde(default = "default_deliver_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_deliver_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_deliver_attempts() -> u32 {
+    6
+}
+
+fn default_deliver_backoff_ms() -> u64 {
+    1_000
+}
+
+fn default_deliver_max_backoff_ms() -> u64 {
+    300_000
 }
 
 /// One API key the service accepts: its name (in logs) and where the key comes from.

@@ -25,6 +25,7 @@ pub use flowhost_messaging::answers;
 pub mod clock;
 pub mod config;
 pub use flowhost_messaging::conversations;
+pub use flowhost_messaging::delivery;
 pub mod demo;
 pub use flowhost_elements as elements;
 pub use flowhost_engine as engine;

@@ -79,6 +79,7 @@ pub struct Runtime {
     load_errors: Vec<LoadError>,
     engine: Engine,
     inbound: Inbound,
+    client: HttpClient,
 }
 
 impl Runtime {
@@ -125,7 +126,7 @@ impl Runtime {
             .with_plugins(plugin_host.clone(), plugins.clone())
             .with_call_api(client.clone(), &config.call_api)?;
         let engine = Engine::new(store, clock, types);
-        let inbound = Inbound::new(engine.clone(), client);
+        let inbound = Inbound::new(engine.clone(), client.clone());
         Ok(Runtime {
             config,
             plugin_host,
@@ -133,6 +134,7 @@ impl Runtime {
             load_errors,
             engine,
             inbound,
+            client,
         })
     }
 
@@ -150,6 +152,11 @@ impl Runtime {
     /// Where inbound messages and chatbot events come in, routed into the engine.
     pub fn inbound(&self) -> &Inbound {
         &self.inbound
+    }
+
+    /// The one outbound HTTP client (its connector applies the operator's network rules).
+    pub fn client(&self) -> &HttpClient {
+        &self.client
     }
 
     /// The plugin host.

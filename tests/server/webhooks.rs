@@ -32,8 +32,11 @@ async fn channel_webhooks_route_once_per_message_and_agents_answer() {
     let service = Service::start(dir.path(), |c| {
         c.server.channels.insert(
             "sms".into(),
-            flowhost::config::ChannelHookConfig {
-                secret: flowhost::secrets::SecretSource::Value("sms-hook-secret".into()),
+            flowhost::config::ChannelConfig {
+                secret: Some(flowhost::secrets::SecretSource::Value(
+                    "sms-hook-secret".into(),
+                )),
+                deliver: None,
             },
         );
     })

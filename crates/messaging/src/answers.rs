@@ -11,7 +11,7 @@ mod backend;
 mod sessions;
 
 use crate::person::Contact;
-use crate::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
+use crate::{Author, Channel, LoggedMessage, Sending, log_message, new_message_id, sender_key};
 use flowhost_flow::parse_duration;
 use flowhost_outbound::{BufferedRequest, HostPattern, HttpClient, OutboundPolicy};
 use flowhost_store::{Record, StateStore, StoreError};

@@ -16,7 +16,7 @@
 //! ```
 
 use crate::person::Contact;
-use crate::{Author, Channel, LoggedMessage, log_message, new_message_id, sender_key};
+use crate::{Author, Channel, LoggedMessage, Sending, log_message, new_message_id, sender_key};
 use flowhost_store::{Record, StateStore, StoreError};
 use flowhost_types::clock::Millis;
 use serde::{Deserialize, Serialize};
@@ -266,6 +266,7 @@ impl<'a> Conversations<'a> {
             by: Some(agent),
             text: text.to_owned(),
             at: now,
+            sending: Some(Sending::pending()),
         };
         log_message(self.store, &message).await?;
         c.messages.push(message);

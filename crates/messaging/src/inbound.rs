@@ -153,6 +153,7 @@ impl Inbound {
             by: None,
             text: message.text.clone(),
             at: message.received_at.unwrap_or_else(|| self.engine.now()),
+            sending: None,
         };
         log_message(self.engine.store(), &logged).await?;
         Ok(logged)

@@ -17,6 +17,7 @@
 
 pub mod answers;
 pub mod conversations;
+pub mod delivery;
 pub mod elements;
 pub mod inbound;
 pub mod person;
@@ -27,7 +28,7 @@ pub use inbound::Inbound;
 use crate::person::Contact;
 use flowhost_store::{Record, StateStore, StoreError};
 
-const MESSAGE_KIND: &str = "message";
+pub(crate) const MESSAGE_KIND: &str = "message";
 
 /// Appends a message to the log.
 pub async fn log_message(
@@ -39,7 +40,12 @@ pub async fn log_message(
             kind: MESSAGE_KIND.into(),
             id: message.id.clone(),
             key: message.contact.clone(),
-            status: String::new(),
+            // What waits to be sent is found by its status.
+            status: message
+                .sending
+                .as_ref()
+                .map_or("", |s| s.state.as_str())
+                .into(),
             body: serde_json::to_value(message).expect("messages serialize"),
         })
         .await

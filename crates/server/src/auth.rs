@@ -52,6 +52,14 @@ pub enum KeyError {
         /// The channel.
         name: String,
     },
+    /// A channel's connector cannot be built.
+    #[error("[server.channels.{name}.deliver] {reason}")]
+    Connector {
+        /// The channel.
+        name: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The environment variable is not set or empty.
     #[error(
         "[server] api_keys: key {name:?}: environment variable {env} is not set; export it or use sha256"

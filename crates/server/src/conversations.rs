@@ -2,6 +2,7 @@
 //! read one with its messages, assign, reply, close.
 
 use crate::AppState;
+use crate::messages::with_sending;
 use crate::problem::{Body, Problem};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -40,13 +41,15 @@ pub async fn list(
     Ok(Json(json!({ "conversations": found })))
 }
 
-/// `GET /v1/conversations/{id}`: with every message (customer, bot and agent).
+/// `GET /v1/conversations/{id}`: with every message (customer, bot and agent), each bot and
+/// agent message with where its sending stands.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Conversation>, Problem> {
     let agents = Conversations::new(state.engine().store());
-    Ok(Json(agents.get(&id).await?))
+    let conversation = agents.get(&id).await?;
+    Ok(Json(with_sending(state.engine(), conversation).await?))
 }
 
 #[derive(Deserialize)]
@@ -77,7 +80,8 @@ pub struct Reply {
 }
 
 /// `POST /v1/conversations/{id}/replies` with `{"text": "..."}`: the assigned agent's reply,
-/// added to the conversation and the message log. 409 when it is not assigned or closed.
+/// added to the conversation and the message log, and sent through the channel's connector
+/// after the answer (its `sending` is `pending` here). 409 when it is not assigned or closed.
 pub async fn reply(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -87,6 +91,7 @@ pub async fn reply(
     let engine = state.engine();
     let agents = Conversations::new(engine.store());
     let conversation = agents.reply(&id, &body.text, engine.now()).await?;
+    state.outbox().nudge();
     Ok((StatusCode::CREATED, Json(conversation)))
 }
 

@@ -18,7 +18,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flowhost::config::ChannelHookConfig;
+use flowhost::config::ChannelConfig;
 use flowhost::messaging::{Channel, InboundMessage};
 use flowhost::secrets::SecretSource;
 use flowhost::store::IdempotentRequest;
@@ -40,16 +40,15 @@ pub(crate) struct ChannelHooks {
 
 impl ChannelHooks {
     /// Resolves `[server.channels]` (reading environment variables now).
-    pub(crate) fn from_config(
-        config: &BTreeMap<String, ChannelHookConfig>,
-    ) -> Result<Self, KeyError> {
+    pub(crate) fn from_config(config: &BTreeMap<String, ChannelConfig>) -> Result<Self, KeyError> {
         let mut secrets = HashMap::new();
         for (name, hook) in config {
             let channel =
                 channel_named(name).ok_or_else(|| KeyError::Channel { name: name.clone() })?;
             let secret = match &hook.secret {
-                SecretSource::Value(v) => v.clone(),
-                SecretSource::Env { env } => std::env::var(env).unwrap_or_default(),
+                None => continue,
+                Some(SecretSource::Value(v)) => v.clone(),
+                Some(SecretSource::Env { env }) => std::env::var(env).unwrap_or_default(),
             };
             if secret.is_empty() {
                 return Err(KeyError::ChannelSecret { name: name.clone() });
@@ -64,7 +63,7 @@ impl ChannelHooks {
 }
 
 /// The channel with this name in configuration and URLs (`sms`, `whatsapp`, …).
-fn channel_named(name: &str) -> Option<Channel> {
+pub(crate) fn channel_named(name: &str) -> Option<Channel> {
     serde_json::from_value(Value::String(name.to_owned())).ok()
 }
 
@@ -177,6 +176,8 @@ pub async fn receive(
         })
         .await?;
     tracing::info!(%channel, message_id = %hook.message_id, ?delivery, "inbound message routed");
+    // A chatbot may have answered.
+    state.outbox().nudge();
     let answer = json!({ "message_id": hook.message_id, "delivery": delivery });
     let fingerprint = hex::encode(Sha256::digest(&body));
     engine

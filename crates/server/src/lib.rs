@@ -38,6 +38,7 @@ pub mod auth;
 mod conversations;
 mod flows;
 mod inbound;
+mod messages;
 pub mod metrics;
 mod participants;
 mod people;
@@ -87,6 +88,8 @@ struct Shared {
     hooks: inbound::ChannelHooks,
     /// Calls adding participants, limited per second.
     admissions: participants::RateLimit,
+    /// Sends bots' and agents' messages through the channels' connectors.
+    outbox: flowhost::delivery::Outbox,
 }
 
 impl AppState {
@@ -106,16 +109,23 @@ impl AppState {
         &self.inner.admissions
     }
 
+    pub(crate) fn outbox(&self) -> &flowhost::delivery::Outbox {
+        &self.inner.outbox
+    }
+
     /// Runs participants just added, in the background; the scheduler would find them
     /// too, but later.
     pub(crate) fn run_soon(&self, ids: Vec<String>) {
         let engine = self.engine().clone();
+        let outbox = self.outbox().clone();
         let mut runs = self.inner.runs.lock().unwrap_or_else(|e| e.into_inner());
         while runs.try_join_next().is_some() {}
         runs.spawn(async move {
             if let Err(e) = engine.follow_up(ids).await {
                 tracing::error!(error = %e, "running added participants; the scheduler retries them");
             }
+            // A bot may have greeted someone.
+            outbox.nudge();
         });
     }
 }
@@ -126,6 +136,7 @@ impl Server {
         metrics::install();
         let keys = ApiKeys::from_config(&config.api_keys)?;
         let hooks = inbound::ChannelHooks::from_config(&config.channels)?;
+        let outbox = messages::outbox(runtime.engine(), runtime.client(), &config.channels)?;
         Ok(Server {
             state: AppState {
                 inner: Arc::new(Shared {
@@ -135,6 +146,7 @@ impl Server {
                     runs: Default::default(),
                     hooks,
                     admissions: participants::rate_limit(config.participant_calls_per_second),
+                    outbox,
                 }),
             },
             keys,
@@ -168,6 +180,8 @@ impl Server {
             .route("/v1/conversations/{id}/assign", post(conversations::assign))
             .route("/v1/conversations/{id}/replies", post(conversations::reply))
             .route("/v1/conversations/{id}/close", post(conversations::close))
+            .route("/v1/messages", get(messages::list))
+            .route("/v1/messages/{id}", get(messages::get))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.keys.clone(),
                 auth::require_key,
@@ -200,14 +214,25 @@ impl Server {
             Duration::from_millis(config.scheduler_every_ms),
         );
         let mut scheduler_stop = stopping.clone();
+        let outbox = self.state.outbox().clone();
         let scheduler = tokio::spawn(scheduler.run(
             async move {
                 let _ = scheduler_stop.wait_for(|s| *s).await;
             },
-            |round| {
+            move |round| {
                 if !round.resumed.is_empty() {
                     tracing::debug!(resumed = round.resumed.len(), "scheduler round");
+                    // A session that timed out, or a participant that went on, may have
+                    // written to someone.
+                    outbox.nudge();
                 }
+            },
+        ));
+        let mut outbox_stop = stopping.clone();
+        let sender = tokio::spawn(self.state.outbox().clone().run(
+            Duration::from_millis(config.scheduler_every_ms),
+            async move {
+                let _ = outbox_stop.wait_for(|s| *s).await;
             },
         ));
         let mut http_stop = stopping.clone();
@@ -235,6 +260,7 @@ impl Server {
         let drained = tokio::time::timeout(grace, async {
             let _ = scheduler.await;
             let served = http.await;
+            let _ = sender.await;
             runs.join_all().await;
             served
         })

@@ -1,8 +1,10 @@
 //! `GET /metrics`: Prometheus text. The crates record to the `metrics` facade as they work
 //! (steps by flow, element and exit; step, plugin-execution and outbound-request durations;
-//! outbound requests by host and status; refused requests; plugin load failures), and this
+//! outbound requests by host and status; refused requests; plugin load failures; messages
+//! sent to people by channel and result), and this
 //! module installs the exporter's recorder that keeps them. What is a count of stored state
-//! (participants waiting per element, queued per flow, plugins loaded and failed) is read
+//! (participants waiting per element, queued per flow, plugins loaded and failed, messages
+//! waiting to be sent) is read
 //! when scraped.
 
 use crate::AppState;
@@ -63,6 +65,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<impl IntoRe
     let runtime = state.runtime();
     metrics::gauge!("flowhost_plugins_loaded").set(runtime.plugins().len() as f64);
     metrics::gauge!("flowhost_plugin_files_failed").set(runtime.load_errors().len() as f64);
+    metrics::gauge!("flowhost_messages_pending").set(state.outbox().pending().await? as f64);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -162,6 +162,69 @@ pub struct LoggedMessage {
     pub text: String,
     /// When.
     pub at: Millis,
+    /// Sending it to the person through the channel's connector: what a bot or an agent
+    /// wrote has it, what the person wrote does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sending: Option<Sending>,
+}
+
+/// Where sending a bot's or an agent's message to the person stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sending {
+    /// Pending, sent or failed.
+    pub state: SendState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When the next attempt is due, while pending after a failed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Millis>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the connector accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Millis>,
+    /// The id the channel provider gave it, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+}
+
+impl Sending {
+    /// Not attempted yet.
+    pub fn pending() -> Self {
+        Sending {
+            state: SendState::Pending,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+            sent_at: None,
+            provider_id: None,
+        }
+    }
+}
+
+/// The state of a message's sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendState {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// The channel's connector accepted it.
+    Sent,
+    /// Given up: the connector refused it, or every attempt failed.
+    Failed,
+}
+
+impl SendState {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Pending => "pending",
+            SendState::Sent => "sent",
+            SendState::Failed => "failed",
+        }
+    }
 }
 
 /// A fresh message id.

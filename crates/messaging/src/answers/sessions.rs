@@ -82,6 +82,7 @@ impl Answers {
                 by: by.map(str::to_owned),
                 text: text.to_owned(),
                 at: now,
+                sending: (author != Author::Person).then(Sending::pending),
             },
         )
         .await
