@@ -79,6 +79,10 @@ pub struct OperatorConfig {
 /// secret = { env = "SMS_WEBHOOK_SECRET" }
 /// # Bots' and agents' replies are POSTed here (see ChannelConfig).
 /// deliver = { url = "https://sms-gateway.example/send" }
+///
+/// # A webhook chatbot's later replies and session ends prove themselves with this secret.
+/// [server.chatbots.helper]
+/// secret = { env = "HELPER_BOT_SECRET" }
 /// ```
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +111,18 @@ pub struct ServerConfig {
     /// messages wait (pending) until it gets a connector.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// Webhook chatbots that report back later (`POST /v1/chatbots/<id>/sessions/<s>/events`),
+    /// by chatbot id; a chatbot not listed cannot call back.
+    #[serde(default)]
+    pub chatbots: BTreeMap<String, ChatbotHookConfig>,
+}
+
+/// `[server.chatbots.<id>]`: how a webhook chatbot proves its callbacks come from it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatbotHookConfig {
+    /// The shared secret: the key of the body's HMAC-SHA256 signature, or the bearer token.
+    pub secret: SecretSource,
 }
 
 /// `[server.channels.<channel>]`: how the channel's webhook proves it comes from the
@@ -217,6 +233,7 @@ impl Default for ServerConfig {
             scheduler_every_ms: default_scheduler_every_ms(),
             participant_calls_per_second: default_participant_calls_per_second(),
             channels: BTreeMap::new(),
+            chatbots: BTreeMap::new(),
         }
     }
 }

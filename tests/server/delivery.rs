@@ -113,6 +113,31 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Turns Answers on with `bot` (in the service's store, as `flowhost chatbot` would),
+    /// deploys `flow` and adds the customer to it; returns the participant ids.
+    async fn customer_in(&self, dir: &Path, bot: &Chatbot, flow: &Value) -> Vec<Value> {
+        let store = flowhost::runtime::open_store(&OperatorConfig {
+            database: dir.join("state.db"),
+            ..OperatorConfig::default()
+        })
+        .unwrap();
+        Answers::set_enabled(store.as_ref(), true).await.unwrap();
+        Answers::save_chatbot(store.as_ref(), bot).await.unwrap();
+        let deployed = self.post("/v1/flows", flow).await;
+        assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+        let added = self
+            .post(
+                "/v1/flows/support/participants",
+                &json!({"participants": [{"contact": format!("+{PHONE}")}]}),
+            )
+            .await;
+        let ids = added.body["participants"].as_array().unwrap().clone();
+        self.settle(&ids).await;
+        ids
+    }
+}
+
 /// Waits until `server` has received `n` requests, and returns them.
 async fn received(server: &TestServer, n: usize) -> Vec<Received> {
     for _ in 0..400 {
@@ -160,25 +185,9 @@ async fn bot_and_agent_replies_reach_the_channel_in_order_and_a_failed_attempt_i
         })
         .await;
     let service = Service::start(dir.path(), whatsapp(Some(gateway(channel.url())))).await;
-    let store = flowhost::runtime::open_store(&OperatorConfig {
-        database: dir.path().join("state.db"),
-        ..OperatorConfig::default()
-    })
-    .unwrap();
-    Answers::set_enabled(store.as_ref(), true).await.unwrap();
-    Answers::save_chatbot(store.as_ref(), &helper_bot())
-        .await
-        .unwrap();
-    let deployed = service.post("/v1/flows", &support_flow()).await;
-    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
-    let added = service
-        .post(
-            "/v1/flows/support/participants",
-            &json!({"participants": [{"contact": format!("+{PHONE}")}]}),
-        )
+    let ids = service
+        .customer_in(dir.path(), &helper_bot(), &support_flow())
         .await;
-    let ids = added.body["participants"].as_array().unwrap().clone();
-    service.settle(&ids).await;
 
     // The first message starts the bot, whose greeting meets the failing gateway; the
     // answer to the second waits behind the greeting's retry.
@@ -415,4 +424,131 @@ async fn messages_wait_for_a_connector_and_a_refusal_or_retries_running_out_fail
         err.starts_with("[server.channels.whatsapp.deliver] url \"ftp://gateway.example/send\""),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_webhook_chatbot_replies_later_and_ends_its_session_through_its_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let channel = TestServer::start_replying(|_| Reply::json(200, "{}")).await;
+    // The bot acknowledges the first message at once and answers it later.
+    let bot = TestServer::start_replying(|_| {
+        Reply::json(200, r#"{"replies": ["One moment, I am looking"]}"#)
+    })
+    .await;
+    let service = Service::start(dir.path(), |c| {
+        whatsapp(Some(gateway(channel.url())))(c);
+        c.server.chatbots.insert(
+            "tracker".into(),
+            flowhost::config::ChatbotHookConfig {
+                secret: SecretSource::Value("bot-secret".into()),
+            },
+        );
+    })
+    .await;
+    let tracker: Chatbot = serde_json::from_value(json!({
+        "id": "tracker", "channel": "whatsapp", "sender": SENDER,
+        "backend": {"type": "webhook", "url": bot.url()}
+    }))
+    .unwrap();
+    let mut flow = support_flow();
+    flow["elements"][1]["config"]["conditions"] = json!(["closed"]);
+    flow["elements"][1]["exits"] = json!({"closed": "end", "default": "agent"});
+    let ids = service.customer_in(dir.path(), &tracker, &flow).await;
+    service.customer_says("where is my order?", "wa-1").await;
+    service.settle(&ids).await;
+    let turn = body(&received(&bot, 1).await[0]);
+    assert_eq!(turn["event"], "start");
+    let session = turn["session"].as_str().unwrap().to_owned();
+    let callback = |bot_id: &str, session: &str, payload: Value, auth: Option<String>| {
+        let path = format!("/v1/chatbots/{bot_id}/sessions/{session}/events");
+        let payload = payload.to_string();
+        let service = &service;
+        async move {
+            let auth = auth.unwrap_or_else(|| "Bearer bot-secret".into());
+            service
+                .call_with(
+                    Method::POST,
+                    &path,
+                    None,
+                    &payload,
+                    &[("authorization", &auth)],
+                )
+                .await
+        }
+    };
+
+    // Refused, and nothing happens: no proof, an operator key, another bot, a session that
+    // is not the bot's, an end a bot cannot give, an empty reply.
+    let reply = json!({"replies": ["Shipped today"], "end": "closed"});
+    let wrong = callback(
+        "tracker",
+        &session,
+        reply.clone(),
+        Some("Bearer nope".into()),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let operator = callback(
+        "tracker",
+        &session,
+        reply.clone(),
+        Some(format!("Bearer {KEY}")),
+    )
+    .await;
+    assert_eq!(operator.status, StatusCode::UNAUTHORIZED);
+    let other = callback("helper", &session, reply.clone(), None).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(
+        other.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[server.chatbots.helper]")
+    );
+    let missing = callback("tracker", "s-none", reply.clone(), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    let expired = callback("tracker", &session, json!({"end": "expired"}), None).await;
+    assert_eq!(expired.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(expired.body["errors"][0]["path"], "end");
+    let blank = callback("tracker", &session, json!({"replies": ["ok", " "]}), None).await;
+    assert_eq!(
+        blank.body["errors"][0]["path"], "replies[1]",
+        "{}",
+        blank.body
+    );
+    assert_eq!(
+        service
+            .get(&format!("/v1/participants/{}", ids[0].as_str().unwrap()))
+            .await
+            .body["status"],
+        "waiting"
+    );
+
+    // The real report: its reply reaches the customer after the first one, and the
+    // participant leaves the chatbot by `closed`.
+    let done = callback("tracker", &session, reply.clone(), None).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["ended"], "closed");
+    assert_eq!(done.body["participants"], json!(ids));
+    let p = service
+        .get(&format!(
+            "/v1/participants/{}/journey",
+            ids[0].as_str().unwrap()
+        ))
+        .await;
+    let bot_step = p.body["journey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["element_id"] == "bot" && s["exit"].is_string())
+        .cloned();
+    assert_eq!(bot_step.unwrap()["exit"], "closed", "{}", p.body);
+    let texts: Vec<Value> = received(&channel, 2)
+        .await
+        .iter()
+        .map(|r| body(r)["text"].clone())
+        .collect();
+    assert_eq!(texts, ["One moment, I am looking", "Shipped today"]);
+    let again = callback("tracker", &session, json!({"replies": ["late"]}), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    service.stop().await;
 }

@@ -76,6 +76,18 @@ impl EndReason {
     pub fn parse(s: &str) -> Option<EndReason> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// The reason a webhook bot gives for ending a session: `closed`, `to-agent` (or its
+    /// exit's name, `agent-redirect-failed`) or `ended-by-user`; `None` for anything else,
+    /// since a bot cannot end a session otherwise.
+    pub fn from_bot(s: &str) -> Option<EndReason> {
+        match s {
+            "closed" => Some(EndReason::Closed),
+            "to-agent" | "agent-redirect-failed" => Some(EndReason::AgentRedirectFailed),
+            "ended-by-user" => Some(EndReason::EndedByUser),
+            _ => None,
+        }
+    }
 }
 
 /// Whether a chatbot takes sessions.

@@ -52,6 +52,14 @@ pub enum KeyError {
         /// The channel.
         name: String,
     },
+    /// A chatbot's callback secret is empty, or its environment variable is not set.
+    #[error(
+        "[server.chatbots.{bot}] secret is empty or its environment variable is not set; set it, or remove the chatbot"
+    )]
+    ChatbotSecret {
+        /// The chatbot's id.
+        bot: String,
+    },
     /// A channel's connector cannot be built.
     #[error("[server.channels.{name}.deliver] {reason}")]
     Connector {

@@ -117,7 +117,7 @@ pub async fn receive(
             "channel {name} takes no webhooks here; give it a secret in [server.channels.{name}]"
         )));
     };
-    authenticate(secret, &headers, &body)?;
+    authenticate(secret, "the channel's secret", &headers, &body)?;
     let hook: Webhook = parse(&body)?;
     if hook.message_id.trim().is_empty() || hook.message_id.len() > MAX_ID_LEN {
         return Err(Problem::invalid(
@@ -196,30 +196,39 @@ pub async fn receive(
     Ok(Json(answer).into_response())
 }
 
-/// Checks the signature or the token against the channel's secret.
-fn authenticate(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Problem> {
-    let refuse = |detail: &str| {
+/// Checks the signature or the token against `secret`, which is `whose` (`the channel's
+/// secret`): an HMAC-SHA256 of the exact body in `X-Flowhost-Signature: sha256=<hex>`, or
+/// the secret itself as a bearer token.
+pub(crate) fn authenticate(
+    secret: &str,
+    whose: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Problem> {
+    let refuse = |detail: String| {
         let mut p = Problem::new(StatusCode::UNAUTHORIZED, detail);
         p.errors.push(FieldError {
             path: "X-Flowhost-Signature".into(),
-            message: "sha256=<hex HMAC-SHA256 of the body with the channel's secret>".into(),
+            message: format!("sha256=<hex HMAC-SHA256 of the body with {whose}>"),
         });
         p
     };
     if let Some(signature) = headers.get("x-flowhost-signature") {
+        let malformed = || refuse("X-Flowhost-Signature must be sha256=<hex>".into());
         let hex_digest = signature
             .to_str()
             .ok()
             .and_then(|s| s.strip_prefix("sha256="))
-            .ok_or_else(|| refuse("X-Flowhost-Signature must be sha256=<hex>"))?;
-        let digest = hex::decode(hex_digest.trim())
-            .map_err(|_| refuse("X-Flowhost-Signature must be sha256=<hex>"))?;
+            .ok_or_else(malformed)?;
+        let digest = hex::decode(hex_digest.trim()).map_err(|_| malformed())?;
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
             .expect("HMAC takes keys of any length");
         mac.update(body);
         // Constant time.
         return mac.verify_slice(&digest).map_err(|_| {
-            refuse("the signature does not match the body; sign the exact bytes sent with the channel's secret")
+            refuse(format!(
+                "the signature does not match the body; sign the exact bytes sent with {whose}"
+            ))
         });
     }
     let token = headers
@@ -229,9 +238,9 @@ fn authenticate(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), Pr
     match token {
         // Digests compared, so timing says nothing about the secret.
         Some(token) if Sha256::digest(token.trim()) == Sha256::digest(secret) => Ok(()),
-        Some(_) => Err(refuse("the bearer token is not the channel's secret")),
-        None => Err(refuse(
-            "sign the body (X-Flowhost-Signature: sha256=<hex HMAC-SHA256>) or send the channel's secret as a bearer token",
-        )),
+        Some(_) => Err(refuse(format!("the bearer token is not {whose}"))),
+        None => Err(refuse(format!(
+            "sign the body (X-Flowhost-Signature: sha256=<hex HMAC-SHA256>) or send {whose} as a bearer token"
+        ))),
     }
 }

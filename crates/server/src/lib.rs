@@ -9,9 +9,10 @@
 //! - Every endpoint but `/livez` needs an API key (`auth`). Errors are
 //!   `application/problem+json` with the failing field or JSON path (`problem`).
 //! - Endpoints, one file per area: flows (`flows`), participants (`participants`), People
-//!   (`people`), channel webhooks (`inbound`, authenticated by the channel's secret), agents'
-//!   conversations (`conversations`), Prometheus metrics (`metrics`), liveness and readiness
-//!   (here).
+//!   (`people`), channel webhooks (`inbound`, authenticated by the channel's secret), webhook
+//!   chatbots' callbacks (`chatbots`, by the bot's secret), agents' conversations
+//!   (`conversations`), the message log and the channels' connectors (`messages`),
+//!   Prometheus metrics (`metrics`), liveness and readiness (here).
 //!
 //! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
 //! requests in flight and participants started by the API get the grace period to finish,
@@ -35,6 +36,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod chatbots;
 mod conversations;
 mod flows;
 mod inbound;
@@ -90,6 +92,8 @@ struct Shared {
     admissions: participants::RateLimit,
     /// Sends bots' and agents' messages through the channels' connectors.
     outbox: flowhost::delivery::Outbox,
+    /// Webhook chatbots that may call back, with their secrets.
+    bots: chatbots::BotSecrets,
 }
 
 impl AppState {
@@ -111,6 +115,10 @@ impl AppState {
 
     pub(crate) fn outbox(&self) -> &flowhost::delivery::Outbox {
         &self.inner.outbox
+    }
+
+    pub(crate) fn bots(&self) -> &chatbots::BotSecrets {
+        &self.inner.bots
     }
 
     /// Runs participants just added, in the background; the scheduler would find them
@@ -137,6 +145,7 @@ impl Server {
         let keys = ApiKeys::from_config(&config.api_keys)?;
         let hooks = inbound::ChannelHooks::from_config(&config.channels)?;
         let outbox = messages::outbox(runtime.engine(), runtime.client(), &config.channels)?;
+        let bots = chatbots::BotSecrets::from_config(&config.chatbots)?;
         Ok(Server {
             state: AppState {
                 inner: Arc::new(Shared {
@@ -147,6 +156,7 @@ impl Server {
                     hooks,
                     admissions: participants::rate_limit(config.participant_calls_per_second),
                     outbox,
+                    bots,
                 }),
             },
             keys,
@@ -188,8 +198,13 @@ impl Server {
             ));
         Router::new()
             .route("/livez", get(livez))
-            // Channel webhooks prove themselves with the channel's secret instead of a key.
+            // Channel webhooks and chatbots prove themselves with their own secrets instead
+            // of a key.
             .route("/v1/channels/{channel}/messages", post(inbound::receive))
+            .route(
+                "/v1/chatbots/{bot}/sessions/{session}/events",
+                post(chatbots::report),
+            )
             .merge(api)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(

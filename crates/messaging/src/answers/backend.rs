@@ -171,15 +171,12 @@ impl ChatbotBackend for WebhookBot {
             })?;
             let end = match answer.end.as_deref() {
                 None => None,
-                Some("closed") => Some(EndReason::Closed),
-                Some("to-agent") => Some(EndReason::AgentRedirectFailed),
-                Some("ended-by-user") => Some(EndReason::EndedByUser),
-                Some(other) => {
-                    return Err(format!(
-                        "chatbot webhook {} answered end {other:?}; use closed, to-agent or ended-by-user",
+                Some(end) => Some(EndReason::from_bot(end).ok_or_else(|| {
+                    format!(
+                        "chatbot webhook {} answered end {end:?}; use closed, to-agent or ended-by-user",
                         self.url
-                    ));
-                }
+                    )
+                })?),
             };
             Ok(BotAnswer {
                 replies: answer.replies,
