@@ -6,6 +6,7 @@
 mod delivery;
 mod flows;
 mod metrics;
+mod notify;
 mod participants;
 mod people;
 mod webhooks;
@@ -13,6 +14,7 @@ mod webhooks;
 use bytes::Bytes;
 use flowhost::config::{ApiKeyConfig, OperatorConfig};
 use flowhost::runtime::Runtime;
+use flowhost::testing::{Received, TestServer};
 use flowhost_server::{Server, hash_key};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -184,4 +186,22 @@ fn greeting_flow(id: &str) -> Value {
             {"id": "done", "type": "exit"}
         ]
     })
+}
+
+/// Waits until `server` (a channel gateway, a bot, a notify endpoint) has received `n`
+/// requests, and returns them.
+async fn received(server: &TestServer, n: usize) -> Vec<Received> {
+    for _ in 0..400 {
+        let got = server.received();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} received only {:?}", server.url(), server.received());
+}
+
+/// A received request's JSON body.
+fn body(r: &Received) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
 }

@@ -115,6 +115,34 @@ pub struct ServerConfig {
     /// by chatbot id; a chatbot not listed cannot call back.
     #[serde(default)]
     pub chatbots: BTreeMap<String, ChatbotHookConfig>,
+    /// How `notify_url` callbacks are sent.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// `[server.notify]`: the callbacks to a `notify_url` given when participants are added.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// How long one attempt may take.
+    pub timeout_ms: u64,
+    /// Attempts in all before a callback is given up.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each one.
+    pub backoff_ms: u64,
+    /// The longest wait between attempts.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            timeout_ms: default_deliver_timeout_ms(),
+            max_attempts: default_deliver_attempts(),
+            backoff_ms: default_deliver_backoff_ms(),
+            max_backoff_ms: default_deliver_max_backoff_ms(),
+        }
+    }
 }
 
 /// `[server.chatbots.<id>]`: how a webhook chatbot proves its callbacks come from it.
@@ -234,6 +262,7 @@ impl Default for ServerConfig {
             participant_calls_per_second: default_participant_calls_per_second(),
             channels: BTreeMap::new(),
             chatbots: BTreeMap::new(),
+            notify: NotifyConfig::default(),
         }
     }
 }

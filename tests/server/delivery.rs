@@ -5,7 +5,7 @@ use super::*;
 use flowhost::answers::{Answers, Chatbot};
 use flowhost::config::{ChannelConfig, DeliverConfig};
 use flowhost::secrets::SecretSource;
-use flowhost::testing::{Received, Reply, TestServer};
+use flowhost::testing::Reply;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -138,18 +138,6 @@ impl Service {
     }
 }
 
-/// Waits until `server` has received `n` requests, and returns them.
-async fn received(server: &TestServer, n: usize) -> Vec<Received> {
-    for _ in 0..400 {
-        let got = server.received();
-        if got.len() >= n {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the channel endpoint received {:?}", server.received());
-}
-
 /// Waits until the log's message with `text` is no longer pending, and returns it.
 async fn settled(service: &Service, text: &str) -> Value {
     for _ in 0..400 {
@@ -166,10 +154,6 @@ async fn settled(service: &Service, text: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{text:?} is still pending: {:?}", service.messages().await);
-}
-
-fn body(r: &Received) -> Value {
-    serde_json::from_slice(&r.body).unwrap()
 }
 
 #[tokio::test]

@@ -208,6 +208,7 @@ impl Engine {
                     .store
                     .record_step(&claim.lease, &p, &entry, StepWrite::default())
                     .await?;
+                self.announce(&p);
             }
         }
         Ok(())

@@ -236,7 +236,24 @@ struct Inner {
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Participants that finished, as their last step is committed.
+    finished: tokio::sync::broadcast::Sender<Finished>,
 }
+
+/// A participant that has finished (completed, failed or canceled), announced by
+/// [`Engine::finished`] once its last step is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// Participant id.
+    pub participant: String,
+    /// Its flow.
+    pub flow: String,
+    /// [`Status::Completed`], [`Status::Failed`] or [`Status::Canceled`].
+    pub status: Status,
+}
+
+/// Finishes kept for a slow listener; one that falls further behind is told it lagged.
+const FINISHED_BACKLOG: usize = 4096;
 
 /// Analytics of one element.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -266,7 +283,28 @@ impl Engine {
                 types,
                 flows: RwLock::new(HashMap::new()),
                 background: Default::default(),
+                finished: tokio::sync::broadcast::channel(FINISHED_BACKLOG).0,
             }),
+        }
+    }
+
+    /// Participants finishing from now on, announced after their last step is committed.
+    /// Best effort: a listener that falls more than a few thousand behind gets
+    /// [`RecvError::Lagged`](tokio::sync::broadcast::error::RecvError::Lagged) and must read
+    /// what it missed from the store.
+    pub fn finished(&self) -> tokio::sync::broadcast::Receiver<Finished> {
+        self.inner.finished.subscribe()
+    }
+
+    /// Announces `p` when it has finished.
+    fn announce(&self, p: &ParticipantState) {
+        if p.status.is_final() {
+            // Nobody listening is fine.
+            let _ = self.inner.finished.send(Finished {
+                participant: p.id.clone(),
+                flow: p.flow_id.clone(),
+                status: p.status,
+            });
         }
     }
 

@@ -50,6 +50,7 @@ impl Engine {
         let state = self
             .advance(&flow, state, &lease, false, &mut follow)
             .await?;
+        self.announce(&state);
         self.follow_up(follow).await?;
         Ok(state)
     }
@@ -210,16 +211,17 @@ impl Engine {
                 return Err(e);
             }
         };
-        Ok(Some(
-            self.advance(
+        let state = self
+            .advance(
                 &flow,
                 state,
                 &claim.lease,
                 before == Status::Waiting,
                 follow,
             )
-            .await?,
-        ))
+            .await?;
+        self.announce(&state);
+        Ok(Some(state))
     }
 
     /// Resumes every waiting participant whose time has come (and queued ones); returns

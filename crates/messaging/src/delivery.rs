@@ -395,12 +395,7 @@ impl HttpConnector {
         timeout: Duration,
         client: HttpClient,
     ) -> Result<Self, String> {
-        let uri: http::Uri = url.parse().map_err(|e| format!("url {url:?}: {e}"))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(format!("url {url:?} must start with http:// or https://"));
-        }
-        let (host, port) = flowhost_outbound::url_host_port(&uri)
-            .ok_or_else(|| format!("url {url:?} has no host"))?;
+        let policy = endpoint_policy(format!("the {channel} connector"), url)?;
         for (name, _) in &headers {
             http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("header name {name:?} is not a valid HTTP header name"))?;
@@ -409,15 +404,7 @@ impl HttpConnector {
             url: url.to_owned(),
             headers,
             timeout,
-            policy: OutboundPolicy {
-                subject: format!("the {channel} connector"),
-                declared: None,
-                granted: HostPattern::parse(&format!("{host}:{port}"))
-                    .into_iter()
-                    .collect(),
-                max_requests: 1,
-                max_response_bytes: 64 * 1024,
-            },
+            policy,
             client,
         })
     }
@@ -439,48 +426,94 @@ fn provider_id(body: &[u8]) -> Option<String> {
 impl Connector for HttpConnector {
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<Sent, SendError>> {
         Box::pin(async move {
-            let mut headers = vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                ("idempotency-key".to_owned(), message.message_id.clone()),
-            ];
-            headers.extend(self.headers.iter().cloned());
-            let request = BufferedRequest {
-                method: "POST".into(),
-                url: self.url.clone(),
-                headers,
-                body: Some(serde_json::to_vec(message).expect("messages serialize")),
-                timeout: self.timeout,
-                max_redirects: 0,
-            };
-            let response = flowhost_outbound::send_buffered(&self.client, &self.policy, request)
-                .await
-                .map_err(|e| match e {
-                    OutboundError::Timeout
-                    | OutboundError::ConnectFailed(_)
-                    | OutboundError::Connection(_) => SendError::Retry {
-                        reason: format!("{}: {e}", self.url),
-                        after: None,
-                    },
-                    other => SendError::Refused(format!("{}: {other}", self.url)),
-                })?;
-            match response.status {
-                200..=299 => Ok(Sent {
-                    provider_id: provider_id(&response.body),
-                }),
-                408 | 429 | 500..=599 => Err(SendError::Retry {
-                    reason: format!("{} answered {}", self.url, response.status),
-                    after: response
-                        .header("retry-after")
-                        .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs),
-                }),
-                status => Err(SendError::Refused(format!(
-                    "{} answered {status}: {}",
-                    self.url,
-                    String::from_utf8_lossy(&response.body[..response.body.len().min(200)])
-                ))),
-            }
+            let body = serde_json::to_vec(message).expect("messages serialize");
+            post_json(
+                &self.client,
+                &self.policy,
+                &self.url,
+                &message.message_id,
+                &self.headers,
+                body,
+                self.timeout,
+            )
+            .await
         })
+    }
+}
+
+/// The policy for `POST`s to an endpoint the operator (or an API caller holding an operator
+/// key) named: that endpoint's host is granted, one request, a small answer. The client's
+/// network rules still apply.
+pub fn endpoint_policy(subject: String, url: &str) -> Result<OutboundPolicy, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("url {url:?}: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("url {url:?} must start with http:// or https://"));
+    }
+    let (host, port) =
+        flowhost_outbound::url_host_port(&uri).ok_or_else(|| format!("url {url:?} has no host"))?;
+    Ok(OutboundPolicy {
+        subject,
+        declared: None,
+        granted: HostPattern::parse(&format!("{host}:{port}"))
+            .into_iter()
+            .collect(),
+        max_requests: 1,
+        max_response_bytes: 64 * 1024,
+    })
+}
+
+/// `POST`s a JSON body with `Idempotency-Key: key` and `headers`, and reads the answer as
+/// [`HttpConnector`] does: 2xx is sent (with the provider's id when the body names one);
+/// 408, 429, 5xx, timeouts and connection failures are worth a retry (after `Retry-After`
+/// seconds when given); anything else is refused.
+pub async fn post_json(
+    client: &HttpClient,
+    policy: &OutboundPolicy,
+    url: &str,
+    key: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Sent, SendError> {
+    let mut all = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("idempotency-key".to_owned(), key.to_owned()),
+    ];
+    all.extend(headers.iter().cloned());
+    let request = BufferedRequest {
+        method: "POST".into(),
+        url: url.to_owned(),
+        headers: all,
+        body: Some(body),
+        timeout,
+        max_redirects: 0,
+    };
+    let response = flowhost_outbound::send_buffered(client, policy, request)
+        .await
+        .map_err(|e| match e {
+            OutboundError::Timeout
+            | OutboundError::ConnectFailed(_)
+            | OutboundError::Connection(_) => SendError::Retry {
+                reason: format!("{url}: {e}"),
+                after: None,
+            },
+            other => SendError::Refused(format!("{url}: {other}")),
+        })?;
+    match response.status {
+        200..=299 => Ok(Sent {
+            provider_id: provider_id(&response.body),
+        }),
+        408 | 429 | 500..=599 => Err(SendError::Retry {
+            reason: format!("{url} answered {}", response.status),
+            after: response
+                .header("retry-after")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        }),
+        status => Err(SendError::Refused(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&response.body[..response.body.len().min(200)])
+        ))),
     }
 }
 

@@ -42,6 +42,7 @@ mod flows;
 mod inbound;
 mod messages;
 pub mod metrics;
+mod notify;
 mod participants;
 mod people;
 pub mod problem;
@@ -94,6 +95,8 @@ struct Shared {
     outbox: flowhost::delivery::Outbox,
     /// Webhook chatbots that may call back, with their secrets.
     bots: chatbots::BotSecrets,
+    /// `notify_url` callbacks.
+    notifier: Arc<notify::Notifier>,
 }
 
 impl AppState {
@@ -121,6 +124,10 @@ impl AppState {
         &self.inner.bots
     }
 
+    pub(crate) fn notifier(&self) -> &notify::Notifier {
+        &self.inner.notifier
+    }
+
     /// Runs participants just added, in the background; the scheduler would find them
     /// too, but later.
     pub(crate) fn run_soon(&self, ids: Vec<String>) {
@@ -146,6 +153,11 @@ impl Server {
         let hooks = inbound::ChannelHooks::from_config(&config.channels)?;
         let outbox = messages::outbox(runtime.engine(), runtime.client(), &config.channels)?;
         let bots = chatbots::BotSecrets::from_config(&config.chatbots)?;
+        let notifier = Arc::new(notify::Notifier::new(
+            runtime.engine().clone(),
+            runtime.client().clone(),
+            &config.notify,
+        ));
         Ok(Server {
             state: AppState {
                 inner: Arc::new(Shared {
@@ -157,6 +169,7 @@ impl Server {
                     admissions: participants::rate_limit(config.participant_calls_per_second),
                     outbox,
                     bots,
+                    notifier,
                 }),
             },
             keys,
@@ -243,6 +256,13 @@ impl Server {
                 }
             },
         ));
+        let mut notify_stop = stopping.clone();
+        let notifier = tokio::spawn(self.state.inner.notifier.clone().run(
+            Duration::from_millis(config.scheduler_every_ms),
+            async move {
+                let _ = notify_stop.wait_for(|s| *s).await;
+            },
+        ));
         let mut outbox_stop = stopping.clone();
         let sender = tokio::spawn(self.state.outbox().clone().run(
             Duration::from_millis(config.scheduler_every_ms),
@@ -276,6 +296,7 @@ impl Server {
             let _ = scheduler.await;
             let served = http.await;
             let _ = sender.await;
+            let _ = notifier.await;
             runs.join_all().await;
             served
         })

@@ -60,6 +60,9 @@ const MAX_KEY_LEN: usize = 255;
 #[serde(deny_unknown_fields)]
 struct AddRequest {
     participants: Vec<Entrant>,
+    /// Called back when each participant finishes.
+    #[serde(default)]
+    notify_url: Option<String>,
 }
 
 /// One person to add: exactly one of `person_id` (kept in People), `contact` (a phone
@@ -106,6 +109,17 @@ pub async fn add(
             vec![FieldError {
                 path: "participants".into(),
                 message: format!("give 1 to {MAX_PER_CALL} items; split larger batches"),
+            }],
+        ));
+    }
+    if let Some(url) = &request.notify_url
+        && let Err(message) = crate::notify::check_url(url)
+    {
+        return Err(Problem::invalid(
+            format!("notify_url cannot be called: {message}"),
+            vec![FieldError {
+                path: "notify_url".into(),
+                message: "give an http or https URL to POST each participant's end to".into(),
             }],
         ));
     }
@@ -158,6 +172,13 @@ pub async fn add(
         fingerprint: &fingerprint,
     });
     let admitted = engine.admit(&flow_id, entrants, admit_key).await?;
+    if let Some(url) = &request.notify_url {
+        // Before they run, so that no finish comes first (the sweep would find it, later).
+        state
+            .notifier()
+            .arm(&flow_id, url, &admitted.participants)
+            .await?;
+    }
     if !admitted.repeated {
         tracing::info!(flow = %flow_id, added = admitted.participants.len(), "participants added");
         state.run_soon(admitted.participants.clone());
@@ -243,6 +264,9 @@ pub struct ParticipantView {
     steps: u64,
     person: Person,
     variables: BTreeMap<String, Value>,
+    /// The `notify_url` callback, when the participant was added with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<Value>,
 }
 
 impl From<ParticipantState> for ParticipantView {
@@ -256,6 +280,7 @@ impl From<ParticipantState> for ParticipantView {
             steps: p.steps,
             person: p.person,
             variables: p.variables,
+            notification: None,
         }
     }
 }
@@ -265,7 +290,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ParticipantView>, Problem> {
-    Ok(Json(state.engine().participant(&id).await?.into()))
+    let mut view: ParticipantView = state.engine().participant(&id).await?.into();
+    view.notification = crate::notify::state_of(state.engine(), &id).await?;
+    Ok(Json(view))
 }
 
 /// `GET /v1/participants/{id}/journey`: every step with its element, exit, timing,

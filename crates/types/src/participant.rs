@@ -40,6 +40,11 @@ impl Status {
         }
     }
 
+    /// Whether a participant with it has finished for good (completed, failed, canceled).
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Canceled)
+    }
+
     /// The status with this stored name.
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
