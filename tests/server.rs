@@ -47,12 +47,7 @@ struct Answer {
 
 impl Service {
     async fn start(dir: &Path, change: impl FnOnce(&mut OperatorConfig)) -> Service {
-        let mut config = OperatorConfig {
-            database: dir.join("state.db"),
-            plugins_dir: dir.join("plugins"),
-            cache_dir: dir.join("cache"),
-            ..OperatorConfig::default()
-        };
+        let mut config = config_in(dir);
         config.server.api_keys = vec![ApiKeyConfig {
             name: "tests".into(),
             sha256: Some(hash_key(KEY)),
@@ -204,4 +199,14 @@ async fn received(server: &TestServer, n: usize) -> Vec<Received> {
 /// A received request's JSON body.
 fn body(r: &Received) -> Value {
     serde_json::from_slice(&r.body).unwrap()
+}
+
+/// An operator configuration keeping everything in `dir`.
+fn config_in(dir: &Path) -> OperatorConfig {
+    OperatorConfig {
+        database: dir.join("state.db"),
+        plugins_dir: dir.join("plugins"),
+        cache_dir: dir.join("cache"),
+        ..OperatorConfig::default()
+    }
 }

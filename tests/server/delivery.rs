@@ -117,11 +117,7 @@ impl Service {
     /// Turns Answers on with `bot` (in the service's store, as `flowhost chatbot` would),
     /// deploys `flow` and adds the customer to it; returns the participant ids.
     async fn customer_in(&self, dir: &Path, bot: &Chatbot, flow: &Value) -> Vec<Value> {
-        let store = flowhost::runtime::open_store(&OperatorConfig {
-            database: dir.join("state.db"),
-            ..OperatorConfig::default()
-        })
-        .unwrap();
+        let store = flowhost::runtime::open_store(&config_in(dir)).unwrap();
         Answers::set_enabled(store.as_ref(), true).await.unwrap();
         Answers::save_chatbot(store.as_ref(), bot).await.unwrap();
         let deployed = self.post("/v1/flows", flow).await;
@@ -387,12 +383,7 @@ async fn messages_wait_for_a_connector_and_a_refusal_or_retries_running_out_fail
     service.stop().await;
 
     // A connector that cannot work stops the service from starting, saying where.
-    let mut config = OperatorConfig {
-        database: dir.path().join("state.db"),
-        plugins_dir: dir.path().join("plugins"),
-        cache_dir: dir.path().join("cache"),
-        ..OperatorConfig::default()
-    };
+    let mut config = config_in(dir.path());
     config.server.api_keys = vec![ApiKeyConfig {
         name: "tests".into(),
         sha256: Some(hash_key(KEY)),

@@ -133,12 +133,7 @@ async fn a_participant_that_finished_while_the_service_was_down_is_notified_at_s
 
     // Meanwhile the wait ends and `flowhost resume` finishes the participant: nobody is
     // listening for it.
-    let mut config = OperatorConfig {
-        database: dir.path().join("state.db"),
-        plugins_dir: dir.path().join("plugins"),
-        cache_dir: dir.path().join("cache"),
-        ..OperatorConfig::default()
-    };
+    let mut config = config_in(dir.path());
     quick_retries(&mut config);
     let runtime = Runtime::start(config).await.unwrap();
     runtime.load_saved_flows().await.unwrap();
