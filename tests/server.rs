@@ -9,6 +9,7 @@ mod metrics;
 mod notify;
 mod participants;
 mod people;
+mod plugins;
 mod webhooks;
 
 use bytes::Bytes;

@@ -72,6 +72,7 @@ pub struct OperatorConfig {
 /// max_body_bytes = 4194304    # larger request bodies get 413
 /// scheduler_every_ms = 200    # how often due participants are looked for
 /// participant_calls_per_second = 20   # calls adding participants beyond this get 429
+/// plugin_rescan_ms = 5000     # the plugins folder is watched, and checked this often too
 ///
 /// # Channel webhooks (POST /v1/channels/sms/messages) prove themselves with this secret:
 /// # an HMAC-SHA256 of the body in X-Flowhost-Signature, or the secret as a bearer token.
@@ -118,6 +119,13 @@ pub struct ServerConfig {
     /// How `notify_url` callbacks are sent.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// How often the plugins folder is checked for changes, besides watching it.
+    #[serde(default = "default_plugin_rescan_ms")]
+    pub plugin_rescan_ms: u64,
+}
+
+fn default_plugin_rescan_ms() -> u64 {
+    5_000
 }
 
 /// `[server.notify]`: the callbacks to a `notify_url` given when participants are added.
@@ -263,6 +271,7 @@ impl Default for ServerConfig {
             channels: BTreeMap::new(),
             chatbots: BTreeMap::new(),
             notify: NotifyConfig::default(),
+            plugin_rescan_ms: default_plugin_rescan_ms(),
         }
     }
 }

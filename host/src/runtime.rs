@@ -19,7 +19,7 @@
 //! use flowhost::runtime::Runtime;
 //!
 //! let runtime = Runtime::start(OperatorConfig::default()).await?;
-//! for problem in runtime.load_errors() {
+//! for problem in runtime.load_errors().iter() {
 //!     eprintln!("warning: {problem}");
 //! }
 //! for problem in runtime.load_saved_flows().await? {
@@ -74,9 +74,12 @@ pub fn plugin_host(config: &OperatorConfig) -> Result<PluginHost, RuntimeError> 
 /// The plugin host, the loaded plugins and the engine over the configured store.
 pub struct Runtime {
     config: OperatorConfig,
-    plugin_host: PluginHost,
-    plugins: PluginSet,
-    load_errors: Vec<LoadError>,
+    pub(crate) plugin_host: PluginHost,
+    pub(crate) plugins: PluginSet,
+    /// The files that did not load at the last (re)load.
+    pub(crate) load_errors: std::sync::RwLock<Arc<Vec<LoadError>>>,
+    /// Held while the plugins folder is loaded again.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
     engine: Engine,
     inbound: Inbound,
     client: HttpClient,
@@ -131,7 +134,8 @@ impl Runtime {
             config,
             plugin_host,
             plugins,
-            load_errors,
+            load_errors: std::sync::RwLock::new(Arc::new(load_errors)),
+            reloading: tokio::sync::Mutex::new(()),
             engine,
             inbound,
             client,
@@ -169,9 +173,13 @@ impl Runtime {
         self.plugins.snapshot()
     }
 
-    /// The plugin files that did not load, one error each.
-    pub fn load_errors(&self) -> &[LoadError] {
-        &self.load_errors
+    /// The plugin files that did not load (at start, or at the last reload), one error
+    /// each.
+    pub fn load_errors(&self) -> Arc<Vec<LoadError>> {
+        self.load_errors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The configuration it started from.

@@ -51,27 +51,7 @@ pub fn print_analytics(rows: &[ElementAnalytics]) {
 
 /// A plugin as one JSON object.
 pub fn plugin_json(p: &LoadedPlugin) -> Value {
-    json!({
-        "id": p.manifest.id,
-        "version": p.manifest.version.to_string(),
-        "wit_version": p.wit_version,
-        "name": p.manifest.name,
-        "description": p.manifest.description,
-        "exits": p.manifest.exits,
-        "config": p.manifest.config,
-        "hosts": p.manifest.hosts,
-        "file": p.path,
-        "size": p.size,
-        "cache": p.cache,
-        "limits": {
-            "deadline_ms": p.limits.deadline_ms,
-            "memory_mib": p.limits.memory_mib,
-            "max_http_requests": p.limits.max_http_requests,
-            "max_response_bytes": p.limits.max_response_bytes,
-        },
-        "granted_hosts": p.policy.granted.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-        "missing_secrets": p.missing_secrets,
-    })
+    p.summary()
 }
 
 /// A plugin as `flowhost plugins inspect` shows it.

@@ -25,7 +25,7 @@ pub fn operator_config(path: Option<&Path>) -> anyhow::Result<OperatorConfig> {
 /// The runtime; plugin files that failed to load are reported (they do not stop the rest).
 pub async fn runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
     let runtime = Runtime::start(config).await?;
-    for e in runtime.load_errors() {
+    for e in runtime.load_errors().iter() {
         eprintln!("warning: {e}");
     }
     Ok(runtime)

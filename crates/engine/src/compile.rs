@@ -147,6 +147,36 @@ impl Engine {
         Ok(errors)
     }
 
+    /// Every deployed flow, as built now.
+    pub fn compiled_flows(&self) -> Vec<Arc<CompiledFlow>> {
+        self.inner
+            .flows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Builds a deployed flow again from its definition, so that its element types resolve
+    /// anew (a plugin loaded since takes over from the version it replaces). Steps already
+    /// running finish on the flow as it was; the next ones run on the new build. Nothing is
+    /// saved: the definition is unchanged. `Ok(false)` when the flow changed meanwhile (it
+    /// was redeployed or its status changed, and was built then).
+    pub fn rebuild(&self, flow_id: &str) -> Result<bool, EngineError> {
+        let before = self.flow(flow_id)?;
+        let source = format!("flow {flow_id:?}");
+        let rebuilt = Arc::new(self.build(before.def.clone(), &source)?);
+        let mut flows = self.inner.flows.write().unwrap_or_else(|e| e.into_inner());
+        match flows.get(flow_id) {
+            Some(now) if Arc::ptr_eq(now, &before) => {
+                flows.insert(flow_id.to_owned(), rebuilt);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     pub(super) fn flow(&self, id: &str) -> Result<Arc<CompiledFlow>, EngineError> {
         self.inner
             .flows

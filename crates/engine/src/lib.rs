@@ -196,6 +196,19 @@ pub struct CompiledFlow {
 }
 
 impl CompiledFlow {
+    /// Each element's type as the flow names it (`plugin:crm`) and as it resolved when the
+    /// flow was built (`plugin:crm@1.2.0`), by element id.
+    pub fn element_types(&self) -> Vec<(&str, &str, &str)> {
+        self.def
+            .elements
+            .iter()
+            .filter_map(|el| {
+                let node = self.nodes.get(&el.id)?;
+                Some((el.id.as_str(), el.kind.as_str(), node.type_name.as_str()))
+            })
+            .collect()
+    }
+
     /// What each element type of the flow finds wrong with activating it, once per type.
     async fn activation_issues(&self) -> Vec<Issue> {
         let mut seen = std::collections::BTreeSet::new();

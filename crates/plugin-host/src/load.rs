@@ -3,6 +3,7 @@
 //! manifest a plugin describes itself with. A bad file is one [`LoadError`]; the rest load.
 
 use super::*;
+use sha2::{Digest, Sha256};
 
 /// Why a file was not loaded as a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +63,43 @@ impl PluginHost {
     /// Loads every `*.wasm` in the configured plugins folder (not recursive), in name order.
     /// A missing folder means no plugins.
     pub async fn load_dir(&self) -> (PluginRegistry, Vec<LoadError>) {
-        let dir = &self.inner.config.plugins_dir;
+        self.reload_dir(&PluginRegistry::default()).await
+    }
+
+    /// Loads the plugins folder again. A file unchanged since `previous` (the same path and
+    /// the same bytes) keeps its loaded plugin, without compiling or describing it again.
+    pub async fn reload_dir(&self, previous: &PluginRegistry) -> (PluginRegistry, Vec<LoadError>) {
         let mut registry = PluginRegistry::default();
         let mut errors = Vec::new();
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        for path in self.plugin_files() {
+            let loaded = match std::fs::read(&path) {
+                Err(source) => Err(LoadError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+                Ok(bytes) => {
+                    let sha256 = hex::encode(Sha256::digest(&bytes));
+                    match previous
+                        .iter()
+                        .find(|p| p.path == path && p.sha256 == sha256)
+                    {
+                        Some(same) => Ok(same.clone()),
+                        None => self.load_bytes(&path, &bytes).await.map(Arc::new),
+                    }
+                }
+            };
+            match loaded.and_then(|plugin| registry.insert_loaded(plugin)) {
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        metrics::counter!("flowhost_plugin_load_failures_total").increment(errors.len() as u64);
+        (registry, errors)
+    }
+
+    /// The `*.wasm` files of the plugins folder, in name order.
+    fn plugin_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.inner.config.plugins_dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
@@ -73,18 +107,26 @@ impl PluginHost {
             Err(_) => Vec::new(),
         };
         files.sort();
-        for path in files {
-            match self.load_file(&path).await {
-                Ok(plugin) => {
-                    if let Err(e) = registry.insert(plugin) {
-                        errors.push(e);
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        metrics::counter!("flowhost_plugin_load_failures_total").increment(errors.len() as u64);
-        (registry, errors)
+        files
+    }
+
+    /// What the plugins folder holds now: each `*.wasm` file's name, size and modification
+    /// time. A change means the folder should be loaded again.
+    pub fn folder_fingerprint(&self) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+        self.plugin_files()
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
+                let modified = meta.and_then(|m| m.modified().ok());
+                (path, size, modified)
+            })
+            .collect()
+    }
+
+    /// The plugins folder.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.inner.config.plugins_dir
     }
 
     /// Loads one file.
@@ -93,13 +135,18 @@ impl PluginHost {
             path: path.to_owned(),
             source,
         })?;
+        self.load_bytes(path, &bytes).await
+    }
+
+    /// Loads a plugin from the bytes of the file at `path`.
+    async fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
         let path_buf = path.to_owned();
-        classify(&bytes, path)?;
+        classify(bytes, path)?;
         let engine = &self.inner.engine;
         let (component, cache) = self
             .inner
             .cache
-            .load_or_compile(engine, &bytes)
+            .load_or_compile(engine, bytes)
             .map_err(|e| LoadError::Invalid {
                 path: path_buf.clone(),
                 reason: format!("{e:#}"),
@@ -187,6 +234,7 @@ impl PluginHost {
             .collect();
         Ok(LoadedPlugin {
             size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
             path: path_buf,
             manifest: described,
             wit_version,

@@ -12,15 +12,23 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     /// Adds a plugin; refuses a second file with the same id and version.
     pub fn insert(&mut self, plugin: LoadedPlugin) -> Result<Arc<LoadedPlugin>, LoadError> {
+        self.insert_loaded(Arc::new(plugin))
+    }
+
+    /// Adds a plugin already in use elsewhere (an earlier snapshot); refuses a second one
+    /// with the same id and version.
+    pub fn insert_loaded(
+        &mut self,
+        plugin: Arc<LoadedPlugin>,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let versions = self.plugins.entry(plugin.manifest.id.clone()).or_default();
         if let Some(other) = versions.get(&plugin.manifest.version) {
             return Err(LoadError::Duplicate {
                 key: plugin.key(),
                 other: other.path.clone(),
-                path: plugin.path,
+                path: plugin.path.clone(),
             });
         }
-        let plugin = Arc::new(plugin);
         versions.insert(plugin.manifest.version.clone(), plugin.clone());
         Ok(plugin)
     }

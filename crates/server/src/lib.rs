@@ -12,6 +12,7 @@
 //!   (`people`), channel webhooks (`inbound`, authenticated by the channel's secret), webhook
 //!   chatbots' callbacks (`chatbots`, by the bot's secret), agents' conversations
 //!   (`conversations`), the message log and the channels' connectors (`messages`),
+//!   `notify_url` callbacks (`notify`), the plugins in use and their hot reload (`plugins`),
 //!   Prometheus metrics (`metrics`), liveness and readiness (here).
 //!
 //! Shutdown: readiness turns 503, the scheduler finishes its round and stops claiming work,
@@ -45,6 +46,7 @@ pub mod metrics;
 mod notify;
 mod participants;
 mod people;
+mod plugins;
 pub mod problem;
 
 pub use auth::{ApiKeys, KeyError, hash_key};
@@ -97,6 +99,8 @@ struct Shared {
     bots: chatbots::BotSecrets,
     /// `notify_url` callbacks.
     notifier: Arc<notify::Notifier>,
+    /// The latest plugin reloads.
+    reloads: plugins::Reloads,
 }
 
 impl AppState {
@@ -126,6 +130,10 @@ impl AppState {
 
     pub(crate) fn notifier(&self) -> &notify::Notifier {
         &self.inner.notifier
+    }
+
+    pub(crate) fn reloads(&self) -> &plugins::Reloads {
+        &self.inner.reloads
     }
 
     /// Runs participants just added, in the background; the scheduler would find them
@@ -170,6 +178,7 @@ impl Server {
                     outbox,
                     bots,
                     notifier,
+                    reloads: Default::default(),
                 }),
             },
             keys,
@@ -203,6 +212,7 @@ impl Server {
             .route("/v1/conversations/{id}/assign", post(conversations::assign))
             .route("/v1/conversations/{id}/replies", post(conversations::reply))
             .route("/v1/conversations/{id}/close", post(conversations::close))
+            .route("/v1/plugins", get(plugins::list))
             .route("/v1/messages", get(messages::list))
             .route("/v1/messages/{id}", get(messages::get))
             .route_layer(axum::middleware::from_fn_with_state(
@@ -256,6 +266,14 @@ impl Server {
                 }
             },
         ));
+        let mut watch_stop = stopping.clone();
+        let watcher = tokio::spawn(plugins::watch(
+            self.state.clone(),
+            Duration::from_millis(config.plugin_rescan_ms),
+            async move {
+                let _ = watch_stop.wait_for(|s| *s).await;
+            },
+        ));
         let mut notify_stop = stopping.clone();
         let notifier = tokio::spawn(self.state.inner.notifier.clone().run(
             Duration::from_millis(config.scheduler_every_ms),
@@ -297,6 +315,7 @@ impl Server {
             let served = http.await;
             let _ = sender.await;
             let _ = notifier.await;
+            let _ = watcher.await;
             runs.join_all().await;
             served
         })
