@@ -171,6 +171,18 @@ impl Service {
     }
 }
 
+/// Waits a second and ends.
+fn nap_flow() -> Value {
+    json!({
+        "id": "nap", "name": "Nap",
+        "entry_points": [{"type": "api", "start": "wait"}],
+        "elements": [
+            {"id": "wait", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "done"}},
+            {"id": "done", "type": "exit"}
+        ]
+    })
+}
+
 /// Sets a greeting from a variable and ends.
 fn greeting_flow(id: &str) -> Value {
     json!({

@@ -155,3 +155,56 @@ async fn flows_are_deployed_listed_read_changed_and_counted() {
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn a_paused_flow_holds_its_participants_and_takes_nobody_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+    let nap = nap_flow();
+    assert_eq!(
+        service.post("/v1/flows", &nap).await.status,
+        StatusCode::CREATED
+    );
+    let one = json!({"participants": [{"contact": "+385911234567"}]});
+    let add = || service.post("/v1/flows/nap/participants", &one);
+    let added = add().await;
+    let ids = added.body["participants"].as_array().unwrap().clone();
+    service.settle(&ids).await;
+    let path = format!("/v1/participants/{}", ids[0].as_str().unwrap());
+
+    let paused = service.set_status("nap", "paused").await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    let refused = add().await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("Paused"),
+        "{}",
+        refused.body
+    );
+    // Its wait ends while the flow is paused: the participant stays where it is.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let held = service.get(&path).await.body;
+    assert_eq!(
+        (held["status"].clone(), held["current"].clone()),
+        (json!("waiting"), json!("wait")),
+        "{held}"
+    );
+    let listed = service.get("/v1/flows/nap").await.body;
+    assert_eq!(listed["status"], "paused", "{listed}");
+
+    // Resumed, it goes on at once, and the flow takes participants again.
+    let resumed = service.set_status("nap", "active").await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    service.settle(&ids).await;
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = service.get(&path).await.body["status"].clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "completed");
+    assert_eq!(add().await.status, StatusCode::ACCEPTED);
+    service.stop().await;
+}

@@ -108,14 +108,7 @@ async fn a_participant_that_finished_while_the_service_was_down_is_notified_at_s
     let dir = tempfile::tempdir().unwrap();
     let endpoint = TestServer::start_replying(|_| Reply::json(200, "{}")).await;
     let service = Service::start(dir.path(), quick_retries).await;
-    let nap = json!({
-        "id": "nap", "name": "Nap",
-        "entry_points": [{"type": "api", "start": "wait"}],
-        "elements": [
-            {"id": "wait", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "done"}},
-            {"id": "done", "type": "exit"}
-        ]
-    });
+    let nap = nap_flow();
     assert_eq!(
         service.post("/v1/flows", &nap).await.status,
         StatusCode::CREATED

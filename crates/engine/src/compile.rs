@@ -147,6 +147,18 @@ impl Engine {
         Ok(errors)
     }
 
+    /// Ids of the paused flows, whose participants are held where they are.
+    pub(super) fn paused_flows(&self) -> Vec<String> {
+        self.inner
+            .flows
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|f| f.def.status == FlowStatus::Paused)
+            .map(|f| f.def.id.clone())
+            .collect()
+    }
+
     /// Every deployed flow, as built now.
     pub fn compiled_flows(&self) -> Vec<Arc<CompiledFlow>> {
         self.inner
@@ -202,7 +214,8 @@ impl Engine {
         let mut def = flow.def.clone();
         def.status = to;
         let source = format!("flow {flow_id:?}");
-        let activating = to == FlowStatus::Active && from != FlowStatus::Active;
+        // Resuming a paused flow is not activating it: it was checked then.
+        let activating = to == FlowStatus::Active && from == FlowStatus::Draft;
         let compiled = self.compile_as(def, &source, activating).await?;
         let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
         self.inner.store.save_flow(flow_id, &text).await?;

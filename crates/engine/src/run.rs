@@ -211,6 +211,13 @@ impl Engine {
                 return Err(e);
             }
         };
+        if flow.def.status == FlowStatus::Paused {
+            // Held where it is, its event or due time kept, until the flow is resumed.
+            let mut state = state;
+            state.status = before;
+            self.inner.store.release(&claim.lease, &state).await?;
+            return Ok(None);
+        }
         let state = self
             .advance(
                 &flow,
@@ -228,9 +235,10 @@ impl Engine {
     /// their new states.
     pub async fn resume_due(&self) -> Result<Vec<ParticipantState>, EngineError> {
         let now = self.inner.clock.now_ms();
+        let held = self.paused_flows();
         let mut resumed = Vec::new();
         loop {
-            let due = self.inner.store.due(now, 256).await?;
+            let due = self.inner.store.due(now, 256, &held).await?;
             if due.is_empty() {
                 break;
             }

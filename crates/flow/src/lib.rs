@@ -52,8 +52,10 @@ pub struct FlowDef {
 
 /// A flow's lifecycle status.
 ///
-/// `draft` → `active` → `finished`, and `draft` or `active` → `canceled`. Only an active
-/// flow takes new participants; a finished one lets its participants finish; canceling stops
+/// `draft` → `active` → `finished`; `active` ⇄ `paused`; `paused` → `finished`; and `draft`,
+/// `active` or `paused` → `canceled`. Only an active flow takes new participants; a paused
+/// one holds its participants where they are (their waits, messages and timeouts are kept
+/// and act when it is resumed); a finished one lets its participants finish; canceling stops
 /// them (a chatbot session one of them is in carries on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +65,9 @@ pub enum FlowStatus {
     /// Running.
     #[default]
     Active,
+    /// Closed to new participants, and those inside do not advance until it is active
+    /// again.
+    Paused,
     /// Closed to new participants; those inside carry on.
     Finished,
     /// Stopped: no new participants, and those inside stop.
@@ -75,6 +80,7 @@ impl FlowStatus {
         match self {
             FlowStatus::Draft => "draft",
             FlowStatus::Active => "active",
+            FlowStatus::Paused => "paused",
             FlowStatus::Finished => "finished",
             FlowStatus::Canceled => "canceled",
         }
@@ -85,7 +91,11 @@ impl FlowStatus {
         use FlowStatus::*;
         matches!(
             (self, to),
-            (Draft, Active) | (Active, Finished) | (Draft | Active, Canceled)
+            (Draft, Active)
+                | (Active | Paused, Finished)
+                | (Active, Paused)
+                | (Paused, Active)
+                | (Draft | Active | Paused, Canceled)
         ) || self == to
     }
 }

@@ -399,17 +399,24 @@ impl ParticipantStore for SqliteStore {
         self.call(move |conn| read_participant(conn, &id)).await
     }
 
-    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn due(
+        &self,
+        now: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let held = serde_json::to_string(held).expect("strings serialize");
         self.call(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id FROM participants
-                     WHERE (status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
+                     WHERE ((status = 'waiting' AND waiting_until <= ?1) OR status = 'queued')
+                       AND flow_id NOT IN (SELECT value FROM json_each(?3))
                      ORDER BY COALESCE(waiting_until, 0), rowid LIMIT ?2",
                 )
                 .map_err(db("finding due participants"))?;
             let rows = stmt
-                .query_map(params![now, limit as i64], |r| r.get(0))
+                .query_map(params![now, limit as i64, held], |r| r.get(0))
                 .map_err(db("finding due participants"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(db("finding due participants"))

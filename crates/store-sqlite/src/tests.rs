@@ -53,7 +53,7 @@ async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_ro
         (old.wait_key, old.event, old.element_state),
         (None, None, None)
     );
-    assert_eq!(store.due(5, 10).await.unwrap(), ["p1"]);
+    assert_eq!(store.due(5, 10, &[]).await.unwrap(), ["p1"]);
     let claim = store.claim("p1", "node", 5, 60_000).await.unwrap().unwrap();
     assert_eq!((claim.was, claim.lease.epoch), (Status::Waiting, 1));
     assert!(

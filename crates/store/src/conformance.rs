@@ -284,7 +284,7 @@ pub async fn leases_renew_and_end(store: &impl StateStore) {
 }
 
 /// Due: waiting participants whose time has come and queued ones, oldest first, up to the
-/// limit; not later ones, running or finished ones.
+/// limit; not later ones, running or finished ones, nor those of held flows.
 pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
     let late = waiting(store, participant("f", "w"), Some(300), None).await;
     let early = waiting(store, participant("f", "w"), Some(100), None).await;
@@ -320,10 +320,26 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
         )
         .await
         .unwrap();
-    let due = store.due(500, 10).await.unwrap();
+    let due = store.due(500, 10, &[]).await.unwrap();
     assert_eq!(due, [queued.id.clone(), early.id.clone(), late.id.clone()]);
-    assert_eq!(store.due(500, 2).await.unwrap(), due[..2]);
-    assert_eq!(store.due(50, 10).await.unwrap(), [queued.id.clone()]);
+    assert_eq!(store.due(500, 2, &[]).await.unwrap(), due[..2]);
+    assert_eq!(store.due(50, 10, &[]).await.unwrap(), [queued.id.clone()]);
+    // The participants of held (paused) flows are left out, wherever they are in the order.
+    assert_eq!(
+        store.due(500, 10, &["g".to_owned()]).await.unwrap(),
+        [early.id.clone(), late.id.clone()]
+    );
+    assert_eq!(
+        store.due(500, 1, &["g".to_owned()]).await.unwrap(),
+        std::slice::from_ref(&early.id)
+    );
+    assert!(
+        store
+            .due(500, 10, &["f".to_owned(), "g".to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// An event wakes exactly the participants waiting on its key, hands them the event and
@@ -380,7 +396,7 @@ pub async fn wake_by_key(store: &impl StateStore) {
     let untouched = store.participant(&other.id).await.unwrap().unwrap();
     assert_eq!(untouched.event, None);
     assert!(store.wake("nobody", &event, 50).await.unwrap().is_empty());
-    let due = store.due(60, 10).await.unwrap();
+    let due = store.due(60, 10, &[]).await.unwrap();
     assert!(due.contains(&a.id) && due.contains(&b.id) && !due.contains(&other.id));
 }
 
@@ -420,7 +436,7 @@ pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
         store.participant(&entered.id).await.unwrap(),
         Some(entered.clone())
     );
-    assert_eq!(store.due(0, 10).await.unwrap(), [entered.id]);
+    assert_eq!(store.due(0, 10, &[]).await.unwrap(), [entered.id]);
 }
 
 /// A batch enters queued and due at once; a request whose idempotency key was seen in its
@@ -445,7 +461,7 @@ pub async fn participants_enter_once_per_idempotency_key(store: &impl StateStore
         assert_eq!(stored.status, Status::Queued);
         assert_eq!(stored.current.as_deref(), Some("start"));
     }
-    let mut due = store.due(0, 10).await.unwrap();
+    let mut due = store.due(0, 10, &[]).await.unwrap();
     due.sort();
     let mut ids = vec![batch[0].id.clone(), batch[1].id.clone()];
     ids.sort();

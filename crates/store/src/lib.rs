@@ -274,8 +274,14 @@ pub trait ParticipantStore: Send + Sync {
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError>;
 
     /// Ids of waiting participants due at `now`, and of queued ones, oldest first, at most
-    /// `limit`.
-    async fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// `limit`, leaving out the participants of the flows in `held` (paused flows, whose
+    /// participants stay where they are).
+    async fn due(
+        &self,
+        now: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Hands `event` to every participant waiting on `key` and makes them due at `now`;
     /// returns their ids, sorted.

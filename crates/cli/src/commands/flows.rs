@@ -10,12 +10,12 @@ use std::process::ExitCode;
 pub enum Command {
     /// List deployed flows with their status and entry points.
     List,
-    /// Change a flow's status: draft -> active -> finished, or canceled.
+    /// Change a flow's status: draft -> active -> finished; active <-> paused; or canceled.
     Status {
         /// Flow id.
         flow: String,
         /// New status.
-        #[arg(value_parser = ["draft", "active", "finished", "canceled"])]
+        #[arg(value_parser = ["draft", "active", "paused", "finished", "canceled"])]
         status: String,
     },
 }
