@@ -50,7 +50,8 @@ async fn flows_are_deployed_listed_read_changed_and_counted() {
     let list = service.get("/v1/flows").await;
     assert_eq!(
         list.body["flows"],
-        json!([{"id": "greeting", "name": "Greeting", "status": "active", "elements": 2}])
+        json!([{"id": "greeting", "name": "Greeting", "status": "active", "version": 1,
+                 "elements": 2}])
     );
     let def = service.get("/v1/flows/greeting").await;
     assert_eq!(def.body["elements"][0]["id"], "greet");
@@ -206,5 +207,171 @@ async fn a_paused_flow_holds_its_participants_and_takes_nobody_until_resumed() {
     }
     assert_eq!(status, "completed");
     assert_eq!(add().await.status, StatusCode::ACCEPTED);
+    service.stop().await;
+}
+
+/// Waits at `pause` for `wait`, then marks the participant with `mark` and ends.
+fn marked_flow(id: &str, wait: &str, pause: &str, mark: &str) -> Value {
+    json!({
+        "id": id, "name": id,
+        "entry_points": [{"type": "api", "start": pause}],
+        "elements": [
+            {"id": pause, "type": "wait", "config": {"duration": wait}, "exits": {"next": "mark"}},
+            {"id": "mark", "type": "set-variable", "config": {"set": {"mark": mark}},
+             "exits": {"next": "done"}},
+            {"id": "done", "type": "exit"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn a_changed_flow_is_a_new_version_and_participants_keep_theirs_until_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+    let add = |flow: &'static str| {
+        let service = &service;
+        async move {
+            let added = service
+                .post(
+                    &format!("/v1/flows/{flow}/participants"),
+                    &json!({"participants": [{"contact": "+385911234567"}]}),
+                )
+                .await;
+            assert_eq!(added.status, StatusCode::ACCEPTED, "{}", added.body);
+            let ids = added.body["participants"].as_array().unwrap().clone();
+            service.settle(&ids).await;
+            ids[0].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Version 1; the same definition again (another status aside) is still version 1.
+    let v1 = marked_flow("timed", "1s", "pause", "one");
+    let first = service.post("/v1/flows", &v1).await;
+    assert_eq!(
+        (first.status, first.body["version"].clone()),
+        (StatusCode::CREATED, json!(1))
+    );
+    let again = service.post("/v1/flows", &v1).await;
+    assert_eq!(
+        (again.status, again.body["version"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+    let early = add("timed").await;
+
+    // A changed definition is version 2: newcomers enter it, the one inside stays on 1.
+    let v2 = service
+        .post("/v1/flows", &marked_flow("timed", "1s", "pause", "two"))
+        .await;
+    assert_eq!(
+        (v2.status, v2.body["version"].clone()),
+        (StatusCode::CREATED, json!(2))
+    );
+    let late = add("timed").await;
+    let finished = |id: String| {
+        let service = &service;
+        async move {
+            let path = format!("/v1/participants/{id}");
+            for _ in 0..200 {
+                let p = service.get(&path).await.body;
+                if p["status"] == "completed" {
+                    let journey = service.get(&format!("{path}/journey")).await.body;
+                    let versions: Vec<Value> = journey["journey"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["flow_version"].clone())
+                        .collect();
+                    return (
+                        p["version"].clone(),
+                        p["variables"]["mark"].clone(),
+                        versions,
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("{id} did not complete: {}", service.get(&path).await.body);
+        }
+    };
+    let (version, mark, steps) = finished(early).await;
+    assert_eq!((version, mark), (json!(1), json!("one")));
+    assert!(steps.iter().all(|v| *v == 1), "{steps:?}");
+    let (version, mark, steps) = finished(late).await;
+    assert_eq!((version, mark), (json!(2), json!("two")));
+    assert!(steps.iter().all(|v| *v == 2), "{steps:?}");
+
+    // Each version has its own analytics and definition; the current one by default.
+    let analytics = |query: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .get(&format!("/v1/flows/timed/analytics{query}"))
+                .await
+        }
+    };
+    let now = analytics("").await.body;
+    assert_eq!(
+        (
+            now["version"].clone(),
+            now["elements"][1]["entered"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    let then = analytics("?version=1").await.body;
+    assert_eq!(
+        (
+            then["version"].clone(),
+            then["elements"][1]["entered"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    let none = analytics("?version=9").await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.body);
+    assert!(
+        none.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("versions are 1 to 2")
+    );
+    let old = service.get("/v1/flows/timed?version=1").await;
+    assert_eq!(old.body["elements"][1]["config"]["set"]["mark"], "one");
+    let listed = service.get("/v1/flows").await.body;
+    assert_eq!(listed["flows"][0]["version"], 2);
+
+    // Moving: those whose element is in the current version move, the others stay.
+    service
+        .post("/v1/flows", &marked_flow("held", "1h", "pause", "one"))
+        .await;
+    let (a, b) = (add("held").await, add("held").await);
+    service
+        .post("/v1/flows", &marked_flow("held", "1h", "pause", "two"))
+        .await;
+    let moved = service
+        .post("/v1/flows/held/participants/move", &json!({}))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let mut ids = vec![json!(a), json!(b)];
+    ids.sort_by_key(|v| v.as_str().unwrap().to_owned());
+    let mut got = moved.body["moved"].as_array().unwrap().clone();
+    got.sort_by_key(|v| v.as_str().unwrap().to_owned());
+    assert_eq!((moved.body["version"].clone(), got), (json!(2), ids));
+    let p = service.get(&format!("/v1/participants/{a}")).await.body;
+    assert_eq!(
+        (p["version"].clone(), p["current"].clone()),
+        (json!(2), json!("pause"))
+    );
+    service
+        .post("/v1/flows", &marked_flow("held", "1h", "hold", "three"))
+        .await;
+    let stayed = service
+        .post("/v1/flows/held/participants/move", &json!({}))
+        .await
+        .body;
+    assert_eq!(stayed["moved"], json!([]));
+    assert_eq!(stayed["stayed"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        stayed["stayed"][0]["reason"],
+        "element \"pause\" is not in version 3"
+    );
+    assert_eq!(stayed["stayed"][0]["version"], 2);
     service.stop().await;
 }

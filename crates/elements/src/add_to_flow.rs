@@ -145,8 +145,8 @@ impl Element for AddToFlow {
 
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
-            let start = match input.flows.existing_flow_start(&self.flow) {
-                Ok(start) => start,
+            let entry = match input.flows.existing_flow_start(&self.flow) {
+                Ok(entry) => entry,
                 Err(why) => return failover(format!("cannot add to flow: {why}")),
             };
             let scope = Scope::new(input.variables, input.person);
@@ -196,7 +196,8 @@ impl Element for AddToFlow {
                     }
                 }
             };
-            let mut entrant = ParticipantState::new(&self.flow, &start, person, variables);
+            let mut entrant =
+                ParticipantState::new(&self.flow, entry.version, &entry.start, person, variables);
             entrant.status = Status::Queued;
             let mut result = StepResult::exit("success");
             let mut data = serde_json::json!({

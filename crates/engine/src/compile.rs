@@ -96,6 +96,8 @@ impl Engine {
         if issues.is_empty() {
             Ok(CompiledFlow {
                 def,
+                // Set by whoever knows it (deploying, loading).
+                version: 0,
                 warnings,
                 nodes,
             })
@@ -108,38 +110,201 @@ impl Engine {
     }
 
     /// Validates, saves (so another engine on the same store can resume its participants)
-    /// and activates a flow, replacing an earlier version with the same id.
+    /// and puts a flow in use. A definition that differs from the deployed one (in more than
+    /// its status) is a new version: new participants enter it, and those already inside
+    /// carry on in the version they entered (see [`Engine::move_to_current`]). The same
+    /// definition again keeps its version.
     pub async fn deploy(
         &self,
         def: FlowDef,
         source_name: &str,
     ) -> Result<Arc<CompiledFlow>, EngineError> {
         let text = serde_json::to_string(&def).expect("flow definitions serialize");
-        let compiled = Arc::new(self.compile(def, source_name).await?);
-        self.inner.store.save_flow(&compiled.def.id, &text).await?;
+        let mut compiled = self.compile(def, source_name).await?;
+        let id = compiled.def.id.clone();
+        compiled.version = match self
+            .inner
+            .store
+            .flows()
+            .await?
+            .into_iter()
+            .find(|f| f.id == id)
+        {
+            None => 1,
+            Some(saved) => {
+                let same = FlowDef::parse(&saved.definition, source_name).is_ok_and(|mut was| {
+                    was.status = compiled.def.status;
+                    was == compiled.def
+                });
+                if same {
+                    saved.version
+                } else {
+                    saved.version + 1
+                }
+            }
+        };
+        let compiled = Arc::new(compiled);
+        self.inner
+            .store
+            .save_flow(&id, compiled.version, &text)
+            .await?;
+        self.forget_earlier(&id);
         self.inner
             .flows
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(compiled.def.id.clone(), compiled.clone());
+            .insert(id, compiled.clone());
         Ok(compiled)
+    }
+
+    /// Drops the earlier versions built for a flow (they take the flow's status, which
+    /// changed); they are built again when next needed.
+    fn forget_earlier(&self, flow_id: &str) {
+        self.inner
+            .earlier
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _), _| id != flow_id);
+    }
+
+    /// The version of its flow a participant runs on: the current one, or an earlier one,
+    /// built from the store when first needed. An earlier version has the flow's current
+    /// status (pausing or canceling a flow holds all its versions).
+    pub(super) async fn flow_of(
+        &self,
+        p: &ParticipantState,
+    ) -> Result<Arc<CompiledFlow>, EngineError> {
+        self.flow_at(&p.flow_id, p.flow_version).await
+    }
+
+    /// A version of a flow (0: the current one), built from the store when first needed.
+    pub async fn flow_at(
+        &self,
+        flow_id: &str,
+        version: u32,
+    ) -> Result<Arc<CompiledFlow>, EngineError> {
+        let current = self.flow(flow_id)?;
+        if version == current.version || version == 0 {
+            return Ok(current);
+        }
+        let key = (flow_id.to_owned(), version);
+        if let Some(built) = self
+            .inner
+            .earlier
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(built.clone());
+        }
+        let source = format!("flow {flow_id:?} version {version}");
+        let text = self
+            .inner
+            .store
+            .flow_version(flow_id, version)
+            .await?
+            .ok_or_else(|| EngineError::UnknownVersion {
+                id: flow_id.to_owned(),
+                version,
+                current: current.version,
+            })?;
+        let mut def = FlowDef::parse(&text, &source)?;
+        def.status = current.def.status;
+        let mut built = self.build(def, &source)?;
+        built.version = version;
+        let built = Arc::new(built);
+        self.inner
+            .earlier
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, built.clone());
+        Ok(built)
+    }
+
+    /// Moves the participants waiting or queued in earlier versions of a flow to its current
+    /// version, where they continue at the same element. One whose element is not in the
+    /// current version, or has another type there, stays where it is, with why.
+    pub async fn move_to_current(&self, flow_id: &str) -> Result<Moved, EngineError> {
+        let current = self.flow(flow_id)?;
+        let mut moved = Moved {
+            version: current.version,
+            ..Moved::default()
+        };
+        for id in self
+            .inner
+            .store
+            .participants_of(flow_id, &[Status::Waiting, Status::Queued])
+            .await?
+        {
+            let Some(p) = self.inner.store.participant(&id).await? else {
+                continue;
+            };
+            if p.flow_version == current.version {
+                continue;
+            }
+            let at = p.current.as_deref().unwrap_or_default();
+            let before = self.flow_of(&p).await?;
+            let kind = |f: &CompiledFlow| {
+                f.def
+                    .elements
+                    .iter()
+                    .find(|e| e.id == at)
+                    .map(|e| e.kind.clone())
+            };
+            let why = match (kind(&before), kind(&current)) {
+                (_, None) => Some(format!(
+                    "element {at:?} is not in version {}",
+                    current.version
+                )),
+                (Some(was), Some(now)) if was != now => Some(format!(
+                    "element {at:?} is {was} in version {} and {now} in version {}",
+                    p.flow_version, current.version
+                )),
+                _ => None,
+            };
+            match why {
+                Some(why) => moved.stayed.push(Stayed {
+                    participant: id,
+                    version: p.flow_version,
+                    reason: why,
+                }),
+                None if self
+                    .inner
+                    .store
+                    .set_flow_version(&id, current.version)
+                    .await? =>
+                {
+                    moved.moved.push(id)
+                }
+                None => moved.stayed.push(Stayed {
+                    participant: id,
+                    version: p.flow_version,
+                    reason: "it started running meanwhile; ask again".into(),
+                }),
+            }
+        }
+        Ok(moved)
     }
 
     /// Loads every flow saved in the store (after a restart). Flows that no longer compile,
     /// e.g. because a plugin is gone, are returned as errors; the rest load.
     pub async fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
         let mut errors = Vec::new();
-        for (id, text) in self.inner.store.flows().await? {
-            let source = format!("saved flow {id:?}");
+        for saved in self.inner.store.flows().await? {
+            let source = format!("saved flow {:?}", saved.id);
             // Saved flows were checked when activated; what the account looked like then
             // is not checked again, so their participants can always continue.
-            match FlowDef::parse(&text, &source).and_then(|def| self.build(def, &source)) {
-                Ok(flow) => {
+            match FlowDef::parse(&saved.definition, &source)
+                .and_then(|def| self.build(def, &source))
+            {
+                Ok(mut flow) => {
+                    flow.version = saved.version;
+                    self.forget_earlier(&saved.id);
                     self.inner
                         .flows
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, Arc::new(flow));
+                        .insert(saved.id, Arc::new(flow));
                 }
                 Err(e) => errors.push(e),
             }
@@ -178,11 +343,14 @@ impl Engine {
     pub fn rebuild(&self, flow_id: &str) -> Result<bool, EngineError> {
         let before = self.flow(flow_id)?;
         let source = format!("flow {flow_id:?}");
-        let rebuilt = Arc::new(self.build(before.def.clone(), &source)?);
+        let mut rebuilt = self.build(before.def.clone(), &source)?;
+        rebuilt.version = before.version;
+        // Earlier versions are built again too, when next needed.
+        self.forget_earlier(flow_id);
         let mut flows = self.inner.flows.write().unwrap_or_else(|e| e.into_inner());
         match flows.get(flow_id) {
             Some(now) if Arc::ptr_eq(now, &before) => {
-                flows.insert(flow_id.to_owned(), rebuilt);
+                flows.insert(flow_id.to_owned(), Arc::new(rebuilt));
                 Ok(true)
             }
             _ => Ok(false),
@@ -216,9 +384,14 @@ impl Engine {
         let source = format!("flow {flow_id:?}");
         // Resuming a paused flow is not activating it: it was checked then.
         let activating = to == FlowStatus::Active && from == FlowStatus::Draft;
-        let compiled = self.compile_as(def, &source, activating).await?;
+        let mut compiled = self.compile_as(def, &source, activating).await?;
+        compiled.version = flow.version;
         let text = serde_json::to_string(&compiled.def).expect("flow definitions serialize");
-        self.inner.store.save_flow(flow_id, &text).await?;
+        self.inner
+            .store
+            .save_flow(flow_id, flow.version, &text)
+            .await?;
+        self.forget_earlier(flow_id);
         self.inner
             .flows
             .write()
@@ -276,11 +449,25 @@ impl Engine {
         ids
     }
 
-    /// Per element of a flow, in definition order: participants entered, left per exit, and
-    /// waiting now.
+    /// Per element of a flow's current version, in definition order: participants entered,
+    /// left per exit, and waiting now.
     pub async fn analytics(&self, flow_id: &str) -> Result<Vec<ElementAnalytics>, EngineError> {
-        let flow = self.flow(flow_id)?;
-        let mut counts = self.inner.store.element_counts(flow_id).await?;
+        let version = self.flow(flow_id)?.version;
+        self.version_analytics(flow_id, version).await
+    }
+
+    /// [`Engine::analytics`] of one version of a flow.
+    pub async fn version_analytics(
+        &self,
+        flow_id: &str,
+        version: u32,
+    ) -> Result<Vec<ElementAnalytics>, EngineError> {
+        let flow = self.flow_at(flow_id, version).await?;
+        let mut counts = self
+            .inner
+            .store
+            .element_counts(flow_id, Some(version))
+            .await?;
         Ok(flow
             .def
             .elements

@@ -48,9 +48,18 @@ pub struct StepInput<'a> {
 
 /// What elements may ask about the deployed flows.
 pub trait FlowDirectory: Send + Sync {
-    /// The element where Add to Flow enters `flow_id` (its Existing Flow entry point), or
-    /// why it cannot enter it.
-    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String>;
+    /// Where Add to Flow enters `flow_id` now: the current version and the element of its
+    /// Existing Flow entry point; or why it cannot enter it.
+    fn existing_flow_start(&self, flow_id: &str) -> Result<FlowEntry, String>;
+}
+
+/// Where a participant enters a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// The flow's current version.
+    pub version: u32,
+    /// The element it starts at.
+    pub start: String,
 }
 
 /// A directory with no flows, for running one element on its own.
@@ -58,7 +67,7 @@ pub trait FlowDirectory: Send + Sync {
 pub struct NoFlows;
 
 impl FlowDirectory for NoFlows {
-    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String> {
+    fn existing_flow_start(&self, flow_id: &str) -> Result<FlowEntry, String> {
         Err(format!("flow {flow_id:?} is not deployed"))
     }
 }

@@ -108,6 +108,16 @@ pub enum EngineError {
     /// The flow is not deployed.
     #[error("no flow {0:?} is deployed; deploy it first (flowhost run FLOW.json deploys it)")]
     UnknownFlow(String),
+    /// The flow has no such version.
+    #[error("flow {id:?} has no version {version}; its versions are 1 to {current}")]
+    UnknownVersion {
+        /// Flow id.
+        id: String,
+        /// The version asked for.
+        version: u32,
+        /// The current version.
+        current: u32,
+    },
     /// The flow does not accept participants.
     #[error("flow {id:?} is {status:?}, so participants cannot enter; set \"status\": \"active\"")]
     FlowNotActive {
@@ -190,6 +200,8 @@ struct Node {
 pub struct CompiledFlow {
     /// The definition.
     pub def: FlowDef,
+    /// Its version: 1 when first deployed, one more for each changed definition.
+    pub version: u32,
     /// Things allowed but probably a mistake, at their JSON paths.
     pub warnings: Vec<Issue>,
     nodes: HashMap<String, Node>,
@@ -248,6 +260,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
+    /// Earlier versions of flows that participants still run on, built when first needed.
+    earlier: RwLock<HashMap<(String, u32), Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// Participants that finished, as their last step is committed.
     finished: tokio::sync::broadcast::Sender<Finished>,
@@ -267,6 +281,28 @@ pub struct Finished {
 
 /// Finishes kept for a slow listener; one that falls further behind is told it lagged.
 const FINISHED_BACKLOG: usize = 4096;
+
+/// What [`Engine::move_to_current`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Moved {
+    /// The version they were moved to.
+    pub version: u32,
+    /// The participants moved.
+    pub moved: Vec<String>,
+    /// The participants that stay in their version, with why.
+    pub stayed: Vec<Stayed>,
+}
+
+/// A participant left in its version.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Stayed {
+    /// Participant id.
+    pub participant: String,
+    /// The version it stays in.
+    pub version: u32,
+    /// Why it was not moved.
+    pub reason: String,
+}
 
 /// Analytics of one element.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -295,6 +331,7 @@ impl Engine {
                 clock,
                 types,
                 flows: RwLock::new(HashMap::new()),
+                earlier: RwLock::new(HashMap::new()),
                 background: Default::default(),
                 finished: tokio::sync::broadcast::channel(FINISHED_BACKLOG).0,
             }),
@@ -392,7 +429,7 @@ impl Engine {
 }
 
 impl FlowDirectory for Engine {
-    fn existing_flow_start(&self, flow_id: &str) -> Result<String, String> {
+    fn existing_flow_start(&self, flow_id: &str) -> Result<element::FlowEntry, String> {
         let flow = self
             .flow(flow_id)
             .map_err(|_| format!("flow {flow_id:?} is not deployed"))?;
@@ -406,7 +443,29 @@ impl FlowDirectory for Engine {
             .entry_points
             .iter()
             .find(|e| e.kind == EntryKind::ExistingFlow)
-            .map(|e| e.start.clone())
+            .map(|e| element::FlowEntry {
+                version: flow.version,
+                start: e.start.clone(),
+            })
             .ok_or_else(|| format!("flow {flow_id:?} has no existing-flow entry point"))
     }
+}
+
+/// The step counter (by flow, element and how it left) and the step duration histogram.
+fn record_step_metrics(flow: &str, element: &str, outcome: &StepOutcome, started: Instant) {
+    let left = match outcome {
+        StepOutcome::Exit(exit) => exit.clone(),
+        StepOutcome::Wait(_) | StepOutcome::WaitFor { .. } => "wait".to_owned(),
+        StepOutcome::End => "end".to_owned(),
+        StepOutcome::Failed(_) => ERROR_EXIT.to_owned(),
+    };
+    let (flow, element) = (flow.to_owned(), element.to_owned());
+    metrics::histogram!(
+        "flowhost_step_duration_seconds",
+        "flow" => flow.clone(),
+        "element" => element.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!("flowhost_steps_total", "flow" => flow, "element" => element, "exit" => left)
+        .increment(1);
 }

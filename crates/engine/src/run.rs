@@ -1,5 +1,6 @@
 //! Running participants: entering them, claiming the ones that are due, advancing them step
-//! by step with a write after each, and the background work steps leave behind.
+//! by step (steps without outside effects written with the next write), and the background
+//! work steps leave behind.
 
 use super::*;
 
@@ -40,7 +41,7 @@ impl Engine {
         variables: BTreeMap<String, Value>,
     ) -> Result<ParticipantState, EngineError> {
         let (flow, start) = self.entry_point(flow_id, kind)?;
-        let state = ParticipantState::new(flow_id, &start, person, variables);
+        let state = ParticipantState::new(flow_id, flow.version, &start, person, variables);
         let lease = self
             .inner
             .store
@@ -66,10 +67,12 @@ impl Engine {
         entrants: Vec<(Person, BTreeMap<String, Value>)>,
         key: Option<AdmitKey<'_>>,
     ) -> Result<Admitted, EngineError> {
-        let (_, start) = self.entry_point(flow_id, EntryKind::Api)?;
+        let (flow, start) = self.entry_point(flow_id, EntryKind::Api)?;
         let states: Vec<ParticipantState> = entrants
             .into_iter()
-            .map(|(person, variables)| ParticipantState::new(flow_id, &start, person, variables))
+            .map(|(person, variables)| {
+                ParticipantState::new(flow_id, flow.version, &start, person, variables)
+            })
             .collect();
         let ids: Vec<String> = states.iter().map(|p| p.id.clone()).collect();
         let answer = serde_json::json!({ "participants": ids });
@@ -201,7 +204,7 @@ impl Engine {
                 .await?;
             return Ok(None);
         }
-        let flow = match self.flow(&state.flow_id) {
+        let flow = match self.flow_of(&state).await {
             Ok(f) => f,
             Err(e) => {
                 // Put it back: a later engine with the flow can resume it.
@@ -533,6 +536,7 @@ impl Engine {
         JourneyEntry {
             seq: p.steps + 1,
             at_ms: self.inner.clock.now_ms(),
+            flow_version: p.flow_version,
             element_id: element_id.to_owned(),
             element_type: element_type.to_owned(),
             exit: None,
@@ -551,25 +555,6 @@ impl Engine {
 fn state_waiting(mut state: ParticipantState) -> ParticipantState {
     state.status = Status::Waiting;
     state
-}
-
-/// The step counter (by flow, element and how it left) and the step duration histogram.
-fn record_step_metrics(flow: &str, element: &str, outcome: &StepOutcome, started: Instant) {
-    let left = match outcome {
-        StepOutcome::Exit(exit) => exit.clone(),
-        StepOutcome::Wait(_) | StepOutcome::WaitFor { .. } => "wait".to_owned(),
-        StepOutcome::End => "end".to_owned(),
-        StepOutcome::Failed(_) => ERROR_EXIT.to_owned(),
-    };
-    let (flow, element) = (flow.to_owned(), element.to_owned());
-    metrics::histogram!(
-        "flowhost_step_duration_seconds",
-        "flow" => flow.clone(),
-        "element" => element.clone()
-    )
-    .record(started.elapsed().as_secs_f64());
-    metrics::counter!("flowhost_steps_total", "flow" => flow, "element" => element, "exit" => left)
-        .increment(1);
 }
 
 /// A step run but not yet written.

@@ -75,6 +75,15 @@ pub enum FlowStatus {
 }
 
 impl FlowStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [FlowStatus; 5] = [
+        FlowStatus::Draft,
+        FlowStatus::Active,
+        FlowStatus::Paused,
+        FlowStatus::Finished,
+        FlowStatus::Canceled,
+    ];
+
     /// Its name in flow definitions.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -480,7 +489,7 @@ mod tests {
         assert_eq!(schema["properties"]["elements"]["maxItems"], MAX_ELEMENTS);
         let statuses: Vec<FlowStatus> =
             serde_json::from_value(schema["properties"]["status"]["enum"].clone()).unwrap();
-        assert_eq!(statuses.len(), 4);
+        assert_eq!(statuses, FlowStatus::ALL);
         let kinds: Vec<EntryKind> = serde_json::from_value(
             schema["$defs"]["entry_point"]["properties"]["type"]["enum"].clone(),
         )

@@ -1,10 +1,14 @@
 //! `/v1/flows`: deploy (validated exactly as `flowhost validate` does, every problem at its
-//! JSON path), list, get, change status, analytics.
+//! JSON path), list, get, change status, analytics, and moving participants to the current
+//! version.
+//!
+//! A deployed definition that differs from the current one (in more than its status) is a
+//! new version; participants already inside keep the version they entered until moved.
 
 use crate::AppState;
 use crate::problem::{Body, FieldError, Problem, RawBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use flowhost::flow::{FlowDef, FlowStatus};
@@ -17,11 +21,21 @@ struct Summary {
     id: String,
     name: String,
     status: FlowStatus,
+    version: u32,
     elements: usize,
 }
 
-/// `POST /v1/flows`: the body is a flow definition. 201 with its warnings; 400 when it is
-/// not a flow, 422 with every problem when it does not validate.
+/// `?version=N`: one version of a flow; the current one when absent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    #[serde(default)]
+    version: Option<u32>,
+}
+
+/// `POST /v1/flows`: the body is a flow definition. 201 with its version and warnings (200
+/// when the definition is the one deployed already: nothing changes but, perhaps, its
+/// status); 400 when it is not a flow, 422 with every problem when it does not validate.
 pub async fn deploy(
     State(state): State<AppState>,
     RawBody(body): RawBody,
@@ -29,8 +43,17 @@ pub async fn deploy(
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::bad_request("the body is not UTF-8 text; send the flow as JSON"))?;
     let def = FlowDef::parse(text, "request body")?;
-    let compiled = state.engine().deploy(def, "request body").await?;
-    tracing::info!(flow = %compiled.def.id, status = compiled.def.status.as_str(), "flow deployed");
+    let engine = state.engine();
+    let before = engine.flow_at(&def.id, 0).await.ok().map(|f| f.version);
+    let compiled = engine.deploy(def, "request body").await?;
+    let new = before != Some(compiled.version);
+    tracing::info!(
+        flow = %compiled.def.id,
+        version = compiled.version,
+        new,
+        status = compiled.def.status.as_str(),
+        "flow deployed"
+    );
     let warnings: Vec<FieldError> = compiled
         .warnings
         .iter()
@@ -38,9 +61,14 @@ pub async fn deploy(
         .map(FieldError::from)
         .collect();
     Ok((
-        StatusCode::CREATED,
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
         Json(json!({
             "id": compiled.def.id,
+            "version": compiled.version,
             "status": compiled.def.status,
             "warnings": warnings,
         })),
@@ -52,23 +80,33 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Problem>
     let engine = state.engine();
     let mut flows = Vec::new();
     for id in engine.flow_ids() {
-        let def = engine.flow_def(&id)?;
+        let flow = engine.flow_at(&id, 0).await?;
         flows.push(Summary {
-            id: def.id,
-            name: def.name,
-            status: def.status,
-            elements: def.elements.len(),
+            id: flow.def.id.clone(),
+            name: flow.def.name.clone(),
+            status: flow.def.status,
+            version: flow.version,
+            elements: flow.def.elements.len(),
         });
     }
     Ok(Json(json!({ "flows": flows })))
 }
 
-/// `GET /v1/flows/{id}`: the definition as deployed.
+/// `GET /v1/flows/{id}[?version=N]`: the definition as deployed (an earlier version with the
+/// flow's status now), its version in the `Flow-Version` header.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<FlowDef>, Problem> {
-    Ok(Json(state.engine().flow_def(&id)?))
+    Query(query): Query<Version>,
+) -> Result<impl IntoResponse, Problem> {
+    let flow = state
+        .engine()
+        .flow_at(&id, query.version.unwrap_or(0))
+        .await?;
+    Ok((
+        [("flow-version", flow.version.to_string())],
+        Json(flow.def.clone()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -89,11 +127,38 @@ pub async fn set_status(
     Ok(Json(json!({ "id": id, "status": change.status })))
 }
 
-/// `GET /v1/flows/{id}/analytics`: per element, entered, left per exit, waiting now.
+/// `GET /v1/flows/{id}/analytics[?version=N]`: per element of the version (the current one
+/// when absent), entered, left per exit, waiting now.
 pub async fn analytics(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<Version>,
 ) -> Result<Json<Value>, Problem> {
-    let elements = state.engine().analytics(&id).await?;
-    Ok(Json(json!({ "flow": id, "elements": elements })))
+    let engine = state.engine();
+    let version = match query.version {
+        Some(v) => v,
+        None => engine.flow_at(&id, 0).await?.version,
+    };
+    let elements = engine.version_analytics(&id, version).await?;
+    Ok(Json(
+        json!({ "flow": id, "version": version, "elements": elements }),
+    ))
+}
+
+/// `POST /v1/flows/{id}/participants/move`: moves the participants waiting or queued in
+/// earlier versions to the current one, where they continue at the same element; those
+/// whose element is not there (or has another type) stay, each with why.
+pub async fn move_participants(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<flowhost::engine::Moved>, Problem> {
+    let moved = state.engine().move_to_current(&id).await?;
+    tracing::info!(
+        flow = %id,
+        version = moved.version,
+        moved = moved.moved.len(),
+        stayed = moved.stayed.len(),
+        "participants moved to the current version"
+    );
+    Ok(Json(moved))
 }

@@ -200,6 +200,10 @@ impl Server {
             .route("/v1/flows/{id}/status", put(flows::set_status))
             .route("/v1/flows/{id}/analytics", get(flows::analytics))
             .route(
+                "/v1/flows/{id}/participants/move",
+                post(flows::move_participants),
+            )
+            .route(
                 "/v1/flows/{id}/participants",
                 post(participants::add).get(participants::list),
             )

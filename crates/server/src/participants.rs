@@ -258,6 +258,8 @@ async fn who(people: &People<'_>, entrant: &Entrant, i: usize) -> Result<Who, Fi
 pub struct ParticipantView {
     id: String,
     flow: String,
+    /// The version of the flow it runs on.
+    version: u32,
     status: Status,
     current: Option<String>,
     waiting_until: Option<i64>,
@@ -274,6 +276,7 @@ impl From<ParticipantState> for ParticipantView {
         ParticipantView {
             id: p.id,
             flow: p.flow_id,
+            version: p.flow_version,
             status: p.status,
             current: p.current,
             waiting_until: p.waiting_until,

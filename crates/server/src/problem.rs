@@ -112,9 +112,9 @@ impl IntoResponse for Problem {
 impl From<EngineError> for Problem {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::UnknownFlow(_) | EngineError::UnknownParticipant(_) => {
-                Problem::not_found(e.to_string())
-            }
+            EngineError::UnknownFlow(_)
+            | EngineError::UnknownVersion { .. }
+            | EngineError::UnknownParticipant(_) => Problem::not_found(e.to_string()),
             EngineError::FlowNotActive { .. } | EngineError::StatusChange { .. } => {
                 Problem::new(StatusCode::CONFLICT, e.to_string())
             }

@@ -64,7 +64,7 @@ fn round_trip(c: &mut Criterion) {
             n += 1;
             let definition = format!("{{\"v\":{n}}}");
             let store = &store;
-            async move { store.save_flow("f", &definition).await.unwrap() }
+            async move { store.save_flow("f", 1, &definition).await.unwrap() }
         })
     });
     group.bench_function("store-commit-64-tasks", |b| {
@@ -78,7 +78,7 @@ fn round_trip(c: &mut Criterion) {
                     tasks.spawn(async move {
                         for i in 0..per_task {
                             store
-                                .save_flow(&format!("f{task}"), &format!("{{\"v\":{i}}}"))
+                                .save_flow(&format!("f{task}"), 1, &format!("{{\"v\":{i}}}"))
                                 .await
                                 .unwrap();
                         }

@@ -16,7 +16,7 @@
 //! use flowhost_store_sqlite::SqliteStore;
 //!
 //! let store = SqliteStore::in_memory()?;
-//! store.save_flow("welcome", "{}").await?;
+//! store.save_flow("welcome", 1, "{}").await?;
 //! assert_eq!(store.flows().await?.len(), 1);
 //! # Ok(()) }
 //! ```
@@ -33,8 +33,8 @@ mod worker;
 use async_trait::async_trait;
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, FlowStore, IdempotentRequest, JourneyEntry, Lease,
-    ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore, Status,
-    StepRecord, StoreError, parse_status,
+    ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore, SavedFlow,
+    Status, StepRecord, StoreError, parse_status,
 };
 use flowhost_types::clock::Millis;
 use flowhost_types::person::Person;
@@ -100,29 +100,58 @@ fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError
 
 #[async_trait]
 impl FlowStore for SqliteStore {
-    async fn save_flow(&self, id: &str, definition: &str) -> Result<(), StoreError> {
+    async fn save_flow(&self, id: &str, version: u32, definition: &str) -> Result<(), StoreError> {
         let (id, definition) = (id.to_owned(), definition.to_owned());
         self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO flows (id, definition) VALUES (?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET definition = ?2",
-                params![id, definition],
+            let tx = conn.transaction().map_err(db("saving a flow"))?;
+            tx.execute(
+                "INSERT INTO flows (id, definition, version) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET definition = ?2, version = ?3",
+                params![id, definition, version],
             )
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO flow_versions (flow_id, version, definition) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (flow_id, version) DO UPDATE SET definition = ?3",
+                    params![id, version, definition],
+                )
+            })
             .map_err(db("saving a flow"))?;
-            Ok(())
+            tx.commit().map_err(db("saving a flow"))
         })
         .await
     }
 
-    async fn flows(&self) -> Result<Vec<(String, String)>, StoreError> {
+    async fn flows(&self) -> Result<Vec<SavedFlow>, StoreError> {
         self.call(|conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT id, definition FROM flows ORDER BY id")
+                .prepare_cached("SELECT id, version, definition FROM flows ORDER BY id")
                 .map_err(db("listing flows"))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_map([], |r| {
+                    Ok(SavedFlow {
+                        id: r.get(0)?,
+                        version: r.get(1)?,
+                        definition: r.get(2)?,
+                    })
+                })
                 .map_err(db("listing flows"))?;
             rows.collect::<Result<_, _>>().map_err(db("listing flows"))
+        })
+        .await
+    }
+
+    async fn flow_version(&self, id: &str, version: u32) -> Result<Option<String>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "SELECT definition FROM flow_versions WHERE flow_id = ?1 AND version = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![id, version], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("reading a flow version"))
         })
         .await
     }

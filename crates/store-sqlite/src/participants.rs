@@ -53,8 +53,9 @@ fn insert(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
-             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason,
+             flow_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -73,6 +74,7 @@ fn insert(
             lease.map(|l| l.1),
             i64::from(lease.is_some()),
             p.element_state.as_ref().map(|s| &s.reason),
+            p.flow_version,
         ])
     })
     .map_err(db("inserting a participant"))?;
@@ -126,12 +128,18 @@ fn append(conn: &Connection, participant_id: &str, entry: &JourneyEntry) -> Resu
     Ok(())
 }
 
-fn count(conn: &Connection, flow_id: &str, element_id: &str, exit: &str) -> Result<(), StoreError> {
+fn count(
+    conn: &Connection,
+    p: &ParticipantState,
+    element_id: &str,
+    exit: &str,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO element_counts (flow_id, element_id, exit, n) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (flow_id, element_id, exit) DO UPDATE SET n = n + 1",
+        "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
+         VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (flow_id, version, element_id, exit) DO UPDATE SET n = n + 1",
     )
-    .and_then(|mut stmt| stmt.execute(params![flow_id, element_id, exit]))
+    .and_then(|mut stmt| stmt.execute(params![p.flow_id, p.flow_version, element_id, exit]))
     .map_err(db("counting a step"))?;
     Ok(())
 }
@@ -149,11 +157,12 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
         Option<String>,
         Option<String>,
         Option<String>,
+        u32,
     );
     let row: Option<Row> = conn
         .prepare_cached(
             "SELECT flow_id, person, variables, current, status, waiting_until, steps,
-                 element_state, wait_key, event, wait_reason
+                 element_state, wait_key, event, wait_reason, flow_version
              FROM participants WHERE id = ?1",
         )
         .and_then(|mut stmt| {
@@ -170,6 +179,7 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })
             .optional()
@@ -187,6 +197,7 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
         wait_key,
         event,
         reason,
+        flow_version,
     )) = row
     else {
         return Ok(None);
@@ -200,6 +211,7 @@ fn read_participant(conn: &Connection, id: &str) -> Result<Option<ParticipantSta
     Ok(Some(ParticipantState {
         id: id.to_owned(),
         flow_id,
+        flow_version,
         person: serde_json::from_str(&person).map_err(corrupt)?,
         variables: serde_json::from_str(&vars).map_err(corrupt)?,
         current,
@@ -378,10 +390,10 @@ impl ParticipantStore for SqliteStore {
                     insert(&tx, &other, None)?;
                 }
                 if *entered {
-                    count(&tx, &p.flow_id, &entry.element_id, "")?;
+                    count(&tx, &p, &entry.element_id, "")?;
                 }
                 if let Some(exit) = &entry.exit {
-                    count(&tx, &p.flow_id, &entry.element_id, exit)?;
+                    count(&tx, &p, &entry.element_id, exit)?;
                 }
             }
             tx.commit().map_err(db("recording a step"))
@@ -490,15 +502,20 @@ impl ParticipantStore for SqliteStore {
     async fn element_counts(
         &self,
         flow_id: &str,
+        version: Option<u32>,
     ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
         let flow_id = flow_id.to_owned();
         self.call(move |conn| {
             let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
             let mut stmt = conn
-                .prepare_cached("SELECT element_id, exit, n FROM element_counts WHERE flow_id = ?1")
+                .prepare_cached(
+                    "SELECT element_id, exit, SUM(n) FROM version_counts
+                     WHERE flow_id = ?1 AND (?2 IS NULL OR version = ?2)
+                     GROUP BY element_id, exit",
+                )
                 .map_err(db("reading analytics"))?;
             let rows = stmt
-                .query_map([&flow_id], |r| {
+                .query_map(params![&flow_id, version], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -519,11 +536,12 @@ impl ParticipantStore for SqliteStore {
                 .prepare_cached(
                     "SELECT current, COUNT(*) FROM participants
                      WHERE flow_id = ?1 AND status = 'waiting' AND current IS NOT NULL
+                       AND (?2 IS NULL OR flow_version = ?2)
                      GROUP BY current",
                 )
                 .map_err(db("reading analytics"))?;
             let rows = stmt
-                .query_map([&flow_id], |r| {
+                .query_map(params![&flow_id, version], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
                 })
                 .map_err(db("reading analytics"))?;
@@ -532,6 +550,20 @@ impl ParticipantStore for SqliteStore {
                 out.entry(element).or_default().waiting = n as u64;
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn set_flow_version(&self, id: &str, version: u32) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "UPDATE participants SET flow_version = ?2
+                 WHERE id = ?1 AND status IN ('waiting', 'queued')",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id, version]))
+            .map(|changed| changed > 0)
+            .map_err(db("moving a participant to another flow version"))
         })
         .await
     }

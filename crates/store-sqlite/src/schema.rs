@@ -31,12 +31,19 @@ CREATE TABLE IF NOT EXISTS rate_queues (
     queue TEXT PRIMARY KEY,
     next_free INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS element_counts (
+CREATE TABLE IF NOT EXISTS flow_versions (
     flow_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    definition TEXT NOT NULL,
+    PRIMARY KEY (flow_id, version)
+);
+CREATE TABLE IF NOT EXISTS version_counts (
+    flow_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
     element_id TEXT NOT NULL,
     exit TEXT NOT NULL,
     n INTEGER NOT NULL,
-    PRIMARY KEY (flow_id, element_id, exit)
+    PRIMARY KEY (flow_id, version, element_id, exit)
 );
 CREATE TABLE IF NOT EXISTS people (
     id TEXT PRIMARY KEY,
@@ -66,18 +73,21 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 ";
 
-/// Columns added to `participants` after its first release, with their types.
-const ADDED_COLUMNS: &[(&str, &str)] = &[
-    ("element_state", "TEXT"),
-    ("wait_key", "TEXT"),
-    ("event", "TEXT"),
+/// Columns added after a table's first release, with their types.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("participants", "element_state", "TEXT"),
+    ("participants", "wait_key", "TEXT"),
+    ("participants", "event", "TEXT"),
     // Leases: who runs the participant, until when, and the fencing epoch (see the storage
     // API's crate documentation).
-    ("lease_owner", "TEXT"),
-    ("lease_expires", "INTEGER"),
-    ("epoch", "INTEGER NOT NULL DEFAULT 0"),
+    ("participants", "lease_owner", "TEXT"),
+    ("participants", "lease_expires", "INTEGER"),
+    ("participants", "epoch", "INTEGER NOT NULL DEFAULT 0"),
     // Why a participant waits, as its element names it; analytics count by it.
-    ("wait_reason", "TEXT"),
+    ("participants", "wait_reason", "TEXT"),
+    // Flow versions: what existed before them is version 1.
+    ("participants", "flow_version", "INTEGER NOT NULL DEFAULT 1"),
+    ("flows", "version", "INTEGER NOT NULL DEFAULT 1"),
 ];
 
 /// Run once, right after a column is added, to fill it for the rows already there.
@@ -104,20 +114,18 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
         .map_err(db("setting the busy timeout"))?;
     conn.execute_batch(SCHEMA)
         .map_err(db("creating the schema"))?;
-    for (column, kind) in ADDED_COLUMNS {
+    for (table, column, kind) in ADDED_COLUMNS {
         let present: bool = conn
             .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('participants') WHERE name = ?1",
-                [column],
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
                 |r| r.get::<_, i64>(0),
             )
             .map_err(db("reading the schema"))?
             > 0;
         if !present {
-            conn.execute_batch(&format!(
-                "ALTER TABLE participants ADD COLUMN {column} {kind}"
-            ))
-            .map_err(db("adding a column"))?;
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .map_err(db("adding a column"))?;
             for (_, backfill) in BACKFILLS.iter().filter(|(c, _)| c == column) {
                 conn.execute_batch(backfill)
                     .map_err(db("filling an added column"))?;
@@ -128,5 +136,25 @@ pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
         "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status)",
     )
     .map_err(db("creating an index"))?;
+    // Before versions: one definition per flow and counters per flow, both version 1 now.
+    let unversioned: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'element_counts'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db("reading the schema"))?;
+    if unversioned > 0 {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO version_counts (flow_id, version, element_id, exit, n)
+                 SELECT flow_id, 1, element_id, exit, n FROM element_counts;
+             INSERT OR IGNORE INTO flow_versions (flow_id, version, definition)
+                 SELECT id, version, definition FROM flows;
+             DROP TABLE element_counts;
+             COMMIT;",
+        )
+        .map_err(db("moving analytics to versioned counters"))?;
+    }
     Ok(())
 }

@@ -97,10 +97,10 @@ async fn dropping_the_last_handle_closes_the_database_before_it_returns() {
     let path = dir.path().join("state.db");
     let store = SqliteStore::open(&path).unwrap();
     let clone = store.clone();
-    store.save_flow("f", "{}").await.unwrap();
+    store.save_flow("f", 1, "{}").await.unwrap();
     assert!(dir.path().join("state.db-wal").exists());
     drop(store);
-    clone.save_flow("g", "{}").await.unwrap();
+    clone.save_flow("g", 1, "{}").await.unwrap();
     drop(clone);
     // The last connection closed: SQLite checkpointed and removed the write-ahead log.
     assert!(!dir.path().join("state.db-wal").exists());
@@ -116,6 +116,50 @@ async fn a_panicking_query_fails_its_call_and_the_store_goes_on() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("panicked"), "{err}");
-    store.save_flow("f", "{}").await.unwrap();
+    store.save_flow("f", 1, "{}").await.unwrap();
     assert_eq!(store.flows().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_database_from_before_flow_versions_has_everything_as_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = old_database(
+        &dir,
+        "",
+        "('p1', 'f', '{\"id\": \"ada\"}', '{\"n\": 1}', 'w', 'waiting', 5, 2)",
+    );
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE flows (id TEXT PRIMARY KEY, definition TEXT NOT NULL);
+             INSERT INTO flows VALUES ('f', '{\"id\": \"f\"}');
+             CREATE TABLE element_counts (flow_id TEXT NOT NULL, element_id TEXT NOT NULL,
+                 exit TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (flow_id, element_id, exit));
+             INSERT INTO element_counts VALUES ('f', 'w', '', 3), ('f', 'w', 'next', 1);",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let flows = store.flows().await.unwrap();
+    assert_eq!((flows[0].id.as_str(), flows[0].version), ("f", 1));
+    assert_eq!(
+        store.flow_version("f", 1).await.unwrap().as_deref(),
+        Some("{\"id\": \"f\"}")
+    );
+    assert_eq!(
+        store.participant("p1").await.unwrap().unwrap().flow_version,
+        1
+    );
+    let counts = store.element_counts("f", Some(1)).await.unwrap();
+    assert_eq!(
+        (
+            counts["w"].entered,
+            counts["w"].exits["next"],
+            counts["w"].waiting
+        ),
+        (3, 1, 1)
+    );
+    // Opening again changes nothing.
+    drop(store);
+    let again = SqliteStore::open(&path).unwrap();
+    assert_eq!(again.element_counts("f", None).await.unwrap(), counts);
 }

@@ -15,8 +15,8 @@
 //! is one short function, and the macro's list at the top is their index.
 
 use crate::{
-    EarlierAnswer, IdempotentRequest, Lease, ParticipantState, Record, StateStore, Status,
-    StepRecord, StepWrite, StoreError,
+    EarlierAnswer, IdempotentRequest, Lease, ParticipantState, Record, SavedFlow, StateStore,
+    Status, StepRecord, StepWrite, StoreError,
 };
 use flowhost_types::log::{LogLevel, LogLine};
 use flowhost_types::participant::{ElementState, JourneyEntry};
@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
     ($fresh:ident) => {
         $crate::conformance_tests!(@each $fresh;
             flows_are_saved_and_replaced,
+            flow_versions_keep_participants_and_counts_apart,
             participants_round_trip,
             steps_append_journeys_and_count,
             claims_are_exclusive_and_fenced,
@@ -66,6 +67,7 @@ const OWNER: &str = "node-a";
 fn participant(flow: &str, at: &str) -> ParticipantState {
     ParticipantState::new(
         flow,
+        1,
         at,
         Person {
             id: "ada".into(),
@@ -80,6 +82,7 @@ fn entry(element: &str, exit: Option<&str>) -> JourneyEntry {
     JourneyEntry {
         seq: 0,
         at_ms: 1_000,
+        flow_version: 1,
         element_id: element.into(),
         element_type: "set-variable".into(),
         exit: exit.map(Into::into),
@@ -112,18 +115,96 @@ async fn waiting(
     p
 }
 
-/// Flows: saving twice replaces; the list is by id.
+/// Flows: the list is each flow's current version, by id; saving a version again replaces
+/// it; every version stays readable.
 pub async fn flows_are_saved_and_replaced(store: &impl StateStore) {
-    store.save_flow("b", "{\"v\":1}").await.unwrap();
-    store.save_flow("a", "{\"v\":1}").await.unwrap();
-    store.save_flow("b", "{\"v\":2}").await.unwrap();
+    let saved = |id: &str, version, definition: &str| SavedFlow {
+        id: id.into(),
+        version,
+        definition: definition.into(),
+    };
+    store.save_flow("b", 1, "{\"v\":1}").await.unwrap();
+    store.save_flow("a", 1, "{\"v\":1}").await.unwrap();
+    store.save_flow("b", 2, "{\"v\":2}").await.unwrap();
     assert_eq!(
         store.flows().await.unwrap(),
-        [
-            ("a".to_owned(), "{\"v\":1}".to_owned()),
-            ("b".to_owned(), "{\"v\":2}".to_owned())
-        ]
+        [saved("a", 1, "{\"v\":1}"), saved("b", 2, "{\"v\":2}")]
     );
+    store
+        .save_flow("b", 2, "{\"v\":2,\"paused\":true}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.flows().await.unwrap()[1],
+        saved("b", 2, "{\"v\":2,\"paused\":true}")
+    );
+    assert_eq!(
+        store.flow_version("b", 1).await.unwrap().as_deref(),
+        Some("{\"v\":1}")
+    );
+    assert_eq!(
+        store.flow_version("b", 2).await.unwrap().as_deref(),
+        Some("{\"v\":2,\"paused\":true}")
+    );
+    assert_eq!(store.flow_version("b", 3).await.unwrap(), None);
+    assert_eq!(store.flow_version("c", 1).await.unwrap(), None);
+}
+
+/// Participants keep the version they entered until moved (only when nobody runs them);
+/// analytics count each version apart and all of them together.
+pub async fn flow_versions_keep_participants_and_counts_apart(store: &impl StateStore) {
+    let old = waiting(store, participant("f", "a"), Some(9_000), None).await;
+    let mut newer = participant("f", "a");
+    newer.flow_version = 2;
+    let newer = waiting(store, newer, Some(9_000), None).await;
+    let running = store
+        .insert_claimed(&participant("f", "a"), OWNER, 60_000)
+        .await
+        .unwrap();
+    let mut stepping = participant("f", "a");
+    stepping.flow_version = 2;
+    let lease = store
+        .insert_claimed(&stepping, OWNER, 60_000)
+        .await
+        .unwrap();
+    stepping.current = Some("b".into());
+    stepping.status = Status::Completed;
+    let step = StepWrite {
+        entered: true,
+        enter: &[],
+    };
+    store
+        .record_step(&lease, &stepping, &entry("a", Some("next")), step)
+        .await
+        .unwrap();
+    let read = |id: String| async move { store.participant(&id).await.unwrap().unwrap() };
+    assert_eq!(read(old.id.clone()).await.flow_version, 1);
+    assert_eq!(read(newer.id.clone()).await.flow_version, 2);
+    let v1 = store.element_counts("f", Some(1)).await.unwrap();
+    let v2 = store.element_counts("f", Some(2)).await.unwrap();
+    let all = store.element_counts("f", None).await.unwrap();
+    assert_eq!((v1["a"].entered, v1["a"].waiting), (0, 1));
+    assert_eq!(
+        (v2["a"].entered, v2["a"].exits["next"], v2["a"].waiting),
+        (1, 1, 1)
+    );
+    assert_eq!((all["a"].entered, all["a"].waiting), (1, 2));
+    assert!(store.element_counts("f", Some(3)).await.unwrap().is_empty());
+
+    assert!(store.set_flow_version(&old.id, 2).await.unwrap());
+    assert_eq!(read(old.id.clone()).await.flow_version, 2);
+    assert_eq!(
+        store.element_counts("f", Some(2)).await.unwrap()["a"].waiting,
+        2
+    );
+    assert!(
+        !store
+            .set_flow_version(&running.participant, 2)
+            .await
+            .unwrap(),
+        "a running participant is not moved"
+    );
+    assert_eq!(read(running.participant.clone()).await.flow_version, 1);
 }
 
 /// A participant reads back exactly as written, element state and event included.
@@ -171,11 +252,17 @@ pub async fn steps_append_journeys_and_count(store: &impl StateStore) {
     assert_eq!(journey.len(), 2);
     assert_eq!((journey[0].seq, journey[1].seq), (1, 2));
     assert_eq!(journey[0], JourneyEntry { seq: 1, ..first });
-    let counts = store.element_counts("f").await.unwrap();
+    let counts = store.element_counts("f", None).await.unwrap();
     assert_eq!(counts["a"].entered, 1);
     assert_eq!(counts["a"].exits, BTreeMap::from([("next".to_owned(), 1)]));
     assert_eq!((counts["b"].entered, counts["b"].waiting), (1, 1));
-    assert!(store.element_counts("other").await.unwrap().is_empty());
+    assert!(
+        store
+            .element_counts("other", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Only a waiting or queued participant can be claimed, once; a write under an older lease
@@ -552,7 +639,7 @@ pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
     ));
     assert!(store.journey(&p.id).await.unwrap().is_empty(), "nothing");
     assert_eq!(store.participant(&entered.id).await.unwrap(), None);
-    assert!(store.element_counts("f").await.unwrap().is_empty());
+    assert!(store.element_counts("f", None).await.unwrap().is_empty());
 
     store.record_steps(&lease, &p, &steps).await.unwrap();
     let journey = store.journey(&p.id).await.unwrap();
@@ -561,7 +648,7 @@ pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
         .map(|e| (e.seq, e.element_id.as_str()))
         .collect();
     assert_eq!(elements, [(1, "a"), (2, "b"), (3, "c")]);
-    let counts = store.element_counts("f").await.unwrap();
+    let counts = store.element_counts("f", None).await.unwrap();
     assert_eq!(counts["b"].entered, 1);
     assert_eq!(counts["b"].exits, BTreeMap::from([("yes".to_owned(), 1)]));
     assert_eq!(store.participant(&p.id).await.unwrap(), Some(p.clone()));

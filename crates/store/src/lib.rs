@@ -184,14 +184,29 @@ pub struct EarlierAnswer {
     pub answer: Value,
 }
 
-/// Deployed flow definitions.
+/// A flow as deployed now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedFlow {
+    /// Flow id.
+    pub id: String,
+    /// Its current version, from 1.
+    pub version: u32,
+    /// The definition (JSON text).
+    pub definition: String,
+}
+
+/// Deployed flow definitions, every version kept: participants run on the version they
+/// entered.
 #[async_trait]
 pub trait FlowStore: Send + Sync {
-    /// Saves a flow definition (JSON text) so another instance can load it, replacing one
-    /// with the same id.
-    async fn save_flow(&self, id: &str, definition: &str) -> Result<(), StoreError>;
-    /// Every saved flow, as `(id, definition)`, by id.
-    async fn flows(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Saves version `version` of a flow (JSON text) and makes it the current one, so another
+    /// instance can load it; saving a version again replaces its definition (a status
+    /// change).
+    async fn save_flow(&self, id: &str, version: u32, definition: &str) -> Result<(), StoreError>;
+    /// Every flow's current version, by id.
+    async fn flows(&self) -> Result<Vec<SavedFlow>, StoreError>;
+    /// One version of a flow, as saved last.
+    async fn flow_version(&self, id: &str, version: u32) -> Result<Option<String>, StoreError>;
 }
 
 /// Participants, their journeys, claims, waits and analytics counters.
@@ -297,11 +312,16 @@ pub trait ParticipantStore: Send + Sync {
         statuses: &[Status],
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Analytics of a flow's elements, by element id.
+    /// Analytics of a flow's elements, by element id: of one version, or of all of them.
     async fn element_counts(
         &self,
         flow_id: &str,
+        version: Option<u32>,
     ) -> Result<BTreeMap<String, ElementCounts>, StoreError>;
+
+    /// Moves a participant that nobody runs (waiting or queued) to another version of its
+    /// flow; `false` when it is not waiting or queued now (it runs, or finished).
+    async fn set_flow_version(&self, id: &str, version: u32) -> Result<bool, StoreError>;
 
     /// A participant's journey, in order.
     async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError>;

@@ -66,6 +66,8 @@ pub struct ParticipantState {
     pub id: String,
     /// Flow id.
     pub flow_id: String,
+    /// The version of the flow it runs on: the one it entered, until the operator moves it.
+    pub flow_version: u32,
     /// The person.
     pub person: Person,
     /// Flow variables.
@@ -90,9 +92,11 @@ pub struct ParticipantState {
 }
 
 impl ParticipantState {
-    /// A participant about to run `start` in `flow_id`, with a fresh id.
+    /// A participant about to run `start` in version `flow_version` of `flow_id`, with a
+    /// fresh id.
     pub fn new(
         flow_id: &str,
+        flow_version: u32,
         start: &str,
         person: Person,
         variables: BTreeMap<String, Value>,
@@ -100,6 +104,7 @@ impl ParticipantState {
         ParticipantState {
             id: new_participant_id(),
             flow_id: flow_id.to_owned(),
+            flow_version,
             person,
             variables,
             current: Some(start.to_owned()),
@@ -179,6 +184,9 @@ pub struct JourneyEntry {
     pub seq: u64,
     /// When the step ended.
     pub at_ms: Millis,
+    /// The version of the flow the step ran on (0 in entries written before versions).
+    #[serde(default)]
+    pub flow_version: u32,
     /// Element id.
     pub element_id: String,
     /// Element type (`wait`, `plugin:happy@1.2.0`, …).

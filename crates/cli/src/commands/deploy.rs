@@ -21,8 +21,9 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::FAILURE);
     };
     println!(
-        "{name}: flow {:?} deployed ({})",
+        "{name}: flow {:?} deployed as version {} ({})",
         f.def.id,
+        f.version,
         f.def.status.as_str()
     );
     Ok(ExitCode::SUCCESS)
