@@ -305,7 +305,7 @@ pub struct Stayed {
 }
 
 /// Analytics of one element.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ElementAnalytics {
     /// Element id.
     pub element_id: String,

@@ -1,16 +1,16 @@
 //! `flowhost demo`, the README's first command: the sample flows, run against local
-//! emulators of the APIs they call, on a database of its own.
+//! emulators of the APIs they call, on a database of its own; then the support desk run
+//! through `flowhost serve` (`service`).
 
-use crate::output::{print_analytics, print_participant};
+mod service;
+
+use crate::output::print_participant;
 use anyhow::{Context, bail};
-use flowhost::answers::{Answers, Chatbot};
 use flowhost::clock::SystemClock;
 use flowhost::config::{OperatorConfig, SecretSource};
-use flowhost::conversations::{ConversationStatus, Conversations};
 use flowhost::flow::FlowDef;
-use flowhost::messaging::{Channel, Inbound, InboundMessage};
 use flowhost::outbound::HttpClient;
-use flowhost::person::{Contact, Person};
+use flowhost::person::Person;
 use flowhost::plugin::PluginHost;
 use flowhost::runtime::{Runtime, open_store};
 use serde_json::{Value, json};
@@ -123,6 +123,7 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         plugin.cache
     );
     let store = open_store(&config)?;
+    let service_config = config.clone();
     let runtime = Runtime::assemble(
         config,
         client,
@@ -176,94 +177,9 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         print_participant(engine, &p, false).await?;
     }
 
-    support_desk(runtime.inbound()).await?;
+    service::support_desk(&service_config, &state_dir).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The support desk: people write in on WhatsApp, a scripted chatbot answers, and whoever
-/// asks for an agent gets a conversation an agent takes over.
-async fn support_desk(inbound: &Inbound) -> anyhow::Result<()> {
-    let engine = inbound.engine();
-    const SENDER: &str = "447491163443";
-    let store = engine.store();
-    Answers::set_enabled(store, true).await?;
-    let bot: Chatbot = serde_json::from_str(include_str!("../../../../examples/helper-bot.json"))?;
-    Answers::save_chatbot(store, &bot).await?;
-    for (text, name) in [
-        (
-            include_str!("../../../../examples/feedback.json"),
-            "examples/feedback.json",
-        ),
-        (
-            include_str!("../../../../examples/support-desk.json"),
-            "examples/support-desk.json",
-        ),
-    ] {
-        engine.deploy(FlowDef::parse(text, name)?, name).await?;
-    }
-    println!("\nsupport desk: chatbot {:?} on whatsapp {SENDER}", bot.id);
-    let chats = [
-        (
-            "+44 7700 900123",
-            &["help", "What are your opening hours?", "hours", "bye"][..],
-        ),
-        (
-            "+44 7700 900456",
-            &["help", "My parcel arrived broken", "agent please"][..],
-        ),
-    ];
-    for (from, messages) in chats {
-        for text in messages {
-            let delivery = inbound
-                .receive(InboundMessage {
-                    channel: Channel::Whatsapp,
-                    from: from.into(),
-                    to: SENDER.into(),
-                    text: (*text).into(),
-                    received_at: None,
-                })
-                .await?;
-            println!(
-                "  {from} > {text:<32} -> {}",
-                serde_json::to_string(&delivery)?
-            );
-        }
-        let contact = Contact::phone(from).map_err(anyhow::Error::msg)?;
-        for m in flowhost::messaging::recent_messages(store, &contact, 20).await? {
-            let who = match m.author {
-                flowhost::messaging::Author::Person => "person",
-                flowhost::messaging::Author::Bot => "bot",
-                flowhost::messaging::Author::Agent => "agent",
-            };
-            println!("    {who:>6}: {}", m.text.replace('\n', " / "));
-        }
-    }
-    let agents = Conversations::new(store);
-    for c in agents
-        .list(Some("support"), Some(ConversationStatus::Open))
-        .await?
-    {
-        agents.assign(&c.id, "maria").await?;
-        agents
-            .reply(
-                &c.id,
-                "Maria here, sorry about that. A new one is on its way.",
-                engine.now(),
-            )
-            .await?;
-        let c = agents.close(&c.id, engine.now()).await?;
-        println!(
-            "  conversation {} (tag {}) with {}: {} messages, assigned to maria, closed",
-            c.id,
-            c.tag,
-            c.contact,
-            c.messages.len()
-        );
-    }
-    println!("\nanalytics of support-desk:");
-    print_analytics(&engine.analytics("support-desk").await?);
-    Ok(())
 }
 
 /// A demo person with an `@example.com` address.
