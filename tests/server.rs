@@ -7,6 +7,7 @@ mod delivery;
 mod flows;
 mod metrics;
 mod notify;
+mod openapi;
 mod participants;
 mod people;
 mod plugins;
