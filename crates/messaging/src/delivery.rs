@@ -147,6 +147,24 @@ pub struct Route {
 /// The messages to one person from one sender on one channel: sent in order.
 type Thread = (Channel, String, String);
 
+/// A thread being sent; when it is done (or its task ends any other way), the thread is free
+/// again and the outbox looks at once for what came meanwhile.
+struct InFlight {
+    busy: Arc<Mutex<HashSet<Thread>>>,
+    thread: Thread,
+    outbox: Outbox,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.thread);
+        self.outbox.nudge();
+    }
+}
+
 /// Finds pending messages and sends them through their channels' connectors. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -180,39 +198,40 @@ impl Outbox {
     }
 
     /// Sends pending messages until `shutdown` completes: every `every`, and at once when
-    /// nudged. A thread still sending is not started again; on shutdown, sends in flight
-    /// finish.
+    /// nudged. A thread still sending is not started again (when it finishes, the outbox
+    /// looks again at once); on shutdown, sends in flight finish.
     pub async fn run(self, every: Duration, shutdown: impl Future<Output = ()>) {
         let mut tasks = JoinSet::new();
-        let mut busy: HashMap<tokio::task::Id, Thread> = HashMap::new();
+        let busy: Arc<Mutex<HashSet<Thread>>> = Arc::default();
         tokio::pin!(shutdown);
         loop {
-            let sending: HashSet<Thread> = busy.values().cloned().collect();
+            let sending = busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
             match self.due_threads(&sending).await {
                 Ok(threads) => {
                     for (thread, messages) in threads {
-                        let outbox = self.clone();
-                        let task = tasks.spawn(async move { outbox.send_thread(messages).await });
-                        busy.insert(task.id(), thread);
+                        busy.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(thread.clone());
+                        let done = InFlight {
+                            busy: busy.clone(),
+                            thread,
+                            outbox: self.clone(),
+                        };
+                        tasks.spawn(async move {
+                            if let Err(e) = done.outbox.send_thread(messages).await {
+                                tracing::warn!(error = %e, "recording a sent message; it is sent again");
+                            }
+                            drop(done);
+                        });
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "looking for messages to send"),
             }
+            while tasks.try_join_next().is_some() {}
             tokio::select! {
                 () = &mut shutdown => break,
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(every) => {}
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let id = match done {
-                        Ok((id, Ok(()))) => id,
-                        Ok((id, Err(e))) => {
-                            tracing::warn!(error = %e, "recording a sent message; it is sent again");
-                            id
-                        }
-                        Err(e) => e.id(),
-                    };
-                    busy.remove(&id);
-                }
             }
         }
         while tasks.join_next().await.is_some() {}
