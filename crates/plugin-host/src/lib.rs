@@ -122,32 +122,6 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// What `flowhost plugins list --json` and the service's `/v1/plugins` show of it.
-    pub fn summary(&self) -> Value {
-        serde_json::json!({
-            "id": self.manifest.id,
-            "version": self.manifest.version.to_string(),
-            "wit_version": self.wit_version,
-            "name": self.manifest.name,
-            "description": self.manifest.description,
-            "exits": self.manifest.exits,
-            "config": self.manifest.config,
-            "hosts": self.manifest.hosts,
-            "file": self.path,
-            "size": self.size,
-            "sha256": self.sha256,
-            "cache": self.cache,
-            "limits": {
-                "deadline_ms": self.limits.deadline_ms,
-                "memory_mib": self.limits.memory_mib,
-                "max_http_requests": self.limits.max_http_requests,
-                "max_response_bytes": self.limits.max_response_bytes,
-            },
-            "granted_hosts": self.policy.granted.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-            "missing_secrets": self.missing_secrets,
-        })
-    }
-
     fn has_missing_defaults(&self, inv: &Invocation) -> bool {
         self.manifest.config.iter().any(|f| {
             f.default.is_some() && !f.secret && !inv.config.iter().any(|(k, _)| *k == f.name)

@@ -25,6 +25,7 @@
 mod participants;
 mod people;
 mod records;
+mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;

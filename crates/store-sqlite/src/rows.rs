@@ -1,0 +1,239 @@
+//! The rows of participants, their journeys and counters: what the participant store's
+//! statements write and read, shared by its methods.
+
+use super::*;
+use flowhost_types::participant::ElementState;
+
+/// Writes a participant that someone holds under `lease`, or refuses with
+/// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease.
+pub(crate) fn write_leased(
+    conn: &Connection,
+    lease: &Lease,
+    p: &ParticipantState,
+) -> Result<(), StoreError> {
+    let person = json("person", &p.person)?;
+    let vars = json("variables", &p.variables)?;
+    let running = p.status == Status::Running;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE participants SET person = ?3, variables = ?4, current = ?5, status = ?6,
+                 waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11,
+                 lease_owner = CASE WHEN ?12 THEN lease_owner END,
+                 lease_expires = CASE WHEN ?12 THEN lease_expires END, wait_reason = ?13
+             WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                p.id,
+                lease.epoch as i64,
+                person,
+                vars,
+                p.current,
+                p.status.as_str(),
+                p.waiting_until,
+                p.steps as i64,
+                p.element_state.as_ref().map(|s| s.data.to_string()),
+                p.wait_key,
+                p.event.as_ref().map(Value::to_string),
+                running,
+                p.element_state.as_ref().map(|s| &s.reason),
+            ])
+        })
+        .map_err(db("saving a participant"))?;
+    if changed == 0 {
+        return Err(StoreError::LeaseLost {
+            participant: p.id.clone(),
+            epoch: lease.epoch,
+        });
+    }
+    Ok(())
+}
+
+/// Inserts a new participant with `status`, and a lease when it is running.
+pub(crate) fn insert(
+    conn: &Connection,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
+             steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason,
+             flow_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            p.id,
+            p.flow_id,
+            json("person", &p.person).map_err(to_sql)?,
+            json("variables", &p.variables).map_err(to_sql)?,
+            p.current,
+            p.status.as_str(),
+            p.waiting_until,
+            p.steps as i64,
+            p.element_state.as_ref().map(|s| s.data.to_string()),
+            p.wait_key,
+            p.event.as_ref().map(Value::to_string),
+            lease.map(|l| l.0),
+            lease.map(|l| l.1),
+            i64::from(lease.is_some()),
+            p.element_state.as_ref().map(|s| &s.reason),
+            p.flow_version,
+        ])
+    })
+    .map_err(db("inserting a participant"))?;
+    Ok(())
+}
+
+/// The answer kept for an idempotency key.
+pub(crate) fn earlier_answer(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+) -> Result<Option<EarlierAnswer>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT fingerprint, answer FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![scope, key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .optional()
+        })
+        .map_err(db("looking up an idempotency key"))?;
+    row.map(|(fingerprint, answer)| {
+        Ok(EarlierAnswer {
+            fingerprint,
+            answer: serde_json::from_str(&answer)
+                .map_err(|e| StoreError::corrupt("idempotency answer", e))?,
+        })
+    })
+    .transpose()
+}
+
+fn to_sql(e: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Appends an entry at the participant's next sequence number, so background entries and
+/// steps never collide.
+pub(crate) fn append(
+    conn: &Connection,
+    participant_id: &str,
+    entry: &JourneyEntry,
+) -> Result<(), StoreError> {
+    let seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([participant_id], |r| r.get(0)))
+        .map_err(db("numbering a journey entry"))?;
+    let mut entry = entry.clone();
+    entry.seq = seq as u64;
+    let text = json("journey entry", &entry)?;
+    conn.prepare_cached("INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)")
+        .and_then(|mut stmt| stmt.execute(params![participant_id, seq, text]))
+        .map_err(db("appending a journey entry"))?;
+    Ok(())
+}
+
+pub(crate) fn count(
+    conn: &Connection,
+    p: &ParticipantState,
+    element_id: &str,
+    exit: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
+         VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (flow_id, version, element_id, exit) DO UPDATE SET n = n + 1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![p.flow_id, p.flow_version, element_id, exit]))
+    .map_err(db("counting a step"))?;
+    Ok(())
+}
+
+pub(crate) fn read_participant(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<ParticipantState>, StoreError> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<Millis>,
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        u32,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT flow_id, person, variables, current, status, waiting_until, steps,
+                 element_state, wait_key, event, wait_reason, flow_version
+             FROM participants WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(db("reading a participant"))?;
+    let Some((
+        flow_id,
+        person,
+        vars,
+        current,
+        status,
+        waiting_until,
+        steps,
+        state,
+        wait_key,
+        event,
+        reason,
+        flow_version,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
+    let parse_opt = |s: Option<String>| {
+        s.map(|s| serde_json::from_str::<Value>(&s))
+            .transpose()
+            .map_err(corrupt)
+    };
+    Ok(Some(ParticipantState {
+        id: id.to_owned(),
+        flow_id,
+        flow_version,
+        person: serde_json::from_str(&person).map_err(corrupt)?,
+        variables: serde_json::from_str(&vars).map_err(corrupt)?,
+        current,
+        status: parse_status(&status)?,
+        waiting_until,
+        steps: steps as u64,
+        element_state: parse_opt(state)?.map(|data| ElementState {
+            reason: reason.unwrap_or_default(),
+            data,
+        }),
+        wait_key,
+        event: parse_opt(event)?,
+    }))
+}
