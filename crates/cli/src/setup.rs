@@ -22,19 +22,22 @@ pub fn operator_config(path: Option<&Path>) -> anyhow::Result<OperatorConfig> {
     }
 }
 
-/// The runtime; plugin files that failed to load are reported (they do not stop the rest).
+/// The runtime with the flows deployed in the database loaded, for every command that runs
+/// participants or reports on flows: they all see the same deployed flows (an Add to Flow
+/// element run from `flowhost run` finds its target as `flowhost inbound` does). Plugin files
+/// and saved flows that fail to load are reported on stderr; the rest load.
 pub async fn runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
-    let runtime = Runtime::start(config).await?;
-    for e in runtime.load_errors().iter() {
+    let runtime = bare_runtime(config).await?;
+    for e in runtime.load_saved_flows().await? {
         eprintln!("warning: {e}");
     }
     Ok(runtime)
 }
 
-/// The runtime with the flows saved in the database loaded.
-pub async fn saved_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
-    let runtime = runtime(config).await?;
-    for e in runtime.load_saved_flows().await? {
+/// The runtime without the deployed flows, for checking a flow on its own.
+pub async fn bare_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
+    let runtime = Runtime::start(config).await?;
+    for e in runtime.load_errors().iter() {
         eprintln!("warning: {e}");
     }
     Ok(runtime)

@@ -647,3 +647,37 @@ fn serve_answers_over_http_until_sigterm_and_exits_0_with_nothing_lost() {
         serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
     assert_eq!(summary["status"], "waiting", "{summary}");
 }
+
+#[test]
+fn run_sees_the_deployed_flows_so_add_to_flow_reaches_its_target() {
+    let dir = workspace();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let feedback = examples.join("feedback.json");
+    let out = flowhost(dir.path(), &["deploy", feedback.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    std::fs::write(
+        dir.path().join("ask.json"),
+        json!({
+            "id": "ask", "name": "Ask",
+            "entry_points": [{"type": "api", "start": "add"}],
+            "elements": [
+                {"id": "add", "type": "add-to-flow", "config": {"flow": "feedback"},
+                 "exits": {"success": "end", "failover": "end"}},
+                {"id": "end", "type": "exit"}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["run", "ask.json", "--json"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let add: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(add["step"]["exit"], "success", "{stdout}");
+    let entered = add["step"]["data"]["participant"].as_str().unwrap();
+    // The participant it added waits in the feedback flow, as every command sees.
+    let out = flowhost(dir.path(), &["journey", entered, "--json"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "waiting", "{summary}");
+}

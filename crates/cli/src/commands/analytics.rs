@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let runtime = setup::saved_runtime(config).await?;
+    let runtime = setup::runtime(config).await?;
     let rows = runtime.engine().analytics(&args.flow).await?;
     if args.json {
         for row in &rows {

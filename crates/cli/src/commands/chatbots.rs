@@ -60,7 +60,7 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             }
         }
         Command::Stop { id } => {
-            let runtime = setup::saved_runtime(config).await?;
+            let runtime = setup::runtime(config).await?;
             let woken = runtime.inbound().stop_chatbot(&id).await?;
             println!(
                 "chatbot {id:?} is stopped; {} participants left their sessions",

@@ -21,7 +21,7 @@ pub enum Command {
 }
 
 pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let runtime = setup::saved_runtime(config).await?;
+    let runtime = setup::runtime(config).await?;
     let engine = runtime.engine();
     match command {
         Command::List => {

@@ -29,7 +29,7 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
             args.channel
         )
     })?;
-    let runtime = setup::saved_runtime(config).await?;
+    let runtime = setup::runtime(config).await?;
     let engine = runtime.engine();
     let delivery = runtime
         .inbound()

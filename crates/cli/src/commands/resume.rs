@@ -22,7 +22,7 @@ pub struct Args {
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
     let Some(every_ms) = args.watch else {
-        let runtime = setup::saved_runtime(config).await?;
+        let runtime = setup::runtime(config).await?;
         let engine = runtime.engine();
         let resumed = engine.resume_due().await?;
         engine.finish_background().await;

@@ -37,7 +37,7 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
     let server_config = config.server.clone();
     // Before the runtime starts, so plugin load failures are counted.
     flowhost_server::metrics::install();
-    let runtime = setup::saved_runtime(config).await?;
+    let runtime = setup::runtime(config).await?;
     let server = Server::new(runtime, &server_config)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
