@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod flows;
 pub mod inbound;
 pub mod journey;
+pub mod messages;
 pub mod people;
 pub mod plugins;
 pub mod queue;

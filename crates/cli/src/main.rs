@@ -77,6 +77,8 @@ enum Command {
         #[command(subcommand)]
         command: people::Command,
     },
+    /// What a person and our bots and agents wrote to each other (the message log).
+    Messages(messages::Args),
     /// Live-agent conversations.
     Conversations {
         #[command(subcommand)]
@@ -152,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Analytics(args) => analytics::run(args, config).await,
         Command::Inbound(args) => inbound::run(args, config).await,
         Command::People { command } => people::run(command, config).await,
+        Command::Messages(args) => messages::run(args, config).await,
         Command::Conversations { command } => conversations::run(command, config).await,
         Command::Chatbots { command } => chatbots::run(command, config).await,
         Command::Answers(args) => answers::run(args, config).await,

@@ -198,7 +198,8 @@ fn print_entry(e: &JourneyEntry) {
     }
 }
 
-fn format_ms(ms: i64) -> String {
+/// A time as `2026-11-30 17:45:00 UTC`.
+pub fn format_ms(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => format!("{ms} ms since the epoch"),

@@ -1,0 +1,92 @@
+//! `flowhost plugins` and `flowhost validate`.
+
+use super::*;
+
+#[test]
+fn plugins_inspect_shows_the_manifest_and_cache_status() {
+    let dir = workspace();
+    let out = flowhost(dir.path(), &["plugins", "inspect", c::HAPPY]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("happy 1.2.0 — Happy path"), "{stdout}");
+    assert!(
+        stdout.contains("WIT:      flowhost:element@0.1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exits:    found, not-found, error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("url                  text     required"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("token                text     optional, secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("declared 127.0.0.1; granted 127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cache:    compiled, now cached"),
+        "{stdout}"
+    );
+    let again = text(&flowhost(dir.path(), &["plugins", "inspect", c::HAPPY])).0;
+    assert!(again.contains("cache:    cached"), "{again}");
+
+    let json = text(&flowhost(
+        dir.path(),
+        &["plugins", "inspect", "--json", c::HAPPY],
+    ))
+    .0;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["id"], "happy");
+    assert_eq!(v["wit_version"], "0.1.0");
+    assert_eq!(v["cache"]["status"], "hit");
+}
+
+#[test]
+fn plugins_list_loads_the_good_and_names_the_bad() {
+    let dir = workspace();
+    std::fs::copy(c::HAPPY, dir.path().join("plugins/happy.wasm")).unwrap();
+    std::fs::write(dir.path().join("plugins/broken.wasm"), b"nope").unwrap();
+    let out = flowhost(dir.path(), &["plugins", "list"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("happy") && stdout.contains("1.2.0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.trim(),
+        "warning: plugins/broken.wasm: not a WebAssembly file; remove it from the plugins folder"
+    );
+}
+
+#[test]
+fn validate_prints_one_line_per_issue_and_fails() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"id": "b", "name": "B", "entry_points": [{"type": "api", "start": "a"}],
+            "elements": [{"id": "a", "type": "wait", "config": {"duration": "x"}, "exits": {"later": "a2"}}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["validate", "bad.json"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "bad.json: elements[0].exits.later: no element \"a2\"",
+            "bad.json: elements[0].config.duration: (element \"a\") \"x\" is not a duration; write a positive whole number with s, m, h or d, e.g. \"15m\"",
+        ]
+    );
+    std::fs::write(dir.path().join("syntax.json"), "{\"id\": \"b\",").unwrap();
+    let (_, stderr) = text(&flowhost(dir.path(), &["validate", "syntax.json"]));
+    assert!(stderr.starts_with("error: syntax.json: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
