@@ -13,14 +13,33 @@ pub struct JsonPath {
 }
 
 impl JsonPath {
-    /// Parses an expression such as `$.loyalty.points`; the error says where it went wrong.
+    /// Parses an expression such as `$.loyalty.points`; the error says where it went wrong
+    /// and, for a path written loosely (`$ loyalty_points`, `loyalty.points`, `$name`), what
+    /// to write instead.
     pub fn parse(text: &str) -> Result<JsonPath, String> {
         serde_json_path::JsonPath::parse(text)
             .map(|path| JsonPath {
                 text: text.to_owned(),
                 path,
             })
-            .map_err(|e| format!("{text:?} is not a JSONPath expression (RFC 9535): {e}"))
+            .map_err(|e| {
+                let hint = Self::repaired(text)
+                    .map(|fixed| format!("; write {fixed:?}"))
+                    .unwrap_or_default();
+                format!("{text:?} is not a JSONPath expression (RFC 9535): {e}{hint}")
+            })
+    }
+
+    /// The expression meant by a loosely written path, when it is one: the name after a
+    /// missing or detached `$.`.
+    fn repaired(text: &str) -> Option<String> {
+        let rest = text
+            .trim()
+            .trim_start_matches('$')
+            .trim_start()
+            .trim_start_matches('.');
+        let fixed = format!("$.{rest}");
+        (!rest.is_empty() && serde_json_path::JsonPath::parse(&fixed).is_ok()).then_some(fixed)
     }
 
     /// The expression as written.
@@ -88,5 +107,19 @@ mod tests {
                 .unwrap_err()
                 .contains("not a JSONPath")
         );
+    }
+
+    #[test]
+    fn a_loosely_written_path_gets_what_to_write() {
+        for (written, meant) in [
+            ("$ loyalty_points", "$.loyalty_points"),
+            ("loyalty.points", "$.loyalty.points"),
+            ("$name", "$.name"),
+        ] {
+            let err = JsonPath::parse(written).unwrap_err();
+            assert!(err.ends_with(&format!("; write {meant:?}")), "{err}");
+        }
+        let err = JsonPath::parse("$[").unwrap_err();
+        assert!(!err.contains("; write"), "{err}");
     }
 }
