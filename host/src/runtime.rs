@@ -92,6 +92,29 @@ impl Runtime {
         Self::start_with_clock(config, Arc::new(SystemClock)).await
     }
 
+    /// [`Runtime::start`] for checking flows, which must not write: over the configured
+    /// database when it exists (the account's chatbots and settings count in the checks), and
+    /// over an empty one in memory when it does not, so that checking creates no file.
+    pub async fn start_for_checks(config: OperatorConfig) -> Result<Self, RuntimeError> {
+        let client = HttpClient::new(&config.outbound)?;
+        let plugin_host = PluginHost::new(&config.plugin_host(), client.clone())?;
+        let (registry, load_errors) = plugin_host.load_dir().await;
+        let store: Arc<dyn StateStore> = if config.database.exists() {
+            open_store(&config)?
+        } else {
+            Arc::new(SqliteStore::in_memory()?)
+        };
+        Self::assemble(
+            config,
+            client,
+            plugin_host,
+            registry,
+            load_errors,
+            store,
+            Arc::new(SystemClock),
+        )
+    }
+
     /// [`Runtime::start`] with another clock (tests move time by hand).
     pub async fn start_with_clock(
         config: OperatorConfig,

@@ -27,20 +27,26 @@ pub fn operator_config(path: Option<&Path>) -> anyhow::Result<OperatorConfig> {
 /// element run from `flowhost run` finds its target as `flowhost inbound` does). Plugin files
 /// and saved flows that fail to load are reported on stderr; the rest load.
 pub async fn runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
-    let runtime = bare_runtime(config).await?;
+    let runtime = Runtime::start(config).await?;
+    report_load_errors(&runtime);
     for e in runtime.load_saved_flows().await? {
         eprintln!("warning: {e}");
     }
     Ok(runtime)
 }
 
-/// The runtime without the deployed flows, for checking a flow on its own.
-pub async fn bare_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
-    let runtime = Runtime::start(config).await?;
+/// The runtime without the deployed flows, for checking a flow on its own; it creates no
+/// database (see [`Runtime::start_for_checks`]).
+pub async fn check_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
+    let runtime = Runtime::start_for_checks(config).await?;
+    report_load_errors(&runtime);
+    Ok(runtime)
+}
+
+fn report_load_errors(runtime: &Runtime) {
     for e in runtime.load_errors().iter() {
         eprintln!("warning: {e}");
     }
-    Ok(runtime)
 }
 
 /// Only the store, for commands about people, conversations and chatbots.

@@ -16,7 +16,7 @@ pub struct Args {
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
     let def = FlowDef::load(&args.flow)?;
-    let runtime = setup::bare_runtime(config).await?;
+    let runtime = setup::check_runtime(config).await?;
     let name = args.flow.display().to_string();
     let checked = runtime.engine().compile(def, &name).await.map(Arc::new);
     let Some(f) = reported(&name, checked) else {

@@ -89,4 +89,14 @@ fn validate_prints_one_line_per_issue_and_fails() {
     let (_, stderr) = text(&flowhost(dir.path(), &["validate", "syntax.json"]));
     assert!(stderr.starts_with("error: syntax.json: "), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // A check writes nothing: no database appears where there was none.
+    std::fs::write(
+        dir.path().join("good.json"),
+        r#"{"id": "g", "name": "G", "entry_points": [{"type": "api", "start": "a"}],
+            "elements": [{"id": "a", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["validate", "good.json"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(!dir.path().join("state.db").exists());
 }
