@@ -141,7 +141,7 @@ pub enum EngineError {
     },
     /// A lifecycle change that is not allowed.
     #[error(
-        "flow {id:?} cannot go from {from} to {to}; allowed: draft -> active -> finished, draft or active -> canceled"
+        "flow {id:?} cannot go from {from} to {to}; allowed: draft -> active -> finished, active <-> paused, paused -> finished, and draft, active or paused -> canceled"
     )]
     StatusChange {
         /// Flow id.

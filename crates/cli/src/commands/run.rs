@@ -5,7 +5,7 @@ use crate::output::{print_participant, reported};
 use crate::setup;
 use anyhow::Context;
 use flowhost::config::OperatorConfig;
-use flowhost::flow::FlowDef;
+use flowhost::flow::{EntryKind, FlowDef};
 use flowhost::person::Person;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,32 @@ pub struct Args {
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
     let def = FlowDef::load(&args.flow)?;
+    let name = args.flow.display().to_string();
+    if !def.entry_points.iter().any(|e| e.kind == EntryKind::Api) {
+        // Refused before anything is deployed.
+        let ways: Vec<&str> = def
+            .entry_points
+            .iter()
+            .map(|e| match e.kind {
+                EntryKind::InboundMessage => {
+                    "an inbound-message entry point: deploy it with `flowhost deploy` and send it a message with `flowhost inbound`"
+                }
+                EntryKind::ExistingFlow | EntryKind::Api => {
+                    "an existing-flow entry point: deploy it with `flowhost deploy`; Add to Flow elements enter people into it"
+                }
+            })
+            .collect();
+        eprintln!(
+            "{name}: flow {:?} has no api entry point, so `flowhost run` cannot start anyone in it; it has {}",
+            def.id,
+            if ways.is_empty() {
+                "no entry point at all".to_owned()
+            } else {
+                ways.join(", and ")
+            }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let variables = setup::parse_vars(&args.vars)?;
     let runtime = setup::runtime(config).await?;
     let engine = runtime.engine();
@@ -46,7 +72,6 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
         },
     };
     let flow_id = def.id.clone();
-    let name = args.flow.display().to_string();
     if reported(&name, engine.deploy(def, &name).await).is_none() {
         return Ok(ExitCode::FAILURE);
     }

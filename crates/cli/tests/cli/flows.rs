@@ -196,3 +196,28 @@ fn run_sees_the_deployed_flows_so_add_to_flow_reaches_its_target() {
         serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
     assert_eq!(summary["status"], "waiting", "{summary}");
 }
+
+#[test]
+fn run_refuses_a_flow_it_cannot_start_and_deploys_nothing() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("inbound.json"),
+        json!({
+            "id": "inbound-only", "name": "Inbound only",
+            "entry_points": [{"type": "inbound-message", "channel": "sms", "sender": "InfoSMS",
+                              "start": "end"}],
+            "elements": [{"id": "end", "type": "exit"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["run", "inbound.json"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.trim(),
+        "inbound.json: flow \"inbound-only\" has no api entry point, so `flowhost run` cannot start anyone in it; it has an inbound-message entry point: deploy it with `flowhost deploy` and send it a message with `flowhost inbound`"
+    );
+    let listed = text(&flowhost(dir.path(), &["flows", "list"])).0;
+    assert!(!listed.contains("inbound-only"), "{listed}");
+}
