@@ -92,7 +92,17 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             let was_cached = std::fs::read(&file)
                 .map(|b| host.cache().probe(&b))
                 .unwrap_or(false);
-            let plugin = host.load_file(&file).await?;
+            let plugin = match host.load_file(&file).await {
+                Ok(plugin) => plugin,
+                // The folder's advice ("remove it from the plugins folder") is for files in
+                // the folder; this one may be anywhere.
+                Err(flowhost::plugin::LoadError::NotWasm { path }) => anyhow::bail!(
+                    "{}: not a WebAssembly file; `flowhost plugins inspect` takes a component built for wasm32-wasip2",
+                    path.display()
+                ),
+                // Its message already names the cause; printed once.
+                Err(e) => anyhow::bail!("{e}"),
+            };
             if json {
                 println!("{}", plugin_json(&plugin));
             } else {

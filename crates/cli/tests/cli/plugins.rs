@@ -63,6 +63,23 @@ fn plugins_list_loads_the_good_and_names_the_bad() {
         stderr.trim(),
         "warning: plugins/broken.wasm: not a WebAssembly file; remove it from the plugins folder"
     );
+    // Inspecting a file outside the folder: advice for that file, each cause once.
+    std::fs::write(dir.path().join("some.json"), b"{}").unwrap();
+    let stderr = text(&flowhost(dir.path(), &["plugins", "inspect", "some.json"])).1;
+    assert_eq!(
+        stderr.trim(),
+        "error: some.json: not a WebAssembly file; `flowhost plugins inspect` takes a component built for wasm32-wasip2"
+    );
+    let stderr = text(&flowhost(
+        dir.path(),
+        &["plugins", "inspect", "missing.wasm"],
+    ))
+    .1;
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: missing.wasm: cannot read: No such file"),
+        "{stderr}"
+    );
 }
 
 #[test]
