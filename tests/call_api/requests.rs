@@ -42,8 +42,20 @@ async fn every_method_and_body_kind_reaches_the_server_as_configured() {
         json!({"order_id": "A-1", "points": 42, "channel": "eu"}),
     )
     .await;
-    // Raw JSON (an array) with no Content-Type: none is added.
+    // Raw JSON (an array) with no Content-Type: none is added, and validation warns.
     let config = json!({"url": format!("{}/raw", srv.url()), "method": "PUT", "body": [1, "{{points}}", {"x": null}]});
+    let compiled = h
+        .engine
+        .compile(flow("raw", config.clone(), ALL_EXITS), "raw.json")
+        .await
+        .unwrap();
+    let warnings: Vec<String> = compiled.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "elements[0].config.headers: (element \"call\") the JSON body is sent without a Content-Type header, and most servers then refuse it; add \"Content-Type\": \"application/json\""
+        ]
+    );
     h.run(flow("raw", config, ALL_EXITS), json!({"points": 7}))
         .await;
     // A form, because the Content-Type header says so.

@@ -421,13 +421,23 @@ impl Element for CallApi {
     }
 
     fn warnings(&self) -> Vec<Issue> {
+        let mut warnings = Vec::new();
         if self.wait && !self.connected.contains(EXIT_ERROR) {
-            vec![Issue::new(
+            warnings.push(Issue::new(
                 "exits",
                 "no \"error\" exit: a failed request (network error, timeout, or a status no exit takes) stops the participant here; connect exits.error",
-            )]
-        } else {
-            Vec::new()
+            ));
         }
+        let typed = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if matches!(self.body, Body::Json(_)) && !typed {
+            warnings.push(Issue::new(
+                "config.headers",
+                "the JSON body is sent without a Content-Type header, and most servers then refuse it; add \"Content-Type\": \"application/json\"",
+            ));
+        }
+        warnings
     }
 }
