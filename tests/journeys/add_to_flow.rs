@@ -83,13 +83,29 @@ async fn add_to_flow_fails_over_for_draft_canceled_missing_entry_and_bad_contact
         "cannot add to flow: flow \"loyalty\" is canceled, not active"
     );
 
+    // A target that loses its existing-flow entry point after the flow was deployed: the
+    // participant fails over; deploying the flow again is refused, saying why.
+    deploy(&engine, loyalty("active")).await;
+    deploy(&engine, referral(to_loyalty.clone(), "end")).await;
     let mut api_only = loyalty("active");
     api_only["entry_points"][0]["type"] = json!("api");
     deploy(&engine, api_only).await;
-    let why = run(engine.clone(), to_loyalty).await;
+    let p = engine
+        .start("orders", person(), vars(json!({})))
+        .await
+        .unwrap();
+    let journey = engine.journey(&p.id).await.unwrap();
     assert_eq!(
-        why,
+        step(&journey, "add").data.as_ref().unwrap()["failover"],
         "cannot add to flow: flow \"loyalty\" has no existing-flow entry point"
+    );
+    let def: flowhost::flow::FlowDef = serde_json::from_value(referral(to_loyalty, "end")).unwrap();
+    let refused = engine.deploy(def, "orders.json").await.unwrap_err();
+    assert!(
+        refused.to_string().contains(
+            "flow \"loyalty\" has no existing-flow entry point, so nobody can be added to it"
+        ),
+        "{refused}"
     );
 
     deploy(&engine, loyalty("active")).await;
@@ -189,4 +205,52 @@ async fn add_to_flow_with_another_participant_updates_or_creates_the_person() {
     assert_eq!(carol.emails, ["carol@example.com"]);
     assert_eq!(carol.attributes["referredBy"], json!("Ada"));
     assert_eq!(target.variables["by"], json!("Ada"));
+}
+
+#[tokio::test]
+async fn validation_says_when_a_target_cannot_take_anyone_and_when_failover_goes_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let Setup { engine, .. } = setup(dir.path()).await;
+    let warnings = |value: Value| {
+        let engine = engine.clone();
+        async move {
+            let compiled = engine.compile(flow(value), "orders.json").await.unwrap();
+            compiled
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    let to = |target: &str| referral(json!({"flow": target}), "end");
+    assert_eq!(
+        warnings(to("no-such-flow")).await,
+        [
+            "elements[0].config.flow: (element \"add\") flow \"no-such-flow\" is not deployed; until it is, participants leave by failover"
+        ]
+    );
+    deploy(&engine, loyalty("draft")).await;
+    assert_eq!(
+        warnings(to("loyalty")).await,
+        [
+            "elements[0].config.flow: (element \"add\") flow \"loyalty\" is draft; until it is active, participants leave by failover"
+        ]
+    );
+    deploy(&engine, loyalty("active")).await;
+    assert!(warnings(to("loyalty")).await.is_empty());
+    let unhandled = json!({
+        "id": "orders", "name": "Orders",
+        "entry_points": [{"type": "api", "start": "add"}],
+        "elements": [
+            {"id": "add", "type": "add-to-flow", "config": {"flow": "loyalty"},
+             "exits": {"success": "end"}},
+            {"id": "end", "type": "exit"}
+        ]
+    });
+    assert_eq!(
+        warnings(unhandled).await,
+        [
+            "elements[0].exits: (element \"add\") no \"failover\" exit: when nobody can be added (the target is not active, a value is missing), the flow ends here without a trace of it; connect exits.failover"
+        ]
+    );
 }

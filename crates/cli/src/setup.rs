@@ -35,11 +35,15 @@ pub async fn runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
     Ok(runtime)
 }
 
-/// The runtime without the deployed flows, for checking a flow on its own; it creates no
-/// database (see [`Runtime::start_for_checks`]).
+/// The runtime for checking a flow, with the deployed flows to check Add to Flow targets
+/// against; it creates no database (see [`Runtime::start_for_checks`]).
 pub async fn check_runtime(config: OperatorConfig) -> anyhow::Result<Runtime> {
     let runtime = Runtime::start_for_checks(config).await?;
     report_load_errors(&runtime);
+    // Only read: the flows Add to Flow elements name are checked against them.
+    for e in runtime.load_saved_flows().await? {
+        eprintln!("warning: {e}");
+    }
     Ok(runtime)
 }
 

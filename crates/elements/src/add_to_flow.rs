@@ -65,6 +65,8 @@ struct Another {
 struct AddToFlow {
     people: Arc<dyn StateStore>,
     flow: String,
+    /// Whether `failover` leads anywhere.
+    failover_connected: bool,
     variables: Vec<(String, JsonTemplate)>,
     another: Option<Another>,
 }
@@ -122,6 +124,7 @@ impl ElementType for AddToFlowType {
         Ok(Box::new(AddToFlow {
             people: self.people.clone(),
             flow: config.flow,
+            failover_connected: def.exits.contains_key("failover"),
             variables,
             another,
         }))
@@ -141,6 +144,21 @@ fn failover(reason: String) -> StepResult {
 impl Element for AddToFlow {
     fn exits(&self) -> Vec<String> {
         vec!["success".into(), "failover".into()]
+    }
+
+    fn flows_entered(&self) -> Vec<String> {
+        vec![self.flow.clone()]
+    }
+
+    fn warnings(&self) -> Vec<Issue> {
+        if self.failover_connected {
+            Vec::new()
+        } else {
+            vec![Issue::new(
+                "exits",
+                "no \"failover\" exit: when nobody can be added (the target is not active, a value is missing), the flow ends here without a trace of it; connect exits.failover",
+            )]
+        }
     }
 
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {

@@ -23,7 +23,15 @@ impl Engine {
         source_name: &str,
         activate: bool,
     ) -> Result<CompiledFlow, FlowError> {
-        let compiled = self.build(def, source_name)?;
+        let mut compiled = self.build(def, source_name)?;
+        let (errors, warnings) = self.target_issues(&compiled);
+        compiled.warnings.extend(warnings);
+        if !errors.is_empty() {
+            return Err(FlowError::Invalid {
+                source_name: source_name.to_owned(),
+                issues: errors,
+            });
+        }
         if activate {
             let issues = compiled.activation_issues().await;
             if !issues.is_empty() {
@@ -34,6 +42,58 @@ impl Engine {
             }
         }
         Ok(compiled)
+    }
+
+    /// What is wrong with the flows the elements enter participants into, as errors (a
+    /// target that can never take them) and warnings (one that cannot now). Checked when a
+    /// flow is validated or deployed, not when a saved one is loaded: its participants carry
+    /// on, leaving by failover.
+    fn target_issues(&self, flow: &CompiledFlow) -> (Vec<Issue>, Vec<Issue>) {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        for (i, el) in flow.def.elements.iter().enumerate() {
+            let Some(node) = flow.nodes.get(&el.id) else {
+                continue;
+            };
+            let path = format!("elements[{i}].config.flow");
+            let element = format!("(element {:?})", el.id);
+            for target in node.element.flows_entered() {
+                let deployed = self.flow(&target).ok();
+                let def = if target == flow.def.id {
+                    &flow.def
+                } else if let Some(f) = &deployed {
+                    &f.def
+                } else {
+                    warnings.push(Issue::new(
+                        &path,
+                        format!(
+                            "{element} flow {target:?} is not deployed; until it is, participants leave by failover"
+                        ),
+                    ));
+                    continue;
+                };
+                if !def
+                    .entry_points
+                    .iter()
+                    .any(|e| e.kind == EntryKind::ExistingFlow)
+                {
+                    errors.push(Issue::new(
+                        &path,
+                        format!(
+                            "{element} flow {target:?} has no existing-flow entry point, so nobody can be added to it; add {{\"type\": \"existing-flow\", \"start\": \"<element id>\"}} to its entry_points"
+                        ),
+                    ));
+                } else if def.status != FlowStatus::Active && target != flow.def.id {
+                    warnings.push(Issue::new(
+                        &path,
+                        format!(
+                            "{element} flow {target:?} is {}; until it is active, participants leave by failover",
+                            def.status.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        (errors, warnings)
     }
 
     /// The checks that need only the flow and the element types, and the built elements.

@@ -183,6 +183,11 @@ pub trait Element: Send + Sync {
     fn has_effects(&self) -> bool {
         true
     }
+    /// The flows it enters participants into (Add to Flow's target), checked against the
+    /// deployed flows when the flow is validated or deployed.
+    fn flows_entered(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A kind of element: checks an element definition and builds the element.
