@@ -95,3 +95,88 @@ async fn order_status_fails_clearly_and_never_leaks_the_token() {
     let plugin = bare.load_file(Path::new(c::ORDER_STATUS)).await.unwrap();
     assert_eq!(plugin.missing_secrets, ["api_token"]);
 }
+
+/// Every example flow checked as a newcomer would: `flowhost.example.toml` as shipped (the
+/// variables its secrets name not set), the sample plugins loaded, flows deployed in
+/// order. The flows that need no secret deploy; those that need one say which variable to
+/// export, and nothing else.
+#[tokio::test]
+async fn every_example_flow_validates_against_the_example_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for component in [
+        c::ORDER_STATUS,
+        c::WEBINAR_REGISTRATION,
+        c::GENAI_CONTENT,
+        c::CRM_SYNC,
+    ] {
+        let name = Path::new(component).file_name().unwrap();
+        std::fs::copy(component, plugins.join(name)).unwrap();
+    }
+    let mut config = OperatorConfig::load(&root.join("flowhost.example.toml")).unwrap();
+    config.plugins_dir = plugins;
+    config.database = dir.path().join("flowhost.db");
+    config.cache_dir = dir.path().join("cache");
+    let runtime = flowhost::runtime::Runtime::start_for_checks(config)
+        .await
+        .unwrap();
+    assert!(
+        runtime.load_errors().is_empty(),
+        "{:?}",
+        runtime.load_errors()
+    );
+    let engine = runtime.engine();
+    // The account as the support desk's instructions leave it: Answers on, the example
+    // chatbot added (`flowhost answers enable`, `flowhost chatbots add`).
+    let bot: flowhost::answers::Chatbot = serde_json::from_str(
+        &std::fs::read_to_string(root.join("examples/chatbots/helper-bot.json")).unwrap(),
+    )
+    .unwrap();
+    flowhost::answers::Answers::set_enabled(engine.store(), true)
+        .await
+        .unwrap();
+    flowhost::answers::Answers::save_chatbot(engine.store(), &bot)
+        .await
+        .unwrap();
+    // Targets of Add to Flow first.
+    let mut flows: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    flows.sort_by_key(|p| !p.ends_with("feedback.json"));
+    assert_eq!(flows.len(), 4, "{flows:?}");
+    for path in flows {
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let def = flowhost::flow::FlowDef::load(&path).unwrap();
+        let needs = match name.as_str() {
+            "order-updates.json" => &["SHOP_API_TOKEN"][..],
+            "webinar-campaign.json" => &["HUBSPOT_TOKEN", "ZOOM_TOKEN", "OPENAI_API_KEY"][..],
+            _ => &[][..],
+        };
+        match engine.deploy(def, &name).await {
+            Ok(_) => assert!(needs.is_empty(), "{name} needs {needs:?}"),
+            Err(e) => {
+                let issues: Vec<String> = match e {
+                    flowhost::engine::EngineError::Invalid(
+                        flowhost::flow::FlowError::Invalid { issues, .. },
+                    ) => issues.iter().map(ToString::to_string).collect(),
+                    other => panic!("{other}"),
+                };
+                for issue in &issues {
+                    assert!(
+                        needs.iter().any(|env| issue.contains(&format!(
+                            "the environment variable {env}, which is not set; export it where flowhost runs"
+                        ))),
+                        "{issue}"
+                    );
+                }
+                for env in needs {
+                    assert!(issues.iter().any(|i| i.contains(env)), "{env}: {issues:?}");
+                }
+            }
+        }
+    }
+}

@@ -88,6 +88,8 @@ struct Shared {
     queues: Arc<dyn QueueStore>,
     policy: OutboundPolicy,
     secrets: Secrets,
+    /// Secrets configured from environment variables that are not set, with the variable.
+    unset: BTreeMap<String, String>,
     max_redirects: u8,
 }
 
@@ -136,6 +138,7 @@ impl CallApiType {
                     max_response_bytes: config.max_response_bytes,
                 },
                 secrets: Secrets::from(config.secret_values()),
+                unset: config.unset_secrets(),
                 max_redirects: config.max_redirects,
             }),
         })

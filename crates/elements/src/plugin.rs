@@ -152,13 +152,16 @@ impl ElementType for PluginElementType {
             }
         }
         for secret in &self.plugin.missing_secrets {
-            issues.push(Issue::new(
-                "type",
-                format!(
+            let message = match self.plugin.secret_env.get(secret) {
+                Some(env) => format!(
+                    "{who} needs secret {secret:?}, read from the environment variable {env}, which is not set; export it where flowhost runs"
+                ),
+                None => format!(
                     "{who} needs secret {secret:?}, which the operator has not set; add it in flowhost.toml under [plugins.{}.secrets]",
                     m.id
                 ),
-            ));
+            };
+            issues.push(Issue::new("type", message));
         }
         if !issues.is_empty() {
             return Err(issues);

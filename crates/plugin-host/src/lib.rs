@@ -117,6 +117,8 @@ pub struct LoadedPlugin {
     pub policy: Arc<OutboundPolicy>,
     /// Required secrets the operator has not set.
     pub missing_secrets: Vec<String>,
+    /// The environment variables the operator reads its secrets from, by secret.
+    pub secret_env: BTreeMap<String, String>,
     config: ConfigCap,
     bindings: Bindings,
 }

@@ -232,6 +232,16 @@ impl PluginHost {
             .filter(|f| f.secret && f.required && !secrets.contains_key(&f.name))
             .map(|f| f.name.clone())
             .collect();
+        let secret_env = grant
+            .secrets
+            .iter()
+            .filter_map(|(name, source)| match source {
+                flowhost_outbound::secrets::SecretSource::Env { env } => {
+                    Some((name.clone(), env.clone()))
+                }
+                flowhost_outbound::secrets::SecretSource::Value(_) => None,
+            })
+            .collect();
         Ok(LoadedPlugin {
             size: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(bytes)),
@@ -242,6 +252,7 @@ impl PluginHost {
             limits,
             policy,
             missing_secrets,
+            secret_env,
             config: ConfigCap::new(Arc::new(grant.settings), Arc::new(secrets)),
             bindings,
         })

@@ -281,7 +281,7 @@ async fn chatbot_replies(http: &Http) {
     let store = open_store(&config).unwrap();
     Answers::set_enabled(store.as_ref(), true).await.unwrap();
     let bot: Chatbot =
-        serde_json::from_str(include_str!("../../../examples/helper-bot.json")).unwrap();
+        serde_json::from_str(include_str!("../../../examples/chatbots/helper-bot.json")).unwrap();
     Answers::save_chatbot(store.as_ref(), &bot).await.unwrap();
     drop(store);
     let (base, stop) = serve(&config).await;

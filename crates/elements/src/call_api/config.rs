@@ -107,12 +107,15 @@ fn check_secrets<'a>(
         if let Ref::Secret(name) = r
             && !shared.secrets.contains(name)
         {
-            issues.push(Issue::new(
-                path,
-                format!(
+            let message = match shared.unset.get(name) {
+                Some(env) => format!(
+                    "secret {name:?} is read from the environment variable {env}, which is not set; export it where flowhost runs"
+                ),
+                None => format!(
                     "secret {name:?} is not configured; the operator adds it under [call_api.secrets] in flowhost.toml"
                 ),
-            ));
+            };
+            issues.push(Issue::new(path, message));
         }
     }
 }

@@ -31,8 +31,22 @@ impl Default for CallApiConfig {
 }
 
 impl CallApiConfig {
-    /// Resolves secrets to their values.
+    /// Resolves secrets to their values; a secret whose environment variable is not set is
+    /// left out (see [`CallApiConfig::unset_secrets`]).
     pub fn secret_values(&self) -> BTreeMap<String, String> {
         resolve(&self.secrets)
+    }
+
+    /// The secrets read from environment variables that are not set, with the variable.
+    pub fn unset_secrets(&self) -> BTreeMap<String, String> {
+        self.secrets
+            .iter()
+            .filter_map(|(name, source)| match source {
+                SecretSource::Env { env } if std::env::var_os(env).is_none() => {
+                    Some((name.clone(), env.clone()))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }

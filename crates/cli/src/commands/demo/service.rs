@@ -175,8 +175,9 @@ pub async fn support_desk(config: &OperatorConfig, state_dir: &Path) -> anyhow::
         ..OperatorConfig::default()
     })?;
     Answers::set_enabled(store.as_ref(), true).await?;
-    let bot: Chatbot =
-        serde_json::from_str(include_str!("../../../../../examples/helper-bot.json"))?;
+    let bot: Chatbot = serde_json::from_str(include_str!(
+        "../../../../../examples/chatbots/helper-bot.json"
+    ))?;
     Answers::save_chatbot(store.as_ref(), &bot).await?;
     drop(store);
 
