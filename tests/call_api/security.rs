@@ -186,6 +186,14 @@ async fn secrets_reach_the_server_but_nothing_stored_or_printed() {
     }
 }
 
+/// The issues of a flow that does not compile.
+async fn invalid(h: &Harness, def: flowhost::flow::FlowDef) -> Vec<flowhost::flow::Issue> {
+    match h.engine.compile(def, "bad.json").await {
+        Err(FlowError::Invalid { issues, .. }) => issues,
+        other => panic!("{:?}", other.map(|f| f.warnings.clone())),
+    }
+}
+
 #[tokio::test]
 async fn configuration_mistakes_are_reported_at_their_paths() {
     let dir = tempfile::tempdir().unwrap();
@@ -199,14 +207,7 @@ async fn configuration_mistakes_are_reported_at_their_paths() {
                      "rate": {"requests": 0, "per": "minute"}},
         "timeout_ms": 0,
     });
-    let err = h
-        .engine
-        .compile(flow("bad", config, ALL_EXITS), "bad.json")
-        .await
-        .unwrap_err();
-    let FlowError::Invalid { issues, .. } = err else {
-        panic!()
-    };
+    let issues = invalid(&h, flow("bad", config, ALL_EXITS)).await;
     let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -253,5 +254,31 @@ async fn configuration_mistakes_are_reported_at_their_paths() {
     assert!(
         err.contains("elements[0].config.methd: (element \"call\") unknown field `methd`"),
         "{err}"
+    );
+
+    // One problem does not hide the others: a bad `per`, the typo and every problem of the
+    // delivery window, each at its path.
+    let issues = invalid(
+        &h,
+        flow(
+            "many",
+            json!({"url": "http://x", "methd": "GET",
+                   "schedule": {"rate": {"requests": 2, "per": "second"},
+                                "window": {"start": "9", "end": "17:00",
+                                           "time_zone": "Mars/Olympus"}}}),
+            ALL_EXITS,
+        ),
+    )
+    .await;
+    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "elements[0].config.methd",
+            "elements[0].config.schedule.rate.per",
+            "elements[0].config.schedule.window.start",
+            "elements[0].config.schedule.window.time_zone",
+        ],
+        "{issues:?}"
     );
 }

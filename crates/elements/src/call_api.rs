@@ -39,7 +39,7 @@ pub use settings::CallApiConfig;
 
 use super::{
     BackgroundReport, BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult,
-    parse_config,
+    parse_config_leniently,
 };
 use config::BodyFormat;
 use flowhost_flow::jsonpath::JsonPath;

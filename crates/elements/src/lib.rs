@@ -35,7 +35,7 @@ mod wait;
 
 pub use flowhost_engine::element::{
     BackgroundReport, BoxFuture, ERROR_EXIT, Element, ElementType, ElementTypes, FlowDirectory,
-    NoFlows, StepInput, StepOutcome, StepResult, TypeSource, parse_config,
+    NoFlows, StepInput, StepOutcome, StepResult, TypeSource, parse_config, parse_config_leniently,
 };
 pub use plugin::PluginElementType;
 

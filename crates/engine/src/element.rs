@@ -270,17 +270,83 @@ impl ElementTypes {
     }
 }
 
-/// Parses an element's `config` into `T`, turning serde's complaint into an issue at the
-/// right path.
+/// Parses an element's `config` into `T`, with every field that does not read as an issue
+/// at its path (not only the first).
 pub fn parse_config<T: serde::de::DeserializeOwned>(def: &ElementDef) -> Result<T, Vec<Issue>> {
-    let value = Value::Object(def.config.clone());
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." {
-            "config".to_owned()
-        } else {
-            format!("config.{path}")
+    match parse_config_leniently(def) {
+        (Some(config), issues) if issues.is_empty() => Ok(config),
+        (_, issues) => Err(issues),
+    }
+}
+
+/// [`parse_config`] that also returns what it read with the bad fields left out, when that
+/// reads, so an element can check the rest (a delivery window beside a bad sending speed)
+/// and report everything in one go.
+pub fn parse_config_leniently<T: serde::de::DeserializeOwned>(
+    def: &ElementDef,
+) -> (Option<T>, Vec<Issue>) {
+    let mut value = Value::Object(def.config.clone());
+    let mut issues = Vec::new();
+    // Fields left out because they were reported: a "missing field" for one is not news.
+    let mut dropped: Vec<(String, String)> = Vec::new();
+    for _ in 0..MAX_CONFIG_ISSUES {
+        let error = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(config) => return (Some(config), issues),
+            Err(e) => e,
         };
-        vec![Issue::new(path, e.into_inner().to_string())]
-    })
+        let keys: Vec<String> = error
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+        let at = config_path(&error.path().to_string());
+        let message = error.into_inner().to_string();
+        let field = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split('`').next())
+                .map(str::to_owned)
+        };
+        // A field missing because it was left out was reported already: leave out what
+        // holds it instead. Anything else is reported.
+        let already = field("missing field `").is_some_and(|m| dropped.contains(&(at.clone(), m)));
+        if !already {
+            issues.push(Issue::new(&at, message.clone()));
+        }
+        // Leave the field (or the object missing one) out and read on, so the problems
+        // after it are found too. An unknown field's path ends with its own name.
+        let (parent, key) = match (field("unknown field `"), keys.split_last()) {
+            (Some(unknown), Some((last, _))) if *last != unknown => (keys.clone(), unknown),
+            (_, Some((last, parent))) => (parent.to_vec(), last.clone()),
+            (_, None) => return (None, issues),
+        };
+        let mut object = &mut value;
+        for k in &parent {
+            match object.get_mut(k) {
+                Some(inner) => object = inner,
+                None => return (None, issues),
+            }
+        }
+        match object.as_object_mut().and_then(|o| o.remove(&key)) {
+            Some(_) => dropped.push((config_path(&parent.join(".")), key)),
+            None => return (None, issues),
+        }
+    }
+    (None, issues)
+}
+
+/// Most problems one element's `config` reports at once.
+const MAX_CONFIG_ISSUES: usize = 20;
+
+/// `config.<path>` for a path in an element's configuration (`.` is the whole of it).
+fn config_path(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        "config".to_owned()
+    } else {
+        format!("config.{path}")
+    }
 }

@@ -122,9 +122,12 @@ fn check_secrets<'a>(
 
 impl ElementType for CallApiType {
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
-        let config: Config = parse_config(def)?;
+        // What reads is checked too, so one bad field does not hide the others' problems.
+        let (config, mut issues) = parse_config_leniently::<Config>(def);
+        let Some(config) = config else {
+            return Err(issues);
+        };
         let shared = &self.shared;
-        let mut issues = Vec::new();
 
         let url = Template::parse(&config.url).map_err(|e| vec![Issue::new("config.url", e)])?;
         let lower = config.url.trim_start().to_ascii_lowercase();
@@ -272,8 +275,10 @@ impl ElementType for CallApiType {
         let window = match &config.schedule.window {
             Some(w) => match Window::new(w) {
                 Ok(w) => Some(w),
-                Err((field, e)) => {
-                    issues.push(Issue::new(format!("config.schedule.window.{field}"), e));
+                Err(problems) => {
+                    issues.extend(problems.into_iter().map(|(field, e)| {
+                        Issue::new(format!("config.schedule.window.{field}"), e)
+                    }));
                     None
                 }
             },

@@ -35,51 +35,57 @@ fn parse_time(text: &str) -> Option<Time> {
 }
 
 impl Window {
-    /// Checks the configuration; errors are `(path below schedule.window, message)`.
-    pub(super) fn new(c: &WindowConfig) -> Result<Window, (String, String)> {
-        let time = |field: &str, text: &str| {
-            parse_time(text).ok_or_else(|| {
-                (
+    /// Checks the configuration; every problem as `(path below schedule.window, message)`.
+    pub(super) fn new(c: &WindowConfig) -> Result<Window, Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        let mut time = |field: &str, text: &str| {
+            let parsed = parse_time(text);
+            if parsed.is_none() {
+                problems.push((
                     field.to_owned(),
                     format!("{text:?} is not a time of day; write HH:MM, e.g. \"09:00\""),
-                )
-            })
+                ));
+            }
+            parsed
         };
-        let start = time("start", &c.start)?;
-        let end = time("end", &c.end)?;
-        if start == end {
-            return Err((
+        let (start, end) = (time("start", &c.start), time("end", &c.end));
+        if start.is_some() && start == end {
+            problems.push((
                 "end".into(),
                 "equals start; for a window across midnight write e.g. start 22:00, end 06:00"
                     .into(),
             ));
         }
-        let tz = TimeZone::get(&c.time_zone).map_err(|_| {
-            (
+        let tz = TimeZone::get(&c.time_zone).ok();
+        if tz.is_none() {
+            problems.push((
                 "time_zone".to_owned(),
                 format!(
                     "{:?} is not an IANA time zone; write e.g. \"Europe/Zagreb\" or \"UTC\"",
                     c.time_zone
                 ),
-            )
-        })?;
+            ));
+        }
         let mut days = [c.days.is_empty(); 7];
         for (i, d) in c.days.iter().enumerate() {
             let lower = d.to_ascii_lowercase();
-            let Some(n) = DAY_NAMES.iter().position(|name| lower.starts_with(name)) else {
-                return Err((
+            match DAY_NAMES.iter().position(|name| lower.starts_with(name)) {
+                Some(n) => days[n] = true,
+                None => problems.push((
                     format!("days[{i}]"),
                     format!("{d:?} is not a day; write mon, tue, wed, thu, fri, sat or sun"),
-                ));
-            };
-            days[n] = true;
+                )),
+            }
         }
-        Ok(Window {
-            start,
-            end,
-            tz,
-            days,
-        })
+        match (start, end, tz) {
+            (Some(start), Some(end), Some(tz)) if problems.is_empty() => Ok(Window {
+                start,
+                end,
+                tz,
+                days,
+            }),
+            _ => Err(problems),
+        }
     }
 
     fn day_allowed(&self, date: jiff::civil::Date) -> bool {
@@ -284,12 +290,22 @@ mod tests {
                 days: d.iter().map(|x| (*x).to_owned()).collect(),
             })
             .unwrap_err()
-            .0
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect::<Vec<_>>()
         };
-        assert_eq!(bad("9", "17:00", "UTC", &[]), "start");
-        assert_eq!(bad("09:00", "09:00", "UTC", &[]), "end");
-        assert_eq!(bad("09:00", "17:00", "Mars/Olympus", &[]), "time_zone");
-        assert_eq!(bad("09:00", "17:00", "UTC", &["mon", "funday"]), "days[1]");
+        assert_eq!(bad("9", "17:00", "UTC", &[]), ["start"]);
+        assert_eq!(bad("09:00", "09:00", "UTC", &[]), ["end"]);
+        assert_eq!(bad("09:00", "17:00", "Mars/Olympus", &[]), ["time_zone"]);
+        assert_eq!(
+            bad("09:00", "17:00", "UTC", &["mon", "funday"]),
+            ["days[1]"]
+        );
+        // Every problem, not the first.
+        assert_eq!(
+            bad("9", "25:00", "Mars/Olympus", &["funday", "tue", "x"]),
+            ["start", "end", "time_zone", "days[0]", "days[2]"]
+        );
     }
 
     #[test]
