@@ -196,6 +196,26 @@ async fn chatbot_sessions_end_on_the_exit_of_their_reason() {
     // Session not started: no active chatbot on the sender when the participant arrives.
     let id = in_session_not_started(&inbound).await;
     assert_eq!(bot_exit(&engine, &id).await, "session-not-started");
+
+    // Analytics count each end reason, and every session that started; one that did not
+    // start is a reason but no session.
+    let analytics = engine.analytics("support").await.unwrap();
+    let bot = &analytics
+        .iter()
+        .find(|e| e.element_id == "bot")
+        .unwrap()
+        .counts;
+    let left: u64 = bot.exits.values().sum();
+    let ended: u64 = bot
+        .details
+        .iter()
+        .filter(|(k, _)| *k != "sessions")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(ended, left, "{bot:?}");
+    assert_eq!(bot.details["session-not-started"], 1, "{bot:?}");
+    assert_eq!(bot.details["deactivated"], 1, "{bot:?}");
+    assert_eq!(bot.details["sessions"], left - 1, "{bot:?}");
 }
 
 async fn in_session_not_started(inbound: &Inbound) -> String {

@@ -25,28 +25,29 @@ pub fn reported<E: std::fmt::Display>(
     }
 }
 
-/// The analytics table: per element, entered, waiting and left per exit.
+/// The analytics table: per element, entered, waiting and left per exit; under an element
+/// that counts more (Start chatbot's sessions and end reasons), those counts.
 pub fn print_analytics(rows: &[ElementAnalytics]) {
     println!(
         "{:<20} {:<28} {:>7} {:>7}  EXITS",
         "ELEMENT", "TYPE", "ENTERED", "WAITING"
     );
     for row in rows {
-        let exits: Vec<String> = row
-            .counts
-            .exits
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let exits = pairs(&row.counts.exits);
         println!(
             "{:<20} {:<28} {:>7} {:>7}  {}",
-            row.element_id,
-            row.element_type,
-            row.counts.entered,
-            row.counts.waiting,
-            exits.join(" ")
+            row.element_id, row.element_type, row.counts.entered, row.counts.waiting, exits
         );
+        if !row.counts.details.is_empty() {
+            println!("{:<20} {}", "", pairs(&row.counts.details));
+        }
     }
+}
+
+/// `name=count` pairs, space-separated.
+fn pairs(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let pairs: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(" ")
 }
 
 /// A plugin as one JSON object.

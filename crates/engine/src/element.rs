@@ -116,6 +116,9 @@ pub struct StepResult {
     pub enter: Vec<ParticipantState>,
     /// Participants this step woke (through the store) that the engine should run next.
     pub wake: Vec<String>,
+    /// What the element's analytics count for this step besides its exit (Start chatbot:
+    /// `sessions`, and the end reason); see [`ElementCounts::details`](flowhost_store::ElementCounts::details).
+    pub tally: Vec<String>,
 }
 
 impl std::fmt::Debug for StepResult {
@@ -156,6 +159,7 @@ impl StepResult {
             background: None,
             enter: Vec::new(),
             wake: Vec::new(),
+            tally: Vec::new(),
         }
     }
 

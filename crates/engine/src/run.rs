@@ -279,6 +279,7 @@ impl Engine {
                 write: StepWrite {
                     entered: s.entered,
                     enter: &s.enter,
+                    tally: &s.tally,
                 },
             })
             .collect();
@@ -429,6 +430,7 @@ impl Engine {
             let step = |entry| PendingStep {
                 entry,
                 entered,
+                tally: result.tally,
                 enter: result.enter,
                 background: result.background,
                 type_name: node.type_name.clone(),
@@ -562,6 +564,8 @@ pub(super) struct PendingStep {
     entry: JourneyEntry,
     /// The participant entered the element in this step (counts in analytics).
     entered: bool,
+    /// Counted in the element's analytics details.
+    tally: Vec<String>,
     /// Participants it entered into flows.
     enter: Vec<ParticipantState>,
     /// Work it left to finish after it is written.
@@ -575,6 +579,7 @@ impl PendingStep {
         PendingStep {
             entry,
             entered: false,
+            tally: Vec::new(),
             enter: Vec::new(),
             background: None,
             type_name: type_name.to_owned(),

@@ -2,6 +2,9 @@
 //! waits and wake-ups, analytics.
 
 use super::*;
+/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
+const DETAIL: &str = "detail:";
+
 use crate::rows::{append, count, earlier_answer, insert, read_participant, write_leased};
 
 #[async_trait]
@@ -152,14 +155,22 @@ impl ParticipantStore for SqliteStore {
         steps: &[StepRecord<'_>],
     ) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), p.clone());
-        let steps: Vec<(JourneyEntry, bool, Vec<ParticipantState>)> = steps
+        type Step = (JourneyEntry, bool, Vec<ParticipantState>, Vec<String>);
+        let steps: Vec<Step> = steps
             .iter()
-            .map(|s| (s.entry.clone(), s.write.entered, s.write.enter.to_vec()))
+            .map(|s| {
+                (
+                    s.entry.clone(),
+                    s.write.entered,
+                    s.write.enter.to_vec(),
+                    s.write.tally.to_vec(),
+                )
+            })
             .collect();
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("recording a step"))?;
             write_leased(&tx, &lease, &p)?;
-            for (entry, entered, enter) in &steps {
+            for (entry, entered, enter, tally) in &steps {
                 append(&tx, &p.id, entry)?;
                 for other in enter {
                     let mut other = other.clone();
@@ -171,6 +182,9 @@ impl ParticipantStore for SqliteStore {
                 }
                 if let Some(exit) = &entry.exit {
                     count(&tx, &p, &entry.element_id, exit)?;
+                }
+                for detail in tally {
+                    count(&tx, &p, &entry.element_id, &format!("{DETAIL}{detail}"))?;
                 }
             }
             tx.commit().map_err(db("recording a step"))
@@ -305,6 +319,8 @@ impl ParticipantStore for SqliteStore {
                 let counts = out.entry(element).or_default();
                 if exit.is_empty() {
                     counts.entered = n as u64;
+                } else if let Some(detail) = exit.strip_prefix(DETAIL) {
+                    counts.details.insert(detail.to_owned(), n as u64);
                 } else {
                     counts.exits.insert(exit, n as u64);
                 }

@@ -171,7 +171,7 @@ pub async fn flow_versions_keep_participants_and_counts_apart(store: &impl State
     stepping.status = Status::Completed;
     let step = StepWrite {
         entered: true,
-        enter: &[],
+        ..StepWrite::default()
     };
     store
         .record_step(&lease, &stepping, &entry("a", Some("next")), step)
@@ -228,8 +228,8 @@ pub async fn participants_round_trip(store: &impl StateStore) {
     assert_eq!(store.participant("p-missing").await.unwrap(), None);
 }
 
-/// Steps append journey entries with consecutive seq numbers and count entries and exits;
-/// waiting participants are counted per element.
+/// Steps append journey entries with consecutive seq numbers and count entries, exits and
+/// what else the element tallies; waiting participants are counted per element.
 pub async fn steps_append_journeys_and_count(store: &impl StateStore) {
     let mut p = participant("f", "a");
     let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
@@ -238,14 +238,19 @@ pub async fn steps_append_journeys_and_count(store: &impl StateStore) {
     let first = entry("a", Some("next"));
     let enter = StepWrite {
         entered: true,
-        enter: &[],
+        ..StepWrite::default()
     };
     store.record_step(&lease, &p, &first, enter).await.unwrap();
     p.status = Status::Waiting;
     p.waiting_until = Some(9_000);
     p.steps = 2;
+    let details = ["sessions".to_owned(), "expired".to_owned()];
+    let with_details = StepWrite {
+        tally: &details,
+        ..enter
+    };
     store
-        .record_step(&lease, &p, &entry("b", None), enter)
+        .record_step(&lease, &p, &entry("b", None), with_details)
         .await
         .unwrap();
     let journey = store.journey(&p.id).await.unwrap();
@@ -256,6 +261,11 @@ pub async fn steps_append_journeys_and_count(store: &impl StateStore) {
     assert_eq!(counts["a"].entered, 1);
     assert_eq!(counts["a"].exits, BTreeMap::from([("next".to_owned(), 1)]));
     assert_eq!((counts["b"].entered, counts["b"].waiting), (1, 1));
+    assert_eq!(
+        counts["b"].details,
+        BTreeMap::from([("expired".to_owned(), 1), ("sessions".to_owned(), 1)])
+    );
+    assert!(counts["b"].exits.is_empty(), "details are not exits");
     assert!(
         store
             .element_counts("other", None)
@@ -403,6 +413,7 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
             StepWrite {
                 entered: true,
                 enter: std::slice::from_ref(&queued),
+                ..StepWrite::default()
             },
         )
         .await
@@ -503,6 +514,7 @@ pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
     let write = StepWrite {
         entered: true,
         enter: std::slice::from_ref(&entered),
+        ..StepWrite::default()
     };
     assert!(
         store
@@ -614,6 +626,7 @@ pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
     let write = |enter| StepWrite {
         entered: true,
         enter,
+        ..StepWrite::default()
     };
     let steps = [
         StepRecord {

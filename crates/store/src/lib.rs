@@ -147,6 +147,8 @@ pub struct StepWrite<'a> {
     /// Participants the step entered into flows (Add to Flow), inserted as
     /// [`Status::Queued`].
     pub enter: &'a [ParticipantState],
+    /// Counted in the element's [`ElementCounts::details`], one each.
+    pub tally: &'a [String],
 }
 
 /// One step of a run written by [`ParticipantStore::record_steps`]: its journey entry and

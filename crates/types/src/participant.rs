@@ -218,4 +218,8 @@ pub struct ElementCounts {
     pub exits: BTreeMap<String, u64>,
     /// Participants waiting in it now.
     pub waiting: u64,
+    /// What the element counts besides its exits (Start chatbot: `sessions` started, and
+    /// each end reason, whatever exit it left by).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, u64>,
 }

@@ -187,6 +187,19 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
     };
     assert_eq!(row("ask"), "ask evaluate-inbound 1 0 other=1");
     assert_eq!(row("bot"), "bot start-chatbot 1 0 default=1");
+    // Under it, the session and its end reason, whichever exit it left by.
+    let details = analytics
+        .lines()
+        .skip_while(|l| !l.starts_with("bot"))
+        .nth(1)
+        .unwrap()
+        .trim();
+    assert_eq!(details, "agent-redirect-failed=1 sessions=1", "{analytics}");
+    let json = ok(&["analytics", "help", "--json"]);
+    assert!(
+        json.contains(r#""details":{"agent-redirect-failed":1,"sessions":1}"#),
+        "{json}"
+    );
     assert_eq!(row("agent"), "agent start-conversation 1 0 started=1");
     assert!(
         ok(&["chatbots", "list"])

@@ -15,6 +15,9 @@
 //! - `conditions`: the end reasons that get their own exit ([`EndReason`]); every other
 //!   end leaves by `default`.
 //!
+//! Its analytics count, besides its exits, the `sessions` started and every end reason
+//! (`closed`, `expired`, …) whichever exit it left by.
+//!
 //! The chatbot is whichever active chatbot is on the channel and sender when the participant
 //! arrives. The participant waits durably while the session runs; the session's timeout
 //! moves with every message.
@@ -74,6 +77,9 @@ struct StartChatbot {
 }
 
 const DEFAULT_EXIT: &str = "default";
+
+/// Counted in the element's analytics when a chatbot session starts.
+const SESSIONS: &str = "sessions";
 
 impl ElementType for StartChatbotType {
     fn activation_issues<'a>(&'a self, flow: &'a FlowDef) -> BoxFuture<'a, Vec<Issue>> {
@@ -145,6 +151,8 @@ impl StartChatbot {
             DEFAULT_EXIT
         };
         let mut r = StepResult::exit(exit);
+        // Every end reason is counted, whichever exit it leaves by.
+        r.tally.push(reason.as_str().to_owned());
         let mut data = serde_json::json!({ "reason": reason });
         if let Some(s) = session {
             data["session"] = s.into();
@@ -203,6 +211,7 @@ impl StartChatbot {
             .await?;
         if let Some(reason) = session.ended {
             let mut r = self.end(reason, Some(&session.id), failure);
+            r.tally.push(SESSIONS.to_owned());
             r.wake = woken;
             return Ok(r);
         }
@@ -217,6 +226,7 @@ impl StartChatbot {
             },
         ));
         r.data = Some(serde_json::json!({"session": session.id, "chatbot": bot.id}));
+        r.tally.push(SESSIONS.to_owned());
         r.wake = woken;
         Ok(r)
     }
