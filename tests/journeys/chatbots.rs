@@ -370,12 +370,43 @@ async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activ
     // The sender changed in the evaluate-inbound element but not in the chatbot.
     let mut changed = good.clone();
     changed["elements"][0]["config"]["sender"] = json!("447000000001");
-    let err = check(changed).await.unwrap_err();
+    let err = check(changed.clone()).await.unwrap_err();
     assert_eq!(
         err,
         format!(
-            "support.json: elements[1].config.sender: (element \"bot\") chatbot sender \"{SENDER}\" differs from sender \"447000000001\" of evaluate-inbound element \"ask\" (elements[0]); update the chatbot sender to \"447000000001\""
+            "support.json: elements[1].config.sender: (element \"bot\") chatbot sender \"{SENDER}\" differs from sender \"447000000001\" of evaluate-inbound element \"ask\" (elements[0]); leave the sender out, or update it (flowhost flows update-chatbot-sender support)"
         )
+    );
+    // "Update chatbot sender" takes the evaluate-inbound's; then only the account is missing
+    // a chatbot there.
+    let mut updated = flow(changed.clone());
+    let changes = flowhost::messaging::elements::update_chatbot_senders(&mut updated);
+    assert_eq!((changes.len(), changes[0].to.as_str()), (1, "447000000001"));
+    assert_eq!(updated.elements[1].config["sender"], "447000000001");
+    let err = engine
+        .compile(updated, "support.json")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no active chatbot on whatsapp sender \"447000000001\""),
+        "{err}"
+    );
+    // A chatbot element without a sender takes the evaluate-inbound's.
+    let mut implicit = good.clone();
+    implicit["elements"][1]["config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sender");
+    check(implicit).await.unwrap();
+
+    // The name a webhook bot answers with is not an end reason: it says which is.
+    let mut to_agent = good.clone();
+    to_agent["elements"][1]["config"]["conditions"] = json!(["to-agent"]);
+    let err = check(to_agent).await.unwrap_err();
+    assert!(
+        err.contains("conditions[0]: (element \"bot\") \"to-agent\" is what a bot answers; the session end it makes, and its exit, is \"agent-redirect-failed\""),
+        "{err}"
     );
 
     // Reachable without an evaluate-inbound element first.
@@ -390,10 +421,27 @@ async fn chatbot_placement_sender_and_account_are_checked_when_the_flow_is_activ
         "{err}"
     );
 
-    // A draft is not activated, so it is not checked against the account yet.
+    // A draft is not activated: what would stop its activation comes as warnings.
     Answers::set_enabled(engine.store(), false).await.unwrap();
     let mut draft = good;
     draft["status"] = json!("draft");
+    draft["elements"][0]["config"]["sender"] = json!("447000000001");
+    let warnings: Vec<String> = engine
+        .compile(flow(draft.clone()), "support.json")
+        .await
+        .unwrap()
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("Answers is not enabled"))
+            && warnings.iter().any(|w| w.contains("differs from sender")),
+        "{warnings:?}"
+    );
+    draft["elements"][0]["config"]["sender"] = json!(SENDER);
     deploy(&engine, draft).await;
     let err = engine
         .set_flow_status("support", FlowStatus::Active)

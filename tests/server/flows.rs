@@ -375,3 +375,45 @@ async fn a_changed_flow_is_a_new_version_and_participants_keep_theirs_until_move
     assert_eq!(stayed["stayed"][0]["version"], 2);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn update_chatbot_sender_takes_the_evaluate_inbound_sender_as_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), |_| {}).await;
+    let draft = json!({
+        "id": "support", "name": "Support", "status": "draft",
+        "entry_points": [{"type": "api", "start": "ask"}],
+        "elements": [
+            {"id": "ask", "type": "evaluate-inbound",
+             "config": {"channel": "whatsapp", "sender": "447000000001",
+                        "conditions": [{"exit": "any", "type": "any"}]},
+             "exits": {"any": "bot", "timeout": "end"}},
+            {"id": "bot", "type": "start-chatbot", "config": {"sender": "447491163443"},
+             "exits": {"default": "end"}},
+            {"id": "end", "type": "exit"}
+        ]
+    });
+    let deployed = service.post("/v1/flows", &draft).await;
+    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+    let warned = deployed.body["warnings"].to_string();
+    assert!(warned.contains("differs from sender"), "{warned}");
+    let updated = service
+        .post("/v1/flows/support/chatbot-sender", &json!({}))
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(
+        updated.body,
+        json!({"id": "support", "version": 2, "changed": [
+            {"element": "bot", "from": "447491163443", "to": "447000000001"}]})
+    );
+    let def = service.get("/v1/flows/support").await;
+    assert_eq!(def.body["elements"][1]["config"]["sender"], "447000000001");
+    let again = service
+        .post("/v1/flows/support/chatbot-sender", &json!({}))
+        .await;
+    assert_eq!(
+        (again.body["version"].clone(), again.body["changed"].clone()),
+        (json!(2), json!([]))
+    );
+    service.stop().await;
+}

@@ -40,6 +40,10 @@ impl Engine {
                     issues,
                 });
             }
+        } else if compiled.def.status == FlowStatus::Draft {
+            // What would stop its activation, said while it is being written.
+            let issues = compiled.activation_issues().await;
+            compiled.warnings.extend(issues);
         }
         Ok(compiled)
     }

@@ -6,6 +6,8 @@ mod evaluate_inbound;
 mod start_chatbot;
 mod start_conversation;
 
+pub use start_chatbot::{SenderChange, update_chatbot_senders};
+
 use flowhost_engine::element::ElementTypes;
 use flowhost_outbound::HttpClient;
 use flowhost_store::StateStore;

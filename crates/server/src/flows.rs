@@ -162,3 +162,26 @@ pub async fn move_participants(
     );
     Ok(Json(moved))
 }
+
+/// `POST /v1/flows/{id}/chatbot-sender`: "Update chatbot sender". Each Start chatbot element
+/// whose own sender differs from the Evaluate inbound message element before it takes that
+/// element's sender, and the flow is deployed as a new version. `200` with the changes and
+/// the version (no change: the version stays).
+pub async fn update_chatbot_sender(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let engine = state.engine();
+    let current = engine.flow_at(&id, 0).await?;
+    let mut def = current.def.clone();
+    let changes = flowhost::messaging::elements::update_chatbot_senders(&mut def);
+    let version = if changes.is_empty() {
+        current.version
+    } else {
+        let source = format!("flow {id:?}");
+        engine.deploy(def, &source).await?.version
+    };
+    Ok(Json(
+        json!({ "id": id, "version": version, "changed": changes }),
+    ))
+}

@@ -204,6 +204,10 @@ impl Server {
                 post(flows::move_participants),
             )
             .route(
+                "/v1/flows/{id}/chatbot-sender",
+                post(flows::update_chatbot_sender),
+            )
+            .route(
                 "/v1/flows/{id}/participants",
                 post(participants::add).get(participants::list),
             )

@@ -18,6 +18,12 @@ pub enum Command {
         #[arg(value_parser = ["draft", "active", "paused", "finished", "canceled"])]
         status: String,
     },
+    /// "Update chatbot sender": give each Start chatbot element the sender of the Evaluate
+    /// inbound message element before it, and deploy the result as a new version.
+    UpdateChatbotSender {
+        /// Flow id.
+        flow: String,
+    },
 }
 
 pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
@@ -43,6 +49,27 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
                 return Ok(ExitCode::FAILURE);
             }
             println!("flow {flow:?} is {}", status.as_str());
+        }
+        Command::UpdateChatbotSender { flow } => {
+            let mut def = engine.flow_def(&flow)?;
+            let changes = flowhost::messaging::elements::update_chatbot_senders(&mut def);
+            if changes.is_empty() {
+                println!("flow {flow:?}: every chatbot sender already matches; nothing changed");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let source = format!("flow {flow:?}");
+            let Some(deployed) =
+                crate::output::reported(&source, engine.deploy(def, &source).await)
+            else {
+                return Ok(ExitCode::FAILURE);
+            };
+            for c in &changes {
+                println!(
+                    "element {:?}: chatbot sender {:?} -> {:?}",
+                    c.element, c.from, c.to
+                );
+            }
+            println!("flow {flow:?} deployed as version {}", deployed.version);
         }
     }
     Ok(ExitCode::SUCCESS)

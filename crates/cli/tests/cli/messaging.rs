@@ -63,6 +63,10 @@ fn inbound_chatbot_conversation_and_analytics_from_the_command_line() {
         ok(&["chatbots", "add", "bot.json"])
             .contains("chatbot \"helper\" is on sms sender InfoSMS")
     );
+    assert!(
+        ok(&["flows", "update-chatbot-sender", "help"])
+            .contains("every chatbot sender already matches; nothing changed")
+    );
     assert!(ok(&["flows", "status", "help", "active"]).contains("flow \"help\" is active"));
     assert!(
         ok(&["flows", "list"])

@@ -7,9 +7,11 @@
 //!  "conditions": ["closed", "expired", "agent-redirect-failed"]}
 //! ```
 //!
-//! - `sender`: the chatbot sender; it must equal the sender of the `evaluate-inbound`
-//!   element before it on the same branch (checked when the flow is activated, together
-//!   with Answers being enabled and an active chatbot on that channel and sender).
+//! - `sender` (optional): the chatbot sender. Left out, it is the sender of the
+//!   `evaluate-inbound` element before it on the same branch; given, it must equal that
+//!   sender (`flowhost flows update-chatbot-sender` fixes it). Checked when the flow is
+//!   activated, with Answers being enabled and an active chatbot on that channel and sender;
+//!   a draft gets the same findings as warnings.
 //! - `message` (default `{{LastInboundMessage.text}}`) and optional `context` (appended on a
 //!   new line): what the chatbot receives first.
 //! - `conditions`: the end reasons that get their own exit ([`EndReason`]); every other
@@ -23,7 +25,7 @@
 //! moves with every message.
 
 use crate::answers::{Answers, EndReason};
-use crate::{InboundMessage, LAST_INBOUND_MESSAGE};
+use crate::{Channel, InboundMessage, LAST_INBOUND_MESSAGE};
 use flowhost_engine::element::{
     BoxFuture, Element, ElementType, StepInput, StepOutcome, StepResult, parse_config,
 };
@@ -53,7 +55,9 @@ impl StartChatbotType {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    sender: String,
+    /// Taken from the evaluate-inbound element before it when left out.
+    #[serde(default)]
+    sender: Option<String>,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -89,10 +93,14 @@ impl ElementType for StartChatbotType {
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
         let config: Config = parse_config(def)?;
         let mut issues = Vec::new();
-        if config.sender.trim().is_empty() {
+        if config
+            .sender
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
             issues.push(Issue::new(
                 "config.sender",
-                "is empty; use the sender of the evaluate-inbound element before it",
+                "is empty; leave it out to take the sender of the evaluate-inbound element before it",
             ));
         }
         let mut template = |text: &str, path: &str| match Template::parse(text) {
@@ -120,6 +128,13 @@ impl ElementType for StartChatbotType {
                 Some(_) => issues.push(Issue::new(
                     format!("config.conditions[{i}]"),
                     format!("{c:?} is listed twice"),
+                )),
+                None if EndReason::from_bot(c).is_some() => issues.push(Issue::new(
+                    format!("config.conditions[{i}]"),
+                    format!(
+                        "{c:?} is what a bot answers; the session end it makes, and its exit, is {:?}",
+                        EndReason::from_bot(c).map(EndReason::as_str).unwrap_or_default()
+                    ),
                 )),
                 None => issues.push(Issue::new(
                     format!("config.conditions[{i}]"),
@@ -287,6 +302,125 @@ impl Element for StartChatbot {
 /// Checks made when a flow is activated: Answers is enabled; every `start-chatbot` comes
 /// after an `evaluate-inbound` on the same branch, has that element's sender, and an active
 /// text-channel chatbot is on that channel and sender.
+/// The flow's elements as a graph, for finding what comes before a chatbot element.
+struct Branches<'a> {
+    def: &'a FlowDef,
+    index: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> Branches<'a> {
+    fn new(def: &'a FlowDef) -> Self {
+        let index = def
+            .elements
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i))
+            .collect();
+        Branches { def, index }
+    }
+
+    fn is_evaluate(&self, i: usize) -> bool {
+        self.def.elements[i].kind == "evaluate-inbound"
+    }
+
+    /// Elements reachable from `starts` without passing through an evaluate-inbound element.
+    fn reach(&self, starts: Vec<usize>) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<usize> = starts.into();
+        while let Some(i) = queue.pop_front() {
+            if !seen.insert(i) || self.is_evaluate(i) {
+                continue;
+            }
+            for target in self.def.elements[i].exits.values() {
+                if let Some(&j) = self.index.get(target.as_str()) {
+                    queue.push_back(j);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Whether element `i` can be reached from an entry point with no evaluate-inbound on
+    /// the way.
+    fn reached_from_entry(&self, i: usize) -> bool {
+        self.reach(
+            self.def
+                .entry_points
+                .iter()
+                .filter_map(|e| self.index.get(e.start.as_str()).copied())
+                .collect(),
+        )
+        .contains(&i)
+    }
+
+    /// The evaluate-inbound elements whose branch leads to element `i` (none other between),
+    /// with their channel and sender.
+    fn evaluates_before(&self, i: usize) -> Vec<(usize, Channel, String)> {
+        (0..self.def.elements.len())
+            .filter(|&j| self.is_evaluate(j))
+            .filter(|&j| {
+                let next = self.def.elements[j]
+                    .exits
+                    .values()
+                    .filter_map(|t| self.index.get(t.as_str()).copied())
+                    .collect();
+                self.reach(next).contains(&i)
+            })
+            .filter_map(|j| {
+                let (channel, sender) =
+                    super::evaluate_inbound::channel_and_sender(&self.def.elements[j])?;
+                Some((j, channel, sender))
+            })
+            .collect()
+    }
+}
+
+/// A chatbot sender changed by [`update_chatbot_senders`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SenderChange {
+    /// The start-chatbot element.
+    pub element: String,
+    /// Its sender before.
+    pub from: String,
+    /// The sender of the evaluate-inbound element before it, now its sender.
+    pub to: String,
+}
+
+/// "Update chatbot sender": every start-chatbot element whose own sender differs from the
+/// evaluate-inbound element before it takes that element's sender. Returns what changed.
+pub fn update_chatbot_senders(def: &mut FlowDef) -> Vec<SenderChange> {
+    let mut updates = Vec::new();
+    {
+        let branches = Branches::new(def);
+        for (i, el) in def.elements.iter().enumerate() {
+            if el.kind != "start-chatbot" {
+                continue;
+            }
+            let Some(own) = el.config.get("sender").and_then(|s| s.as_str()) else {
+                continue;
+            };
+            if let Some((_, _, theirs)) = branches.evaluates_before(i).into_iter().next()
+                && crate::sender_key(&theirs) != crate::sender_key(own)
+            {
+                updates.push((i, own.to_owned(), theirs));
+            }
+        }
+    }
+    updates
+        .into_iter()
+        .map(|(i, from, to)| {
+            let el = &mut def.elements[i];
+            el.config
+                .insert("sender".into(), serde_json::Value::String(to.clone()));
+            SenderChange {
+                element: el.id.clone(),
+                from,
+                to,
+            }
+        })
+        .collect()
+}
+
 async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> {
     let bots: Vec<(usize, &ElementDef)> = def
         .elements
@@ -298,36 +432,8 @@ async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> 
         return Vec::new();
     }
     let mut issues = Vec::new();
-    let index: BTreeMap<&str, usize> = def
-        .elements
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id.as_str(), i))
-        .collect();
-    let is_evaluate = |i: usize| def.elements[i].kind == "evaluate-inbound";
-    // Elements reachable from `starts` without passing through an evaluate-inbound element.
-    let reach = |starts: Vec<usize>| {
-        let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<usize> = starts.into();
-        while let Some(i) = queue.pop_front() {
-            if !seen.insert(i) || is_evaluate(i) {
-                continue;
-            }
-            for target in def.elements[i].exits.values() {
-                if let Some(&j) = index.get(target.as_str()) {
-                    queue.push_back(j);
-                }
-            }
-        }
-        seen
-    };
+    let branches = Branches::new(def);
     let enabled = Answers::enabled(store).await;
-    let from_entry = reach(
-        def.entry_points
-            .iter()
-            .filter_map(|e| index.get(e.start.as_str()).copied())
-            .collect(),
-    );
     for (i, el) in bots {
         let at = |path: &str| format!("elements[{i}]{path}");
         let name = format!("(element {:?})", el.id);
@@ -339,40 +445,23 @@ async fn activation_issues(def: &FlowDef, store: &dyn StateStore) -> Vec<Issue> 
             )),
             Err(e) => issues.push(Issue::new(at(".type"), format!("{name} {e}"))),
         }
-        if from_entry.contains(&i) {
+        if branches.reached_from_entry(i) {
             issues.push(Issue::new(
                 at(""),
                 format!("{name} can be reached without an evaluate-inbound element before it; the chatbot session starts with the person's message, so put an evaluate-inbound element before it on the same branch"),
             ));
         }
-        let sender = el
-            .config
-            .get("sender")
-            .and_then(|s| s.as_str())
-            .unwrap_or_default();
-        for (j, evaluate) in def.elements.iter().enumerate() {
-            if !is_evaluate(j) {
-                continue;
-            }
-            let next: Vec<usize> = evaluate
-                .exits
-                .values()
-                .filter_map(|t| index.get(t.as_str()).copied())
-                .collect();
-            if !reach(next).contains(&i) {
-                continue;
-            }
-            let Some((channel, evaluate_sender)) =
-                super::evaluate_inbound::channel_and_sender(evaluate)
-            else {
-                continue;
-            };
-            if crate::sender_key(&evaluate_sender) != crate::sender_key(sender) {
+        // Without a sender of its own, the element takes the evaluate-inbound's.
+        let own_sender = el.config.get("sender").and_then(|s| s.as_str());
+        for (j, channel, evaluate_sender) in branches.evaluates_before(i) {
+            if let Some(sender) = own_sender
+                && crate::sender_key(&evaluate_sender) != crate::sender_key(sender)
+            {
                 issues.push(Issue::new(
                     at(".config.sender"),
                     format!(
-                        "{name} chatbot sender {sender:?} differs from sender {evaluate_sender:?} of evaluate-inbound element {:?} (elements[{j}]); update the chatbot sender to {evaluate_sender:?}",
-                        evaluate.id
+                        "{name} chatbot sender {sender:?} differs from sender {evaluate_sender:?} of evaluate-inbound element {:?} (elements[{j}]); leave the sender out, or update it (flowhost flows update-chatbot-sender {})",
+                        def.elements[j].id, def.id
                     ),
                 ));
                 continue;
