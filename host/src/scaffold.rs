@@ -102,6 +102,9 @@ pub fn new_plugin(
                 .replace("{lib_name}", &lib_name),
         ),
         (".gitignore", "/target\n".to_owned()),
+        // The SDK needs the host's Rust, and components build for wasm32-wasip2: rustup
+        // installs both from this file on the first cargo command.
+        ("rust-toolchain.toml", TOOLCHAIN.to_owned()),
     ];
     let mut written = Vec::new();
     for (file, text) in files {
@@ -117,6 +120,18 @@ pub fn new_plugin(
     }
     Ok(written)
 }
+
+/// The toolchain the generated crate builds with: the one flowhost itself is built with (its
+/// `rust-toolchain.toml`), with the component target.
+const TOOLCHAIN: &str = concat!(
+    "# The Rust flowhost-sdk needs, with the target components build for.\n",
+    "[toolchain]\n",
+    "channel = \"",
+    env!("CARGO_PKG_RUST_VERSION"),
+    ".0\"\n",
+    "profile = \"minimal\"\n",
+    "targets = [\"wasm32-wasip2\"]\n",
+);
 
 const CARGO_TOML: &str = r#"[package]
 name = "{name}"
@@ -296,7 +311,14 @@ mod tests {
             &Source::Registry("0.1".into()),
         )
         .unwrap();
-        assert_eq!(files.len(), 5);
+        assert_eq!(files.len(), 6);
+        let toolchain =
+            std::fs::read_to_string(dir.path().join("loyalty-points/rust-toolchain.toml")).unwrap();
+        assert!(
+            toolchain.contains(&format!("channel = \"{}.0\"", env!("CARGO_PKG_RUST_VERSION")))
+                && toolchain.contains("targets = [\"wasm32-wasip2\"]"),
+            "{toolchain}"
+        );
         let cargo = std::fs::read_to_string(dir.path().join("loyalty-points/Cargo.toml")).unwrap();
         assert!(cargo.contains("name = \"loyalty-points\""));
         assert!(cargo.contains("flowhost-sdk = \"0.1\""));

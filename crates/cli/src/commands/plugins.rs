@@ -81,6 +81,14 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             new_plugin(&dir, &name, &source)?;
             let at = dir.join(&name);
             println!("created {}", at.display());
+            match &source {
+                Source::Path(root) => {
+                    println!("  flowhost-sdk and flowhost come from {}", root.display())
+                }
+                Source::Registry(version) => println!(
+                    "  flowhost-sdk and flowhost come from crates.io ({version}); the checkout this binary was built from is gone: if they are not on your registry, pass --flowhost-path to a flowhost checkout"
+                ),
+            }
             println!(
                 "  cd {} && cargo test      # build the component and run it on the host",
                 at.display()
