@@ -104,6 +104,15 @@ async fn happy_path_uses_config_variables_http_log_and_stdout() {
     // The secret reached the server but not the journey.
     assert!(log.contains(&"using token [secret:token]"), "{log:?}");
     assert!(!format!("{:?}", run.logs).contains("tok-123"));
+    // The request it sent, with its status and time.
+    assert_eq!(run.requests.len(), 1);
+    let sent = &run.requests[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.status, sent.error.as_deref()),
+        ("GET", Some(200), None)
+    );
+    assert!(sent.url.ends_with("/record"), "{}", sent.url);
+    assert!(sent.duration_ms > 0.0);
 
     let inv = invocation(json!({"url": format!("{}/missing", srv.url())}));
     let run = host.execute(&plugin, &inv, BTreeMap::new()).await;

@@ -315,8 +315,10 @@ mod tests {
         let toolchain =
             std::fs::read_to_string(dir.path().join("loyalty-points/rust-toolchain.toml")).unwrap();
         assert!(
-            toolchain.contains(&format!("channel = \"{}.0\"", env!("CARGO_PKG_RUST_VERSION")))
-                && toolchain.contains("targets = [\"wasm32-wasip2\"]"),
+            toolchain.contains(&format!(
+                "channel = \"{}.0\"",
+                env!("CARGO_PKG_RUST_VERSION")
+            )) && toolchain.contains("targets = [\"wasm32-wasip2\"]"),
             "{toolchain}"
         );
         let cargo = std::fs::read_to_string(dir.path().join("loyalty-points/Cargo.toml")).unwrap();

@@ -418,52 +418,67 @@ impl PluginTest {
             self.wasm.display(),
             plugin.manifest.id
         );
-        let ty = PluginElementType::new(host, Arc::new(plugin));
-        let def = ElementDef {
-            id: "under-test".into(),
-            kind: format!("plugin:{}", self.id),
-            config: self.element,
-            exits: BTreeMap::new(),
-        };
-        let element = match ty.build(&def) {
-            Ok(e) => e,
-            Err(issues) => panic!(
-                "the configuration would not pass flow validation: {}",
-                issues
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        };
-        let StepResult {
-            outcome,
-            set,
-            logs,
-            data,
-            ..
-        } = element
-            .run(StepInput {
-                flow_id: "test-flow",
-                element_id: "under-test",
-                participant_id: "test-participant",
-                person: &self.person,
-                variables: &self.variables,
-                now: 0,
-                resumed: false,
-                state: None,
-                event: None,
-                flows: &crate::elements::NoFlows,
+        run_element(host, plugin, self.element, self.variables, &self.person)
+            .await
+            .unwrap_or_else(|issues| {
+                panic!(
+                    "the configuration would not pass flow validation: {}",
+                    issues
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             })
-            .await;
-        let mut variables = self.variables;
-        variables.extend(set.clone());
-        PluginRun {
-            outcome,
-            variables,
-            changed: set,
-            logs,
-            data,
-        }
     }
+}
+
+/// Runs one step of a loaded plugin, without a flow: its `config` checked as flow validation
+/// checks it (the issues, at their paths, when it does not pass), then one execution for
+/// `person` with `variables`. What `PluginTest` and `flowhost plugins run` do.
+pub async fn run_element(
+    host: crate::plugin::PluginHost,
+    plugin: crate::plugin::LoadedPlugin,
+    config: serde_json::Map<String, Value>,
+    variables: BTreeMap<String, Value>,
+    person: &Person,
+) -> Result<PluginRun, Vec<crate::flow::Issue>> {
+    let id = plugin.manifest.id.clone();
+    let ty = PluginElementType::new(host, Arc::new(plugin));
+    let def = ElementDef {
+        id: "under-test".into(),
+        kind: format!("plugin:{id}"),
+        config,
+        exits: BTreeMap::new(),
+    };
+    let element = ty.build(&def)?;
+    let StepResult {
+        outcome,
+        set,
+        logs,
+        data,
+        ..
+    } = element
+        .run(StepInput {
+            flow_id: "test-flow",
+            element_id: "under-test",
+            participant_id: "test-participant",
+            person,
+            variables: &variables,
+            now: 0,
+            resumed: false,
+            state: None,
+            event: None,
+            flows: &crate::elements::NoFlows,
+        })
+        .await;
+    let mut after = variables;
+    after.extend(set.clone());
+    Ok(PluginRun {
+        outcome,
+        variables: after,
+        changed: set,
+        logs,
+        data,
+    })
 }

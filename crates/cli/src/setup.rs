@@ -77,7 +77,7 @@ pub fn parse_vars(vars: &[String]) -> anyhow::Result<BTreeMap<String, Value>> {
     vars.iter()
         .map(|kv| {
             let Some((k, v)) = kv.split_once('=') else {
-                bail!("--var {kv:?}: write NAME=VALUE");
+                bail!("{kv:?}: write NAME=VALUE");
             };
             let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
             Ok((k.to_owned(), value))

@@ -243,6 +243,8 @@ pub struct Execution {
     pub changed: BTreeSet<String>,
     /// Journey log lines: plugin log, stdout/stderr, refused requests.
     pub logs: Vec<LogLine>,
+    /// The requests sent through `http.send`, in order (secrets redacted).
+    pub requests: Vec<capabilities::RequestRecord>,
     /// Wall-clock time.
     pub duration: Duration,
 }
@@ -429,6 +431,11 @@ impl PluginHost {
             ExecFailure::Trap(m) => ExecFailure::Trap(redact(&m)),
             other => other,
         });
+        let mut requests = state.http.requests;
+        for r in &mut requests {
+            r.url = redact(&r.url);
+            r.error = r.error.as_deref().map(redact);
+        }
         let (after, changed) = state.variables.into_parts();
         let (variables, changed) = match result {
             Ok(_) => (after, changed),
@@ -439,6 +446,7 @@ impl PluginHost {
             variables,
             changed,
             logs,
+            requests,
             duration: started.elapsed(),
         }
     }

@@ -1,6 +1,7 @@
 //! `flowhost plugins list | new | inspect`.
 
 use crate::output::{plugin_json, print_plugin};
+use anyhow::Context;
 use flowhost::config::OperatorConfig;
 use flowhost::scaffold::{Source, new_plugin};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,23 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run an element once without a flow: its exit, the variables it set, its log and each
+    /// HTTP request with its status and time, under the operator's grants and limits
+    /// (`[plugins.<id>]` in flowhost.toml).
+    Run {
+        /// A `.wasm` component.
+        file: PathBuf,
+        /// A field of the element's configuration in a flow, `NAME=VALUE` (JSON when it
+        /// parses, else text). (`--config` names the operator's flowhost.toml.)
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// A flow variable before the step, `NAME=VALUE`.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// The person, as JSON: {"id": "...", "emails": [...], "attributes": {...}}.
+        #[arg(long)]
+        person: Option<String>,
     },
 }
 
@@ -94,7 +112,17 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
                 at.display()
             );
             println!("  cargo build --release --target wasm32-wasip2");
+            println!(
+                "  flowhost plugins run target/wasm32-wasip2/release/{}.wasm --person '{{\"id\": \"p1\"}}'   # once [plugins.{name}] in flowhost.toml grants its base_url host and api_token",
+                name.replace('-', "_")
+            );
         }
+        Command::Run {
+            file,
+            fields,
+            vars,
+            person,
+        } => return run_once(&config, &file, &fields, &vars, person.as_deref()).await,
         Command::Inspect { file, json } => {
             let host = flowhost::runtime::plugin_host(&config)?;
             let was_cached = std::fs::read(&file)
@@ -119,4 +147,72 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `flowhost plugins run`: one step of the element at `file`, printed.
+async fn run_once(
+    config: &OperatorConfig,
+    file: &Path,
+    element: &[String],
+    vars: &[String],
+    person: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let element = crate::setup::parse_vars(element).context("--field")?;
+    let variables = crate::setup::parse_vars(vars).context("--var")?;
+    let person: flowhost::person::Person = match person {
+        Some(text) => serde_json::from_str(text).context(
+            "--person: expected JSON like {\"id\": \"p1\", \"emails\": [\"a@b.c\"], \"attributes\": {}}",
+        )?,
+        None => flowhost::person::Person {
+            id: "cli-person".into(),
+            ..Default::default()
+        },
+    };
+    let host = flowhost::runtime::plugin_host(config)?;
+    let plugin = match host.load_file(file).await {
+        Ok(plugin) => plugin,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    let key = plugin.key();
+    let name = file.display().to_string();
+    let started = std::time::Instant::now();
+    let run = match flowhost::testing::run_element(
+        host,
+        plugin,
+        element.into_iter().collect(),
+        variables,
+        &person,
+    )
+    .await
+    {
+        Ok(run) => run,
+        Err(issues) => {
+            for issue in issues {
+                eprintln!("{name}: {issue}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    match (run.exit(), run.failure()) {
+        (Some(exit), _) => println!("plugin {key}: exit {exit} ({took:.1} ms)"),
+        (None, failure) => println!(
+            "plugin {key}: failed, leaves by error: {} ({took:.1} ms)",
+            failure.unwrap_or_default()
+        ),
+    }
+    for (k, v) in &run.changed {
+        println!("  set {k} = {v}");
+    }
+    for line in &run.logs {
+        println!("  log {:?}: {}", line.level, line.message);
+    }
+    if let Some(data) = &run.data {
+        println!("  data {data}");
+    }
+    Ok(if run.exit().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -56,7 +56,7 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
         );
         return Ok(ExitCode::FAILURE);
     }
-    let variables = setup::parse_vars(&args.vars)?;
+    let variables = setup::parse_vars(&args.vars).context("--var")?;
     let runtime = setup::runtime(config).await?;
     let engine = runtime.engine();
     let person: Person = match (args.person, args.person_id) {

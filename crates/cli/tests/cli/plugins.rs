@@ -117,3 +117,53 @@ fn validate_prints_one_line_per_issue_and_fails() {
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(!dir.path().join("state.db").exists());
 }
+
+#[test]
+fn plugins_run_tries_an_element_without_a_flow() {
+    let dir = workspace();
+    let run = |args: &[&str]| {
+        let mut all = vec!["plugins", "run"];
+        all.extend_from_slice(args);
+        let out = flowhost(dir.path(), &all);
+        let (stdout, stderr) = text(&out);
+        (out.status.success(), stdout, stderr)
+    };
+    let (ok, stdout, stderr) = run(&[c::TRIVIAL]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("plugin trivial@0.1.0: exit done ("),
+        "{stdout}"
+    );
+
+    // Under the operator's grants: the request it sends is shown with what came of it.
+    let (ok, stdout, _) = run(&[
+        c::HAPPY,
+        "--field",
+        "url=http://127.0.0.1:9/record",
+        "--person",
+        r#"{"id": "p1", "attributes": {"firstName": "Ada"}}"#,
+    ]);
+    assert!(!ok);
+    assert!(
+        stdout.starts_with("plugin happy@1.2.0: failed, leaves by error: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("log Warn: GET http://127.0.0.1:9/record -> could not connect"),
+        "{stdout}"
+    );
+
+    // Its configuration is checked as a flow's would be.
+    let (ok, _, stderr) = run(&[c::HAPPY]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(": config.url: is required by plugin happy@1.2.0"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&[c::HAPPY, "--field", "url"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--field: \"url\": write NAME=VALUE"),
+        "{stderr}"
+    );
+}

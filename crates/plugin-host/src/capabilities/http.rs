@@ -34,6 +34,25 @@ pub struct HttpCap {
     pub(crate) over_limit: bool,
     /// Requests refused by the policy, for the journey.
     pub(crate) denials: Vec<String>,
+    /// Every request sent through `http.send`, in order.
+    pub(crate) requests: Vec<RequestRecord>,
+}
+
+/// One request a plugin sent, for the journey and `flowhost plugins run`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RequestRecord {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The URL (secrets redacted).
+    pub url: String,
+    /// The response status; `None` when no response came (see `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why no response came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
 }
 
 impl HttpCap {
@@ -45,6 +64,7 @@ impl HttpCap {
             sent: 0,
             over_limit: false,
             denials: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
@@ -74,6 +94,7 @@ impl HttpCap {
         timeout_ms: Option<u32>,
     ) -> Result<Result<BufferedResponse, OutboundError>, RequestLimitExceeded> {
         self.take_budget()?;
+        let (shown_method, shown_url) = (method.clone(), url.clone());
         let request = BufferedRequest {
             method,
             url,
@@ -85,10 +106,20 @@ impl HttpCap {
             // A plugin sees redirects and decides itself.
             max_redirects: 0,
         };
+        let started = std::time::Instant::now();
         let result = outbound::send_buffered(&self.client, &self.policy, request).await;
         if let Err(OutboundError::Denied(reason)) = &result {
+            // Refused, not sent: the journey says so as a refusal.
             self.denials.push(reason.clone());
+            return Ok(result);
         }
+        self.requests.push(RequestRecord {
+            method: shown_method,
+            url: shown_url,
+            status: result.as_ref().ok().map(|r| r.status),
+            error: result.as_ref().err().map(ToString::to_string),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
         Ok(result)
     }
 }
