@@ -51,6 +51,17 @@ pub enum Command {
         /// The person, as JSON: {"id": "...", "emails": [...], "attributes": {...}}.
         #[arg(long)]
         person: Option<String>,
+        /// For this run, an operator setting of the plugin, `NAME=VALUE` (added to
+        /// `[plugins.<id>] settings`).
+        #[arg(long = "setting", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
+        /// For this run, an operator secret of the plugin, `NAME=VALUE`.
+        #[arg(long = "secret", value_name = "NAME=VALUE")]
+        secrets: Vec<String>,
+        /// For this run, a host the plugin may reach (`api.example.com`, `127.0.0.1:8080`);
+        /// a loopback address is allowed as private too.
+        #[arg(long = "allow-host", value_name = "HOST")]
+        hosts: Vec<String>,
     },
 }
 
@@ -113,7 +124,7 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             );
             println!("  cargo build --release --target wasm32-wasip2");
             println!(
-                "  flowhost plugins run target/wasm32-wasip2/release/{}.wasm --person '{{\"id\": \"p1\"}}'   # once [plugins.{name}] in flowhost.toml grants its base_url host and api_token",
+                "  flowhost plugins run target/wasm32-wasip2/release/{}.wasm --setting base_url=http://127.0.0.1:8080 --allow-host 127.0.0.1:8080 --secret api_token=dev --person '{{\"id\": \"p1\"}}'",
                 name.replace('-', "_")
             );
         }
@@ -122,7 +133,17 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             fields,
             vars,
             person,
-        } => return run_once(&config, &file, &fields, &vars, person.as_deref()).await,
+            settings,
+            secrets,
+            hosts,
+        } => {
+            let grant = TryGrant {
+                settings,
+                secrets,
+                hosts,
+            };
+            return run_once(config, &file, &fields, &vars, person.as_deref(), grant).await;
+        }
         Command::Inspect { file, json } => {
             let host = flowhost::runtime::plugin_host(&config)?;
             let was_cached = std::fs::read(&file)
@@ -149,13 +170,57 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `plugins run` grants on top of flowhost.toml, for trying an element.
+struct TryGrant {
+    settings: Vec<String>,
+    secrets: Vec<String>,
+    hosts: Vec<String>,
+}
+
+impl TryGrant {
+    /// Adds the grant to plugin `id`'s section of `config`.
+    fn apply(self, id: &str, config: &mut OperatorConfig) -> anyhow::Result<()> {
+        let text = |pairs: &[String], flag: &str| -> anyhow::Result<Vec<(String, String)>> {
+            pairs
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("{flag}: {kv:?}: write NAME=VALUE"))
+                })
+                .collect()
+        };
+        let settings = text(&self.settings, "--setting")?;
+        let secrets = text(&self.secrets, "--secret")?;
+        for host in &self.hosts {
+            let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+            if bare
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            {
+                config.outbound.allow_private.push(bare.to_owned());
+            }
+        }
+        let grant = config.plugins.entry(id.to_owned()).or_default();
+        grant.allow_hosts.extend(self.hosts);
+        grant.settings.extend(settings);
+        grant.secrets.extend(
+            secrets
+                .into_iter()
+                .map(|(k, v)| (k, flowhost::config::SecretSource::Value(v))),
+        );
+        Ok(())
+    }
+}
+
 /// `flowhost plugins run`: one step of the element at `file`, printed.
 async fn run_once(
-    config: &OperatorConfig,
+    mut config: OperatorConfig,
     file: &Path,
     element: &[String],
     vars: &[String],
     person: Option<&str>,
+    grant: TryGrant,
 ) -> anyhow::Result<ExitCode> {
     let element = crate::setup::parse_vars(element).context("--field")?;
     let variables = crate::setup::parse_vars(vars).context("--var")?;
@@ -168,11 +233,20 @@ async fn run_once(
             ..Default::default()
         },
     };
-    let host = flowhost::runtime::plugin_host(config)?;
-    let plugin = match host.load_file(file).await {
+    // The plugin's id is in its manifest: read it, then load it again under the grant.
+    let plugin = match flowhost::runtime::plugin_host(&config)?
+        .load_file(file)
+        .await
+    {
         Ok(plugin) => plugin,
         Err(e) => anyhow::bail!("{e}"),
     };
+    grant.apply(&plugin.manifest.id, &mut config)?;
+    let host = flowhost::runtime::plugin_host(&config)?;
+    let plugin = host
+        .load_file(file)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = plugin.key();
     let name = file.display().to_string();
     let started = std::time::Instant::now();

@@ -153,6 +153,34 @@ fn plugins_run_tries_an_element_without_a_flow() {
         "{stdout}"
     );
 
+    // An author with no flowhost.toml grants tries it with a host and a secret of their
+    // own, for this run only.
+    std::fs::write(dir.path().join("bare.toml"), "cache_dir = \"cache\"\n").unwrap();
+    let bare = |args: &[&str]| {
+        let mut all = vec!["--config", "bare.toml", "plugins", "run", c::HAPPY];
+        all.extend_from_slice(args);
+        text(&flowhost(dir.path(), &all)).0
+    };
+    let stdout = bare(&["--field", "url=http://127.0.0.1:9/x"]);
+    assert!(
+        stdout.contains("request refused: 127.0.0.1:9 is not granted"),
+        "{stdout}"
+    );
+    let stdout = bare(&[
+        "--field",
+        "url=http://127.0.0.1:9/x",
+        "--allow-host",
+        "127.0.0.1",
+        "--secret",
+        "token=s3cr3t-value",
+    ]);
+    assert!(
+        stdout.contains("GET http://127.0.0.1:9/x -> could not connect"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("using token [secret:token]"), "{stdout}");
+    assert!(!stdout.contains("s3cr3t-value"), "{stdout}");
+
     // Its configuration is checked as a flow's would be.
     let (ok, _, stderr) = run(&[c::HAPPY]);
     assert!(!ok);
