@@ -98,18 +98,39 @@ impl std::fmt::Debug for SecretSource {
     }
 }
 
+impl SecretSource {
+    /// The value: inline, or read from the environment now; `None` when the variable is not
+    /// set.
+    pub fn value(&self) -> Option<String> {
+        match self {
+            SecretSource::Value(s) => Some(s.clone()),
+            SecretSource::Env { env } => std::env::var(env).ok(),
+        }
+    }
+
+    /// The environment variable it is read from, when that variable is not set.
+    pub fn unset_env(&self) -> Option<&str> {
+        match self {
+            SecretSource::Env { env } if std::env::var_os(env).is_none() => Some(env),
+            _ => None,
+        }
+    }
+
+    /// The environment variable it is read from, if it is read from one.
+    pub fn env(&self) -> Option<&str> {
+        match self {
+            SecretSource::Env { env } => Some(env),
+            SecretSource::Value(_) => None,
+        }
+    }
+}
+
 /// Resolves secret sources to their values; a variable that is not set leaves its secret out
-/// (the operator's configuration is checked for those when it is loaded).
+/// (the flows that use it say so when they are checked).
 pub fn resolve(secrets: &BTreeMap<String, SecretSource>) -> BTreeMap<String, String> {
     secrets
         .iter()
-        .filter_map(|(k, v)| {
-            let value = match v {
-                SecretSource::Value(s) => s.clone(),
-                SecretSource::Env { env } => std::env::var(env).ok()?,
-            };
-            Some((k.clone(), value))
-        })
+        .filter_map(|(k, v)| Some((k.clone(), v.value()?)))
         .collect()
 }
 

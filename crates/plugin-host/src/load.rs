@@ -235,12 +235,7 @@ impl PluginHost {
         let secret_env = grant
             .secrets
             .iter()
-            .filter_map(|(name, source)| match source {
-                flowhost_outbound::secrets::SecretSource::Env { env } => {
-                    Some((name.clone(), env.clone()))
-                }
-                flowhost_outbound::secrets::SecretSource::Value(_) => None,
-            })
+            .filter_map(|(name, source)| Some((name.clone(), source.env()?.to_owned())))
             .collect();
         Ok(LoadedPlugin {
             size: bytes.len() as u64,

@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use flowhost::answers::{Answers, BotEvent, EndReason};
 use flowhost::config::ChatbotHookConfig;
-use flowhost::secrets::SecretSource;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -31,10 +30,7 @@ impl BotSecrets {
     ) -> Result<Self, KeyError> {
         let mut secrets = HashMap::new();
         for (bot, hook) in config {
-            let secret = match &hook.secret {
-                SecretSource::Value(v) => v.clone(),
-                SecretSource::Env { env } => std::env::var(env).unwrap_or_default(),
-            };
+            let secret = hook.secret.value().unwrap_or_default();
             if secret.is_empty() {
                 return Err(KeyError::ChatbotSecret { bot: bot.clone() });
             }

@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flowhost::config::ChannelConfig;
 use flowhost::messaging::{Channel, InboundMessage};
-use flowhost::secrets::SecretSource;
 use flowhost::store::IdempotentRequest;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
@@ -45,11 +44,10 @@ impl ChannelHooks {
         for (name, hook) in config {
             let channel =
                 channel_named(name).ok_or_else(|| KeyError::Channel { name: name.clone() })?;
-            let secret = match &hook.secret {
-                None => continue,
-                Some(SecretSource::Value(v)) => v.clone(),
-                Some(SecretSource::Env { env }) => std::env::var(env).unwrap_or_default(),
+            let Some(source) = &hook.secret else {
+                continue;
             };
+            let secret = source.value().unwrap_or_default();
             if secret.is_empty() {
                 return Err(KeyError::ChannelSecret { name: name.clone() });
             }

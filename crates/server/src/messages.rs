@@ -14,7 +14,6 @@ use flowhost::engine::Engine;
 use flowhost::messaging::{Channel, LoggedMessage, recent_messages};
 use flowhost::outbound::HttpClient;
 use flowhost::person::Contact;
-use flowhost::secrets::SecretSource;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -40,14 +39,12 @@ pub(crate) fn outbox(
         };
         let mut headers = Vec::new();
         for (header, value) in &deliver.headers {
-            let value = match value {
-                SecretSource::Value(v) => v.clone(),
-                SecretSource::Env { env } => std::env::var(env).map_err(|_| {
-                    refuse(format!(
-                        "headers.{header}: environment variable {env} is not set; export it"
-                    ))
-                })?,
-            };
+            let value = value.value().ok_or_else(|| {
+                refuse(format!(
+                    "headers.{header}: environment variable {} is not set; export it",
+                    value.env().unwrap_or_default()
+                ))
+            })?;
             headers.push((header.clone(), value));
         }
         let connector = HttpConnector::new(

@@ -41,12 +41,8 @@ impl CallApiConfig {
     pub fn unset_secrets(&self) -> BTreeMap<String, String> {
         self.secrets
             .iter()
-            .filter_map(|(name, source)| match source {
-                SecretSource::Env { env } if std::env::var_os(env).is_none() => {
-                    Some((name.clone(), env.clone()))
-                }
-                _ => None,
-            })
+            .filter_map(|(name, source)| Some((name.clone(), source.unset_env()?.to_owned())))
             .collect()
     }
+
 }
