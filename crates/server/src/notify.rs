@@ -15,9 +15,9 @@ use flowhost::outbound::HttpClient;
 use flowhost::store::{Record, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
@@ -47,6 +47,24 @@ struct Notification {
     next_attempt_at: Option<i64>,
     #[serde(default)]
     last_error: Option<String>,
+}
+
+/// A notification being sent; when its task ends, however it ends, the participant is free
+/// again and the sender looks at once for what is due (its retry, say).
+struct Sending {
+    busy: Arc<Mutex<HashSet<String>>>,
+    participant: String,
+    notifier: Arc<Notifier>,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.participant);
+        self.notifier.wake.notify_one();
+    }
 }
 
 /// Arms, and sends, `notify_url` callbacks.
@@ -112,30 +130,31 @@ impl Notifier {
     pub(crate) async fn run(self: Arc<Self>, every: Duration, shutdown: impl Future<Output = ()>) {
         let mut finished = self.engine.finished();
         let mut tasks = JoinSet::new();
-        let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
+        let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         let mut tick = tokio::time::interval(every);
         tokio::pin!(shutdown);
         loop {
+            // Finishes only mark notifications due (and wake the sender once for a burst of
+            // them); the due ones are looked up on a tick or a wake.
             tokio::select! {
                 () = &mut shutdown => break,
-                got = finished.recv() => match got {
-                    Ok(done) => self.due(&done.participant).await,
-                    Err(RecvError::Lagged(_)) => self.sweep().await,
-                    Err(RecvError::Closed) => break,
-                },
-                _ = sweep.tick() => self.sweep().await,
+                got = finished.recv() => {
+                    match got {
+                        Ok(done) => self.due(&done.participant).await,
+                        Err(RecvError::Lagged(_)) => self.sweep().await,
+                        Err(RecvError::Closed) => break,
+                    }
+                    continue;
+                }
+                _ = sweep.tick() => {
+                    self.sweep().await;
+                    continue;
+                }
                 _ = tick.tick() => {}
                 () = self.wake.notified() => {}
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let id = match done {
-                        Ok((id, ())) => id,
-                        Err(e) => e.id(),
-                    };
-                    busy.remove(&id);
-                }
             }
-            let sending: Vec<&String> = busy.values().collect();
+            while tasks.try_join_next().is_some() {}
             let due = match self.due_now().await {
                 Ok(due) => due,
                 Err(e) => {
@@ -143,15 +162,23 @@ impl Notifier {
                     continue;
                 }
             };
-            let fresh: Vec<Notification> = due
-                .into_iter()
-                .filter(|n| !sending.contains(&&n.participant))
-                .collect();
-            for n in fresh {
-                let participant = n.participant.clone();
-                let me = self.clone();
-                let task = tasks.spawn(async move { me.send(n).await });
-                busy.insert(task.id(), participant);
+            for n in due {
+                if !busy
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(n.participant.clone())
+                {
+                    continue;
+                }
+                let done = Sending {
+                    busy: busy.clone(),
+                    participant: n.participant.clone(),
+                    notifier: self.clone(),
+                };
+                tasks.spawn(async move {
+                    done.notifier.send(n).await;
+                    drop(done);
+                });
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -169,11 +196,12 @@ impl Notifier {
             }
         };
         match armed.parse::<Notification>() {
-            Ok(n) => {
-                if let Err(e) = save(store, &n, DUE).await {
-                    tracing::warn!(error = %e, %participant, "saving a notification; the sweep finds it");
+            Ok(n) => match save(store, &n, DUE).await {
+                Ok(()) => self.wake.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, %participant, "saving a notification; the sweep finds it")
                 }
-            }
+            },
             Err(e) => tracing::warn!(error = %e, "a stored notification cannot be read"),
         }
     }

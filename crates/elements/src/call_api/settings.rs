@@ -44,5 +44,4 @@ impl CallApiConfig {
             .filter_map(|(name, source)| Some((name.clone(), source.unset_env()?.to_owned())))
             .collect()
     }
-
 }
