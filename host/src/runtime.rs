@@ -96,23 +96,12 @@ impl Runtime {
     /// database when it exists (the account's chatbots and settings count in the checks), and
     /// over an empty one in memory when it does not, so that checking creates no file.
     pub async fn start_for_checks(config: OperatorConfig) -> Result<Self, RuntimeError> {
-        let client = HttpClient::new(&config.outbound)?;
-        let plugin_host = PluginHost::new(&config.plugin_host(), client.clone())?;
-        let (registry, load_errors) = plugin_host.load_dir().await;
         let store: Arc<dyn StateStore> = if config.database.exists() {
             open_store(&config)?
         } else {
             Arc::new(SqliteStore::in_memory()?)
         };
-        Self::assemble(
-            config,
-            client,
-            plugin_host,
-            registry,
-            load_errors,
-            store,
-            Arc::new(SystemClock),
-        )
+        Self::start_over(config, store, Arc::new(SystemClock)).await
     }
 
     /// [`Runtime::start`] with another clock (tests move time by hand).
@@ -120,10 +109,20 @@ impl Runtime {
         config: OperatorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
+        let store = open_store(&config)?;
+        Self::start_over(config, store, clock).await
+    }
+
+    /// The outbound client, the plugin host with the plugins folder loaded, and the engine
+    /// over `store`.
+    async fn start_over(
+        config: OperatorConfig,
+        store: Arc<dyn StateStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RuntimeError> {
         let client = HttpClient::new(&config.outbound)?;
         let plugin_host = PluginHost::new(&config.plugin_host(), client.clone())?;
         let (registry, load_errors) = plugin_host.load_dir().await;
-        let store = open_store(&config)?;
         Self::assemble(
             config,
             client,

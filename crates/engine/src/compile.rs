@@ -186,26 +186,33 @@ impl Engine {
         let text = serde_json::to_string(&def).expect("flow definitions serialize");
         let mut compiled = self.compile(def, source_name).await?;
         let id = compiled.def.id.clone();
-        compiled.version = match self
-            .inner
-            .store
-            .flows()
-            .await?
-            .into_iter()
-            .find(|f| f.id == id)
-        {
+        // The version deployed now: this engine's, or the store's for a flow it did not load
+        // (one that failed to load, say).
+        let deployed = match self.flow(&id) {
+            Ok(current) => Some((current.version, Some(current.def.clone()))),
+            Err(_) => self
+                .inner
+                .store
+                .flows()
+                .await?
+                .into_iter()
+                .find(|f| f.id == id)
+                .map(|saved| {
+                    let def = FlowDef::parse(&saved.definition, source_name).ok();
+                    (saved.version, def)
+                }),
+        };
+        compiled.version = match deployed {
             None => 1,
-            Some(saved) => {
-                let same = FlowDef::parse(&saved.definition, source_name).is_ok_and(|mut was| {
-                    was.status = compiled.def.status;
-                    was == compiled.def
-                });
-                if same {
-                    saved.version
+            Some((version, Some(mut was))) => {
+                was.status = compiled.def.status;
+                if was == compiled.def {
+                    version
                 } else {
-                    saved.version + 1
+                    version + 1
                 }
             }
+            Some((version, None)) => version + 1,
         };
         let compiled = Arc::new(compiled);
         self.inner
