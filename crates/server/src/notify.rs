@@ -100,16 +100,18 @@ impl Notifier {
     }
 
     /// Arms a notification to `url` for each participant that has none yet (a retried call
-    /// arms nothing twice).
+    /// arms nothing twice). `new` participants were just added and have none, so nothing is
+    /// looked up for them.
     pub(crate) async fn arm(
         &self,
         flow: &str,
         url: &str,
         participants: &[String],
+        new: bool,
     ) -> Result<(), StoreError> {
         let store = self.engine.store();
         for id in participants {
-            if store.record(KIND, id).await?.is_some() {
+            if !new && store.record(KIND, id).await?.is_some() {
                 continue;
             }
             let n = Notification {

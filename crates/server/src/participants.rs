@@ -176,7 +176,7 @@ pub async fn add(
         // Before they run, so that no finish comes first (the sweep would find it, later).
         state
             .notifier()
-            .arm(&flow_id, url, &admitted.participants)
+            .arm(&flow_id, url, &admitted.participants, !admitted.repeated)
             .await?;
     }
     if !admitted.repeated {
