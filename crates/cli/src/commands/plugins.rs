@@ -22,8 +22,8 @@ pub enum Command {
         /// Folder to create it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// A flowhost checkout to take `flowhost-sdk` and `flowhost` from (default: the one
-        /// this binary was built from, if it is still there; otherwise crates.io).
+        /// A flowhost checkout to take `flowhost-sdk` from, for working on the SDK itself
+        /// (default: a copy of the SDK this binary carries, in the crate's `vendor/`).
         #[arg(long)]
         flowhost_path: Option<PathBuf>,
     },
@@ -62,6 +62,9 @@ pub enum Command {
         /// a loopback address is allowed as private too.
         #[arg(long = "allow-host", value_name = "HOST")]
         hosts: Vec<String>,
+        /// Print one JSON object: plugin, exit, failure, set, logs, data, duration_ms.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -97,30 +100,34 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             dir,
             flowhost_path,
         } => {
-            // This crate is crates/cli in the checkout it was built from.
-            let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .ancestors()
-                .nth(2)
-                .map(Path::to_owned);
-            let source =
-                match flowhost_path.or(built_from.filter(|r| r.join("sdk/Cargo.toml").is_file())) {
-                    Some(root) => Source::Path(std::fs::canonicalize(&root).unwrap_or(root)),
-                    None => Source::Registry(env!("CARGO_PKG_VERSION").to_owned()),
-                };
-            new_plugin(&dir, &name, &source)?;
+            let source = match flowhost_path {
+                Some(root) if root.join("sdk/Cargo.toml").is_file() => {
+                    Source::Path(std::fs::canonicalize(&root).unwrap_or(root))
+                }
+                Some(root) => anyhow::bail!(
+                    "--flowhost-path {}: no sdk/Cargo.toml there; name a flowhost checkout, or leave the option out to use the SDK this binary carries",
+                    root.display()
+                ),
+                None => Source::Bundled,
+            };
+            let me = std::env::current_exe().context("finding the flowhost binary's path")?;
+            new_plugin(&dir, &name, &source, &me)?;
             let at = dir.join(&name);
             println!("created {}", at.display());
             match &source {
-                Source::Path(root) => {
-                    println!("  flowhost-sdk and flowhost come from {}", root.display())
-                }
-                Source::Registry(version) => println!(
-                    "  flowhost-sdk and flowhost come from crates.io ({version}); the checkout this binary was built from is gone: if they are not on your registry, pass --flowhost-path to a flowhost checkout"
+                Source::Path(root) => println!("  flowhost-sdk comes from {}", root.display()),
+                Source::Bundled => println!(
+                    "  flowhost-sdk {} is in vendor/flowhost-sdk (for the WIT this host serves); its test runs {}",
+                    env!("CARGO_PKG_VERSION"),
+                    me.display()
                 ),
             }
             println!(
                 "  cd {} && cargo test      # build the component and run it on the host",
                 at.display()
+            );
+            println!(
+                "  (if cargo says the toolchain is not installed: `rustup toolchain install` in the crate)"
             );
             println!("  cargo build --release --target wasm32-wasip2");
             println!(
@@ -136,13 +143,21 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             settings,
             secrets,
             hosts,
+            json,
         } => {
             let grant = TryGrant {
                 settings,
                 secrets,
                 hosts,
             };
-            return run_once(config, &file, &fields, &vars, person.as_deref(), grant).await;
+            let trial = Trial {
+                file: &file,
+                fields: &fields,
+                vars: &vars,
+                person: person.as_deref(),
+                json,
+            };
+            return run_once(config, trial, grant).await;
         }
         Command::Inspect { file, json } => {
             let host = flowhost::runtime::plugin_host(&config)?;
@@ -213,16 +228,29 @@ impl TryGrant {
     }
 }
 
-/// `flowhost plugins run`: one step of the element at `file`, printed.
+/// What `plugins run` runs: the component, the element's fields, the variables and person.
+struct Trial<'a> {
+    file: &'a Path,
+    fields: &'a [String],
+    vars: &'a [String],
+    person: Option<&'a str>,
+    json: bool,
+}
+
+/// `flowhost plugins run`: one step of the element in `trial.file`, printed.
 async fn run_once(
     mut config: OperatorConfig,
-    file: &Path,
-    element: &[String],
-    vars: &[String],
-    person: Option<&str>,
+    trial: Trial<'_>,
     grant: TryGrant,
 ) -> anyhow::Result<ExitCode> {
-    let element = crate::setup::parse_vars(element).context("--field")?;
+    let Trial {
+        file,
+        fields,
+        vars,
+        person,
+        json,
+    } = trial;
+    let element = crate::setup::parse_vars(fields).context("--field")?;
     let variables = crate::setup::parse_vars(vars).context("--var")?;
     let person: flowhost::person::Person = match person {
         Some(text) => serde_json::from_str(text).context(
@@ -268,6 +296,31 @@ async fn run_once(
         }
     };
     let took = started.elapsed().as_secs_f64() * 1000.0;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "plugin": key,
+                "exit": run.exit(),
+                "failure": run.failure(),
+                "set": run.changed,
+                "logs": run.logs,
+                "data": run.data,
+                "duration_ms": took,
+            })
+        );
+    } else {
+        print_run(&key, &run, took);
+    }
+    Ok(if run.exit().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A run as `plugins run` prints it for people.
+fn print_run(key: &str, run: &flowhost::testing::PluginRun, took: f64) {
     match (run.exit(), run.failure()) {
         (Some(exit), _) => println!("plugin {key}: exit {exit} ({took:.1} ms)"),
         (None, failure) => println!(
@@ -284,9 +337,4 @@ async fn run_once(
     if let Some(data) = &run.data {
         println!("  data {data}");
     }
-    Ok(if run.exit().is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

@@ -134,6 +134,14 @@ fn plugins_run_tries_an_element_without_a_flow() {
         stdout.starts_with("plugin trivial@0.1.0: exit done ("),
         "{stdout}"
     );
+    let (ok, stdout, _) = run(&[c::TRIVIAL, "--json"]);
+    assert!(ok);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (&report["plugin"], &report["exit"], &report["failure"]),
+        (&json!("trivial@0.1.0"), &json!("done"), &json!(null)),
+        "{report}"
+    );
 
     // Under the operator's grants: the request it sends is shown with what came of it.
     let (ok, stdout, _) = run(&[
@@ -193,5 +201,53 @@ fn plugins_run_tries_an_element_without_a_flow() {
     assert!(
         stderr.contains("--field: \"url\": write NAME=VALUE"),
         "{stderr}"
+    );
+}
+
+/// A plugin author's first commands, outside any checkout: `plugins new`, then `cargo test` in
+/// the new crate builds the component with the SDK the binary carries and runs it on the host
+/// through `flowhost plugins run`, against a profile API of its own on 127.0.0.1.
+#[test]
+fn plugins_new_makes_a_crate_that_builds_and_passes_its_test_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flowhost(dir.path(), &["plugins", "new", "hello-el"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("flowhost-sdk 0.1.0 is in vendor/flowhost-sdk"),
+        "{stdout}"
+    );
+    let krate = dir.path().join("hello-el");
+    let test = Command::new("cargo")
+        .current_dir(&krate)
+        .arg("test")
+        // As in an author's shell: the crate's rust-toolchain.toml and its own target folder.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("FLOWHOST")
+        .output()
+        .expect("running cargo");
+    let (stdout, stderr) = text(&test);
+    assert!(test.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("test greets_known_people_and_routes_unknown_ones ... ok"),
+        "{stdout}"
+    );
+    // It ran through this binary, which kept its compile cache in the crate's target folder.
+    assert!(krate.join("target/flowhost/.flowhost/cache").is_dir());
+
+    let out = flowhost(
+        dir.path(),
+        &["plugins", "new", "other", "--flowhost-path", "/nowhere"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("--flowhost-path /nowhere: no sdk/Cargo.toml there"),
+        "{}",
+        text(&out).1
     );
 }
