@@ -198,7 +198,9 @@ async fn plugin_failure_takes_the_error_exit_or_stops_the_participant() {
             .error
             .as_deref()
             .unwrap()
-            .contains("plugin crashed")
+            .ends_with(": the plugin panicked on purpose"),
+        "{:?}",
+        journey[0].error
     );
 
     s.engine

@@ -4,6 +4,7 @@ mod call_api;
 mod engine;
 mod journeys;
 mod other_languages;
+mod plugin_output;
 mod sample_plugins;
 mod samples;
 mod sandbox;

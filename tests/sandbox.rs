@@ -181,9 +181,20 @@ async fn deep_recursion_overflows_the_stack() {
 
 #[tokio::test]
 async fn panic_is_recorded_with_its_message() {
-    let run = misbehaves(c::PANIC, "panic", |f| matches!(f, ExecFailure::Trap(_))).await;
+    let run = misbehaves(c::PANIC, "panic", |f| {
+        matches!(f, ExecFailure::Panic { message, .. } if message == "the plugin panicked on purpose")
+    })
+    .await;
     let log = format!("{:?}", run.logs);
     assert!(log.contains("the plugin panicked on purpose"), "{log}");
+    assert!(
+        run.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("wasm backtrace: #0 "),
+        "{:?}",
+        run.detail
+    );
 }
 
 #[tokio::test]

@@ -353,7 +353,7 @@ impl OperatorConfig {
 
     /// Parses TOML text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: OperatorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: OperatorConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.message().to_owned()
                 + &e.span()
@@ -363,6 +363,8 @@ impl OperatorConfig {
         // A secret from an environment variable that is not set is not an error here: it is
         // reported by the flows that use it (a Call API element, a plugin that needs it), so
         // one file serves operators whose flows use different secrets.
+        // Call API responses mapped into variables keep the same `[limits]` as plugins.
+        config.call_api.variable_limits = (&config.limits).into();
         Ok(config)
     }
 
@@ -386,8 +388,9 @@ mod tests {
         let text = r#"
             [limits]
             deadline_ms = 1000
+            max_variable_bytes = 2048
             [plugins.a]
-            limits = { memory_mib = 256 }
+            limits = { memory_mib = 256, max_data_bytes = 100 }
             settings = { base_url = "http://x" }
             secrets = { token = "inline" }
             [plugins.b]
@@ -398,6 +401,9 @@ mod tests {
             (a.deadline_ms, a.memory_mib, a.max_http_requests),
             (1000, 256, 16)
         );
+        assert_eq!((a.max_data_bytes, a.max_variable_bytes), (100, 2048));
+        // Call API's response mapping keeps the same variable limits.
+        assert_eq!(config.call_api.variable_limits.max_one, 2048);
         assert_eq!(config.plugins["a"].secret_values()["token"], "inline");
         assert_eq!(
             format!("{:?}", config.plugins["a"].secrets),

@@ -248,3 +248,31 @@ async fn a_response_over_the_operator_cap_is_an_error() {
         "{journey:?}"
     );
 }
+
+/// What a response is mapped into keeps the operator's `[limits]` for variables, as what a
+/// plugin sets does: too large a value ends on `error`, and nothing is set.
+#[tokio::test]
+async fn mapped_responses_keep_the_variable_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let srv = TestServer::start_replying(|_| Reply {
+        status: 200,
+        body: "r".repeat(2 << 20),
+        ..Reply::default()
+    })
+    .await;
+    let config = json!({
+        "url": format!("{}/big", srv.url()),
+        "response": {"status": "code", "whole_body": {"variable": "raw", "as": "text"}}
+    });
+    let (p, journey) = h.run(flow("big", config, ALL_EXITS), json!({})).await;
+    assert_eq!(journey[0].exit.as_deref(), Some("error"));
+    assert_eq!(
+        journey[0].error.as_deref(),
+        Some(
+            "response mapping: variable `raw`: 2097157 bytes, over limits.max_variable_bytes = 1048576; the operator can raise it in flowhost.toml"
+        )
+    );
+    assert!(journey[0].variables_changed.is_empty());
+    assert!(!p.variables.contains_key("raw") && !p.variables.contains_key("code"));
+}

@@ -123,6 +123,17 @@ pub fn print_plugin(p: &LoadedPlugin, was_cached: bool) {
         p.limits.max_http_requests,
         p.limits.max_response_bytes
     );
+    let l = &p.limits;
+    println!(
+        "  output:   {} byte data, {} byte exit ids, {} byte errors, {} variables set, {} bytes per variable, {} in all, {} log bytes",
+        l.max_data_bytes,
+        l.max_exit_bytes,
+        l.max_error_bytes,
+        l.max_variables_set,
+        l.max_variable_bytes,
+        l.max_variables_bytes,
+        l.max_log_bytes
+    );
     if !p.missing_secrets.is_empty() {
         println!("  missing secrets: {}", p.missing_secrets.join(", "));
     }

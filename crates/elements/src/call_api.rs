@@ -50,6 +50,7 @@ use flowhost_outbound::{
     self as outbound, BufferedRequest, BufferedResponse, HostPattern, HttpClient, OutboundError,
     OutboundPolicy,
 };
+use flowhost_plugin_host::capabilities::VariableLimits;
 use flowhost_store::{ElementState, QueueStore};
 use flowhost_types::clock::Millis;
 use flowhost_types::log::{LogLevel, LogLine};
@@ -91,6 +92,7 @@ struct Shared {
     /// Secrets configured from environment variables that are not set, with the variable.
     unset: BTreeMap<String, String>,
     max_redirects: u8,
+    variable_limits: VariableLimits,
 }
 
 impl Shared {
@@ -140,6 +142,7 @@ impl CallApiType {
                 secrets: Secrets::from(config.secret_values()),
                 unset: config.unset_secrets(),
                 max_redirects: config.max_redirects,
+                variable_limits: config.variable_limits,
             }),
         })
     }
@@ -407,8 +410,13 @@ impl Element for CallApi {
     fn run<'a>(&'a self, input: StepInput<'a>) -> BoxFuture<'a, StepResult> {
         Box::pin(async move {
             let mut r = self.step(&input).await;
-            // Secrets never reach journeys, variables or messages.
             let shared = &self.shared;
+            // What came from outside fits the limits the operator set for variables.
+            if let Err(limit) = shared.variable_limits.check_sets(input.variables, &r.set) {
+                r.set.clear();
+                r.outcome = StepOutcome::Failed(format!("response mapping: {limit}"));
+            }
+            // Secrets never reach journeys, variables or messages.
             shared.redact_logs(&mut r.logs);
             for v in r.set.values_mut() {
                 shared.secrets.redact_value(v);

@@ -239,6 +239,13 @@ impl Element for PluginElement {
                         level: LogLevel::Error,
                         message: reason.clone(),
                     });
+                    // The technical part (a wasm backtrace) after the reason, not in it.
+                    if let Some(detail) = run.detail {
+                        logs.push(LogLine {
+                            level: LogLevel::Debug,
+                            message: detail,
+                        });
+                    }
                     (StepOutcome::Failed(reason), None)
                 }
             };

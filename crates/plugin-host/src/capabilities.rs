@@ -10,4 +10,4 @@ mod variables;
 pub use config::ConfigCap;
 pub use http::{HttpCap, RequestLimitExceeded, RequestRecord};
 pub use log::{LogCap, LogLevel, LogLine};
-pub use variables::VariablesCap;
+pub use variables::{VariableLimits, VariablesCap};

@@ -6,7 +6,7 @@
 //! [`PluginHost::new`]: crate::PluginHost::new
 
 use flowhost_outbound::secrets::{SecretSource, resolve};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -54,43 +54,64 @@ impl PluginHostConfig {
     }
 }
 
-/// Per-execution limits of a plugin.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Wall-clock deadline for one execution.
-    pub deadline_ms: u64,
-    /// Linear memory cap.
-    pub memory_mib: u64,
-    /// HTTP requests allowed per execution.
-    pub max_http_requests: u32,
-    /// Largest response body accepted.
-    pub max_response_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            deadline_ms: 2_000,
-            memory_mib: 64,
-            max_http_requests: 16,
-            max_response_bytes: 4 * 1024 * 1024,
+/// Declares [`Limits`], its defaults, and [`LimitOverrides`] with one `Option` per limit, from
+/// one list, so a new limit is one line.
+macro_rules! limits {
+    ($($(#[doc = $doc:literal])* $name:ident: $ty:ty = $default:expr,)*) => {
+        /// Per-execution limits of a plugin (`[limits]` in flowhost.toml).
+        #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Limits {
+            $($(#[doc = $doc])* pub $name: $ty,)*
         }
-    }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Limits { $($name: $default,)* }
+            }
+        }
+
+        /// Limit overrides for one plugin (`[plugins.<id>.limits]`); unset fields keep the
+        /// defaults.
+        #[derive(Clone, Copy, Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct LimitOverrides {
+            $($(#[doc = $doc])* pub $name: Option<$ty>,)*
+        }
+
+        impl Limits {
+            /// These limits with a plugin's overrides applied.
+            pub fn with(self, o: &LimitOverrides) -> Limits {
+                Limits { $($name: o.$name.unwrap_or(self.$name),)* }
+            }
+        }
+    };
 }
 
-/// Limit overrides for one plugin; unset fields keep the defaults.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    /// See [`Limits::deadline_ms`].
-    pub deadline_ms: Option<u64>,
-    /// See [`Limits::memory_mib`].
-    pub memory_mib: Option<u64>,
-    /// See [`Limits::max_http_requests`].
-    pub max_http_requests: Option<u32>,
-    /// See [`Limits::max_response_bytes`].
-    pub max_response_bytes: Option<u64>,
+limits! {
+    /// Wall-clock deadline for one execution.
+    deadline_ms: u64 = 2_000,
+    /// Linear memory cap.
+    memory_mib: u64 = 64,
+    /// HTTP requests allowed per execution.
+    max_http_requests: u32 = 16,
+    /// Largest response body accepted.
+    max_response_bytes: u64 = 4 * 1024 * 1024,
+    /// Largest outcome data (the JSON a plugin returns with its exit, kept in the journey).
+    max_data_bytes: u64 = 64 * 1024,
+    /// Longest exit id a plugin may return.
+    max_exit_bytes: u64 = 128,
+    /// Longest error reason kept; a longer one is cut there, saying so.
+    max_error_bytes: u64 = 4 * 1024,
+    /// Variables one execution may set.
+    max_variables_set: u32 = 100,
+    /// Largest variable, name and value as JSON.
+    max_variable_bytes: u64 = 1024 * 1024,
+    /// Largest total of all the variables a participant carries after an execution.
+    max_variables_bytes: u64 = 4 * 1024 * 1024,
+    /// Journey log bytes kept per execution (plugin log, stdout and stderr); later lines are
+    /// counted, not kept, as past the 200-line cap.
+    max_log_bytes: u64 = 64 * 1024,
 }
 
 /// What the operator grants and configures for one plugin.
@@ -109,18 +130,6 @@ pub struct PluginGrant {
     /// Limit overrides.
     #[serde(default)]
     pub limits: LimitOverrides,
-}
-
-impl Limits {
-    /// These limits with a plugin's overrides applied.
-    pub fn with(self, o: &LimitOverrides) -> Limits {
-        Limits {
-            deadline_ms: o.deadline_ms.unwrap_or(self.deadline_ms),
-            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
-            max_http_requests: o.max_http_requests.unwrap_or(self.max_http_requests),
-            max_response_bytes: o.max_response_bytes.unwrap_or(self.max_response_bytes),
-        }
-    }
 }
 
 impl PluginGrant {

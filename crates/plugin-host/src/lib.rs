@@ -42,6 +42,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bounds;
 pub mod cache;
 pub mod capabilities;
 pub mod config;
@@ -51,13 +52,15 @@ mod outcome;
 mod registry;
 mod since_v0_1_0;
 mod state;
+mod stdio;
 
+use bounds::{LimitExceeded, cut_reason};
 pub use load::LoadError;
 use outcome::{check_outcome, classify_trap, trap_reason};
 pub use registry::{PluginRegistry, PluginSet};
 
 use cache::{ArtifactCache, CacheStatus};
-use capabilities::{ConfigCap, HttpCap, LogLevel, LogLine, RequestLimitExceeded, VariablesCap};
+use capabilities::{ConfigCap, HttpCap, LogLevel, LogLine, RequestLimitExceeded};
 use config::{Limits, PluginHostConfig};
 use flowhost_outbound::{HostPattern, HttpClient, OutboundPolicy};
 use flowhost_types::person::Person;
@@ -216,9 +219,31 @@ pub enum ExecFailure {
     #[error("{0}")]
     HttpLimit(String),
     /// The wasm stack overflowed (deep recursion).
-    #[error("stack overflow (recursion too deep)")]
+    #[error(
+        "stack overflow: the plugin's calls nested deeper than the engine's stack allows (deep or unbounded recursion)"
+    )]
     StackOverflow,
-    /// The guest panicked or hit `unreachable`.
+    /// An out-of-bounds access deep in a recursion: the stack a Rust plugin keeps in its own
+    /// linear memory ran out. Holds the recursing function.
+    #[error(
+        "most likely a stack overflow in the plugin's own stack: memory was accessed out of bounds deep in a recursion of {0}; look for deep or unbounded recursion or large values on the stack"
+    )]
+    PluginStackOverflow(String),
+    /// The guest panicked with a message (printed to stderr, as Rust does).
+    #[error("plugin panicked at {location}: {message}")]
+    Panic {
+        /// `src/lib.rs:18:9`.
+        location: String,
+        /// What it said.
+        message: String,
+    },
+    /// The plugin called a host function against its contract.
+    #[error("plugin misused a host call: {0}")]
+    HostCall(String),
+    /// The plugin handed back more than a limit allows.
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// Any other trap: `unreachable` without a panic message, an out-of-bounds access, …
     #[error("plugin crashed: {0}")]
     Trap(String),
     /// The exit is not one the manifest declares.
@@ -245,6 +270,9 @@ pub struct Execution {
     pub logs: Vec<LogLine>,
     /// The requests sent through `http.send`, in order (secrets redacted).
     pub requests: Vec<capabilities::RequestRecord>,
+    /// A technical line about a failure, for the journey after its reason: the wasm
+    /// backtrace of a trap.
+    pub detail: Option<String>,
     /// Wall-clock time.
     pub duration: Duration,
 }
@@ -364,9 +392,9 @@ impl PluginHost {
         let limits = plugin.limits;
         let state = ExecState::new(
             HttpCap::new(self.inner.client.clone(), plugin.policy.clone()),
-            VariablesCap::new(variables.clone()),
+            variables.clone(),
             plugin.config.clone(),
-            mib(limits.memory_mib),
+            &limits,
         );
         let mut store = self.new_store(state, limits.deadline_ms);
         let with_defaults;
@@ -383,29 +411,49 @@ impl PluginHost {
         })
         .await;
         let state = store.into_data();
-        let mut logs = state.log.into_lines();
+        // stdout and stderr share the log's budget of lines and bytes.
+        let mut log = state.log;
+        let mut notes = Vec::new();
+        let mut stderr = String::new();
         for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let text = String::from_utf8_lossy(&pipe.contents()).into_owned();
+            let (text, dropped) = pipe.contents();
+            let level = if stream == "stderr" {
+                LogLevel::Warn
+            } else {
+                LogLevel::Info
+            };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                logs.push(LogLine {
-                    level: if stream == "stderr" {
-                        LogLevel::Warn
-                    } else {
-                        LogLevel::Info
-                    },
-                    message: format!("[{stream}] {line}"),
+                log.write(level, format!("[{stream}] {line}"));
+            }
+            if dropped > 0 {
+                notes.push(LogLine {
+                    level: LogLevel::Warn,
+                    message: format!(
+                        "[{stream}] {dropped} more bytes not kept (limits.max_log_bytes = {})",
+                        limits.max_log_bytes
+                    ),
                 });
             }
+            if stream == "stderr" {
+                stderr = text;
+            }
         }
+        let mut logs = log.into_lines();
+        logs.extend(notes);
         for denial in &state.http.denials {
             logs.push(LogLine {
                 level: LogLevel::Warn,
                 message: format!("request refused: {denial}"),
             });
         }
+        let mut detail = None;
         let result = match run {
             Err(_) => Err(ExecFailure::Deadline(limits.deadline_ms)),
-            Ok(Err(trap)) => Err(classify_trap(&trap, limits.deadline_ms)),
+            Ok(Err(trap)) => {
+                let (failure, backtrace) = classify_trap(&trap, &limits, &stderr);
+                detail = backtrace;
+                Err(failure)
+            }
             // A spent request budget is the cause, whatever the plugin made of the refusal
             // (`wasi:http` cannot trap from its hook, so the plugin saw an error code).
             Ok(Ok(_)) if state.http.over_limit => Err(ExecFailure::HttpLimit(
@@ -414,9 +462,13 @@ impl PluginHost {
                 }
                 .to_string(),
             )),
-            Ok(Ok(Err(ElementFailure::Failed(m)))) => Err(ExecFailure::Element(m)),
-            Ok(Ok(Err(ElementFailure::InvalidConfig(m)))) => Err(ExecFailure::InvalidConfig(m)),
-            Ok(Ok(Ok(outcome))) => check_outcome(&plugin.manifest, outcome),
+            Ok(Ok(Err(ElementFailure::Failed(m)))) => {
+                Err(ExecFailure::Element(cut_reason(m, limits.max_error_bytes)))
+            }
+            Ok(Ok(Err(ElementFailure::InvalidConfig(m)))) => Err(ExecFailure::InvalidConfig(
+                cut_reason(m, limits.max_error_bytes),
+            )),
+            Ok(Ok(Ok(outcome))) => check_outcome(&plugin.manifest, outcome, &limits),
         };
         // Secrets never leave through logs or reasons.
         let redact = |s: &str| plugin.config.redact(s);
@@ -425,12 +477,7 @@ impl PluginHost {
                 line.message = redact(&line.message);
             }
         }
-        let result = result.map_err(|f| match f {
-            ExecFailure::Element(m) => ExecFailure::Element(redact(&m)),
-            ExecFailure::InvalidConfig(m) => ExecFailure::InvalidConfig(redact(&m)),
-            ExecFailure::Trap(m) => ExecFailure::Trap(redact(&m)),
-            other => other,
-        });
+        let result = result.map_err(|f| f.map_text(redact));
         let mut requests = state.http.requests;
         for r in &mut requests {
             r.url = redact(&r.url);
@@ -447,6 +494,7 @@ impl PluginHost {
             changed,
             logs,
             requests,
+            detail,
             duration: started.elapsed(),
         }
     }
@@ -502,7 +550,7 @@ fn compose_linker(linker: &mut Linker<ExecState>) -> wasmtime::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::load::{check_manifest, resolve_declared_host};
+    use super::load::{check_manifest, resolve_declared_host, with_error_exit};
     use super::*;
     use manifest::ExitDecl;
     use serde_json::json;
@@ -534,28 +582,41 @@ mod tests {
     #[test]
     fn outcomes_are_checked() {
         let m = manifest();
+        let limits = Limits {
+            max_exit_bytes: 8,
+            max_data_bytes: 16,
+            ..Limits::default()
+        };
         assert_eq!(
-            check_outcome(&m, outcome("ok", None)),
+            check_outcome(&m, outcome("ok", None), &limits),
             Ok(("ok".into(), None))
         );
         assert_eq!(
-            check_outcome(&m, outcome("ok", Some(r#"{"a":1}"#))),
+            check_outcome(&m, outcome("ok", Some(r#"{"a":1}"#)), &limits),
             Ok(("ok".into(), Some(json!({"a": 1}))))
         );
         assert_eq!(
-            check_outcome(&m, outcome("nope", None)),
+            check_outcome(&m, outcome("nope", None), &limits),
             Err(ExecFailure::UndeclaredExit("nope".into()))
         );
         assert!(matches!(
-            check_outcome(&m, outcome("ok", Some("{not json"))),
+            check_outcome(&m, outcome("ok", Some("{not json")), &limits),
             Err(ExecFailure::MalformedOutcome(m)) if m.starts_with("data is not JSON")
         ));
         assert_eq!(
-            check_outcome(&m, outcome("ok", Some("[1]"))),
+            check_outcome(&m, outcome("ok", Some("[1]")), &limits),
             Err(ExecFailure::MalformedOutcome(
                 "data must be a JSON object".into()
             ))
         );
+        assert!(matches!(
+            check_outcome(&m, outcome("a-long-exit-id", None), &limits),
+            Err(ExecFailure::Limit(e)) if e.setting == "max_exit_bytes" && e.seen == 14
+        ));
+        assert!(matches!(
+            check_outcome(&m, outcome("ok", Some(r#"{"a": "0123456789"}"#)), &limits),
+            Err(ExecFailure::Limit(e)) if e.setting == "max_data_bytes" && e.seen == 19
+        ));
     }
 
     #[test]
@@ -566,7 +627,10 @@ mod tests {
         assert!(check_manifest(&m).unwrap_err().contains("not valid"));
         let mut m = manifest();
         m.exits.retain(|e| e.id != ERROR_EXIT);
-        assert!(check_manifest(&m).unwrap_err().contains("no `error` exit"));
+        let m = with_error_exit(m);
+        assert_eq!(m.exits.last().unwrap().id, ERROR_EXIT);
+        assert_eq!(check_manifest(&m), Ok(()));
+        assert_eq!(with_error_exit(m.clone()).exits.len(), m.exits.len());
         let mut m = manifest();
         m.hosts.push("http://x.com/".into());
         assert!(

@@ -177,9 +177,9 @@ impl PluginHost {
         });
         let state = ExecState::new(
             HttpCap::new(self.inner.client.clone(), no_net),
-            VariablesCap::default(),
+            BTreeMap::new(),
             ConfigCap::default(),
-            mib(defaults.memory_mib),
+            &defaults,
         );
         let mut store = self.new_store(state, defaults.deadline_ms);
         let described = tokio::time::timeout(Duration::from_millis(defaults.deadline_ms), async {
@@ -196,6 +196,7 @@ impl PluginHost {
         })?
         .map_err(|e| contract(format!("describe() failed: {}", trap_reason(&e))))?
         .map_err(|e| contract(format!("describe() returned an unusable manifest: {e}")))?;
+        let described = with_error_exit(described);
         check_manifest(&described).map_err(contract)?;
 
         let id = described.id.clone();
@@ -300,17 +301,23 @@ fn element_version(engine: &Engine, component: &Component) -> Result<&'static st
         })
 }
 
+/// Every element can fail, so every plugin has the `error` exit: the host adds it when the
+/// manifest leaves it out (as the Rust SDK does), whatever language the plugin is written in.
+pub(super) fn with_error_exit(mut m: Manifest) -> Manifest {
+    if !m.exits.iter().any(|e| e.id == ERROR_EXIT) {
+        m.exits.push(manifest::ExitDecl {
+            id: ERROR_EXIT.to_owned(),
+            label: "Error".to_owned(),
+        });
+    }
+    m
+}
+
 pub(super) fn check_manifest(m: &Manifest) -> Result<(), String> {
     if !valid_id(&m.id) {
         return Err(format!(
             "manifest id {:?} is not valid: use lowercase letters, digits and '-', starting with a letter",
-            m.id
-        ));
-    }
-    if !m.exits.iter().any(|e| e.id == ERROR_EXIT) {
-        return Err(format!(
-            "manifest of {} declares no `{ERROR_EXIT}` exit",
-            m.id
+            crate::bounds::preview(&m.id, crate::bounds::PREVIEW_BYTES)
         ));
     }
     let mut seen = BTreeSet::new();

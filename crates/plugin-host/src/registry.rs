@@ -19,12 +19,7 @@ impl LoadedPlugin {
             "size": self.size,
             "sha256": self.sha256,
             "cache": self.cache,
-            "limits": {
-                "deadline_ms": self.limits.deadline_ms,
-                "memory_mib": self.limits.memory_mib,
-                "max_http_requests": self.limits.max_http_requests,
-                "max_response_bytes": self.limits.max_response_bytes,
-            },
+            "limits": self.limits,
             "granted_hosts": self.policy.granted.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
             "missing_secrets": self.missing_secrets,
         })

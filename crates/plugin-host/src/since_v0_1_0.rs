@@ -6,6 +6,7 @@
 
 use super::capabilities::LogLevel;
 use super::manifest::{ConfigField, ExitDecl, FieldKind, Manifest};
+use super::outcome::HostCallMisuse;
 use super::state::ExecState;
 use super::{ElementFailure, Invocation, Outcome};
 use flowhost_outbound::OutboundError;
@@ -147,7 +148,9 @@ fn value_from_wit(value: types::Value) -> wasmtime::Result<Value> {
         types::Value::Number(n) => crate::number_to_json(n),
         types::Value::Text(s) => Value::String(s),
         types::Value::Json(s) => serde_json::from_str(&s).map_err(|e| {
-            wasmtime::format_err!("variables.set: value.json is not valid JSON ({e})")
+            wasmtime::Error::new(HostCallMisuse(format!(
+                "variables.set: value.json is not valid JSON ({e})"
+            )))
         })?,
     })
 }

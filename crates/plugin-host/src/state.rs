@@ -2,13 +2,13 @@
 //! with it when the execution ends, whatever way it ends.
 
 use super::capabilities::{ConfigCap, HttpCap, LogCap, VariablesCap};
+use super::config::Limits;
+use super::stdio::Captured;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// Bytes of guest stdout/stderr kept per execution; later output is an error to the guest.
-const STDIO_CAPTURE: usize = 64 * 1024;
 
 /// The data of a `Store` running one plugin execution.
 pub struct ExecState {
@@ -20,19 +20,21 @@ pub struct ExecState {
     pub(crate) variables: VariablesCap,
     pub(crate) log: LogCap,
     pub(crate) config: ConfigCap,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stdout: Captured,
+    pub(crate) stderr: Captured,
 }
 
 impl ExecState {
+    /// The state of one execution that starts with `variables`, under `limits`.
     pub(crate) fn new(
         http: HttpCap,
-        variables: VariablesCap,
+        variables: BTreeMap<String, Value>,
         config: ConfigCap,
-        memory_bytes: usize,
+        limits: &Limits,
     ) -> Self {
-        let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
-        let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+        let log_bytes = usize::try_from(limits.max_log_bytes).unwrap_or(usize::MAX);
+        let stdout = Captured::new(log_bytes);
+        let stderr = Captured::new(log_bytes);
         // No preopens, no environment, no arguments, no sockets: the builder's defaults plus
         // closing TCP/UDP outright.
         let wasi = WasiCtx::builder()
@@ -47,12 +49,12 @@ impl ExecState {
             table: ResourceTable::new(),
             http_ctx: WasiHttpCtx::new(),
             limiter: MemoryLimiter {
-                max_bytes: memory_bytes,
+                max_bytes: super::mib(limits.memory_mib),
                 hit: false,
             },
             http,
-            variables,
-            log: LogCap::default(),
+            variables: VariablesCap::new(variables, limits.into()),
+            log: LogCap::new(log_bytes),
             config,
             stdout,
             stderr,

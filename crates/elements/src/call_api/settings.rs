@@ -2,6 +2,7 @@
 //! flows reference as `{{secret.NAME}}`, and the response limits.
 
 use flowhost_outbound::secrets::{SecretSource, resolve};
+use flowhost_plugin_host::capabilities::VariableLimits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -17,6 +18,11 @@ pub struct CallApiConfig {
     pub max_response_bytes: u64,
     /// Redirects followed at most.
     pub max_redirects: u8,
+    /// How large the variables a response is mapped into may be: the operator's `[limits]`
+    /// (`max_variable_bytes`, `max_variables_bytes`), as for plugins; set from them when the
+    /// configuration is read.
+    #[serde(skip)]
+    pub variable_limits: VariableLimits,
 }
 
 impl Default for CallApiConfig {
@@ -26,6 +32,7 @@ impl Default for CallApiConfig {
             secrets: BTreeMap::new(),
             max_response_bytes: 4 * 1024 * 1024,
             max_redirects: 5,
+            variable_limits: VariableLimits::default(),
         }
     }
 }

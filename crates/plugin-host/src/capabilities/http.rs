@@ -16,6 +16,14 @@ use wasmtime_wasi_http::{Error as WasiHttpError, RequestOptions, WasiHttpHooks};
 /// Default timeout of one request when the plugin sets none.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bytes of a URL, a method or an error kept for the journey: they may hold what the plugin
+/// made up, of any size.
+const SHOWN_BYTES: usize = 2048;
+
+fn shown(text: &str) -> String {
+    crate::bounds::preview(text, SHOWN_BYTES).into_owned()
+}
+
 /// The trap raised when a plugin sends more requests than allowed.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -94,7 +102,7 @@ impl HttpCap {
         timeout_ms: Option<u32>,
     ) -> Result<Result<BufferedResponse, OutboundError>, RequestLimitExceeded> {
         self.take_budget()?;
-        let (shown_method, shown_url) = (method.clone(), url.clone());
+        let (shown_method, shown_url) = (shown(&method), shown(&url));
         let request = BufferedRequest {
             method,
             url,
@@ -110,14 +118,14 @@ impl HttpCap {
         let result = outbound::send_buffered(&self.client, &self.policy, request).await;
         if let Err(OutboundError::Denied(reason)) = &result {
             // Refused, not sent: the journey says so as a refusal.
-            self.denials.push(reason.clone());
+            self.denials.push(shown(reason));
             return Ok(result);
         }
         self.requests.push(RequestRecord {
             method: shown_method,
             url: shown_url,
             status: result.as_ref().ok().map(|r| r.status),
-            error: result.as_ref().err().map(ToString::to_string),
+            error: result.as_ref().err().map(|e| shown(&e.to_string())),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
         Ok(result)
@@ -142,7 +150,7 @@ impl WasiHttpHooks for HttpCap {
                 .map_err(|e| e.to_string()),
         };
         if let Err(reason) = &verdict {
-            self.denials.push(format!("wasi:http: {reason}"));
+            self.denials.push(format!("wasi:http: {}", shown(reason)));
         }
         let max = self.policy.max_response_bytes;
         let client = self.client.clone();
