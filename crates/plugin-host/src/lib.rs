@@ -632,6 +632,14 @@ mod tests {
         assert_eq!(check_manifest(&m), Ok(()));
         assert_eq!(with_error_exit(m.clone()).exits.len(), m.exits.len());
         let mut m = manifest();
+        m.exits[0].id = "x".repeat(1000);
+        let err = check_manifest(&m).unwrap_err();
+        assert!(
+            err.contains("exit \"xxx") && err.contains("1000 bytes long; the most is 128"),
+            "{err}"
+        );
+        assert!(err.len() < 300, "{err}");
+        let mut m = manifest();
         m.hosts.push("http://x.com/".into());
         assert!(
             check_manifest(&m)

@@ -313,12 +313,38 @@ pub(super) fn with_error_exit(mut m: Manifest) -> Manifest {
     m
 }
 
+/// Longest id, exit id, config field name or host a manifest may declare.
+const MAX_NAME_BYTES: usize = 128;
+
 pub(super) fn check_manifest(m: &Manifest) -> Result<(), String> {
-    if !valid_id(&m.id) {
+    // Names are quoted in messages: only a bounded prefix of what the plugin wrote.
+    let q = |s: &str| {
+        format!(
+            "{:?}",
+            crate::bounds::preview(s, crate::bounds::PREVIEW_BYTES)
+        )
+    };
+    if !valid_id(&m.id) || m.id.len() > MAX_NAME_BYTES {
         return Err(format!(
-            "manifest id {:?} is not valid: use lowercase letters, digits and '-', starting with a letter",
-            crate::bounds::preview(&m.id, crate::bounds::PREVIEW_BYTES)
+            "manifest id {} is not valid: use up to {MAX_NAME_BYTES} lowercase letters, digits and '-', starting with a letter",
+            q(&m.id)
         ));
+    }
+    let names = m
+        .exits
+        .iter()
+        .map(|e| ("exit", &e.id))
+        .chain(m.config.iter().map(|f| ("config field", &f.name)))
+        .chain(m.hosts.iter().map(|h| ("host", h)));
+    for (what, name) in names {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(format!(
+                "manifest of {}: {what} {} is {} bytes long; the most is {MAX_NAME_BYTES}",
+                m.id,
+                q(name),
+                name.len()
+            ));
+        }
     }
     let mut seen = BTreeSet::new();
     for exit in &m.exits {

@@ -82,8 +82,14 @@ impl Pre {
 }
 
 fn manifest_from_wit(m: types::Manifest) -> Result<Manifest, String> {
+    let quoted = |s: &str| {
+        format!(
+            "{:?}",
+            crate::bounds::preview(s, crate::bounds::PREVIEW_BYTES)
+        )
+    };
     let version = semver::Version::parse(&m.version)
-        .map_err(|e| format!("version {:?} is not semver ({e})", m.version))?;
+        .map_err(|e| format!("version {} is not semver ({e})", quoted(&m.version)))?;
     let config = m
         .config
         .into_iter()
@@ -91,8 +97,9 @@ fn manifest_from_wit(m: types::Manifest) -> Result<Manifest, String> {
             let default = match f.default_value {
                 Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
                     format!(
-                        "config field `{}`: default {text:?} is not JSON ({e})",
-                        f.name
+                        "config field {}: default {} is not JSON ({e})",
+                        quoted(&f.name),
+                        quoted(&text)
                     )
                 })?),
                 None => None,
