@@ -5,6 +5,7 @@ mod engine;
 mod journeys;
 mod other_languages;
 mod plugin_output;
+mod recovery;
 mod sample_plugins;
 mod samples;
 mod sandbox;

@@ -22,6 +22,7 @@ pub use flowhost_elements::call_api::CallApiConfig;
 pub use flowhost_outbound::OutboundConfig;
 pub use flowhost_outbound::secrets::SecretSource;
 pub use flowhost_plugin_host::config::{LimitOverrides, Limits, PluginGrant, PluginHostConfig};
+pub use flowhost_store::Durability;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -55,6 +56,19 @@ pub struct OperatorConfig {
     /// `flowhost serve`: where it listens and who may call it.
     #[serde(default)]
     pub server: ServerConfig,
+    /// What a committed step survives: `"fast"` (a process crash) or `"full"` (a power
+    /// loss too, at a disk flush per commit).
+    #[serde(default)]
+    pub durability: Durability,
+    /// How long an engine's claim on a participant lasts, renewed while a step runs: after
+    /// a crash, another engine (or the restarted one) takes its participants over this long
+    /// after their last renewal.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    flowhost_engine::LEASE_MS as u64
 }
 
 /// `[server]`: the service `flowhost serve` runs.
@@ -299,6 +313,8 @@ impl Default for OperatorConfig {
             outbound: OutboundConfig::default(),
             call_api: CallApiConfig::default(),
             server: ServerConfig::default(),
+            durability: Durability::default(),
+            lease_ms: default_lease_ms(),
         }
     }
 }
@@ -439,6 +455,10 @@ mod tests {
         let text = include_str!("../../flowhost.example.toml");
         let config = OperatorConfig::parse(text, Path::new("flowhost.example.toml")).unwrap();
         assert_eq!(config.call_api.allow_hosts, ["*"]);
+        assert_eq!(
+            (config.durability, config.lease_ms),
+            (Durability::Fast, 30_000)
+        );
         assert!(config.call_api.secrets.contains_key("shop_token"));
         assert_eq!(config.outbound.connect_timeout_ms, 5000);
         assert_eq!(

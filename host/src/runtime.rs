@@ -61,7 +61,10 @@ pub enum RuntimeError {
 
 /// Opens the store the configuration names (`database`, a SQLite file).
 pub fn open_store(config: &OperatorConfig) -> Result<Arc<dyn StateStore>, StoreError> {
-    Ok(Arc::new(SqliteStore::open(&config.database)?))
+    Ok(Arc::new(SqliteStore::open_with(
+        &config.database,
+        config.durability,
+    )?))
 }
 
 /// Builds the plugin host from the configuration, with an outbound client of its own. (A
@@ -150,7 +153,7 @@ impl Runtime {
         let types = crate::elements::builtins(store.clone())
             .with_plugins(plugin_host.clone(), plugins.clone())
             .with_call_api(client.clone(), &config.call_api)?;
-        let engine = Engine::new(store, clock, types);
+        let engine = Engine::new(store, clock, types).with_lease(config.lease_ms as i64);
         let inbound = Inbound::new(engine.clone(), client.clone());
         Ok(Runtime {
             config,

@@ -92,10 +92,10 @@ use tracing::Instrument;
 /// Steps one participant may take in one go without waiting; more means the flow loops.
 pub const MAX_STEPS_PER_RUN: usize = 1000;
 
-/// How long a claim on a participant lasts. Nothing reclaims an expired lease yet (a crashed
-/// engine's running participants stay running); the lease is recorded so that fencing and
-/// recovery can build on it.
-pub const LEASE_MS: Millis = 5 * 60_000;
+/// How long a claim on a participant lasts by default ([`Engine::with_lease`]). A step that
+/// runs longer renews it every third of it; a participant whose engine crashed is taken over
+/// by the scheduler once its lease has expired.
+pub const LEASE_MS: Millis = 30_000;
 
 /// Participants one call runs after the one it was about (entered by Add to Flow, woken by
 /// an event); the rest stay queued for [`Engine::resume_due`].
@@ -257,6 +257,8 @@ struct Inner {
     store: Arc<dyn StateStore>,
     /// This engine's name in the leases it takes.
     owner: String,
+    /// How long its leases last.
+    lease_ms: Millis,
     clock: Arc<dyn Clock>,
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
@@ -328,6 +330,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 owner: format!("engine-{}", uuid::Uuid::new_v4().simple()),
+                lease_ms: LEASE_MS,
                 clock,
                 types,
                 flows: RwLock::new(HashMap::new()),
@@ -368,9 +371,51 @@ impl Engine {
         &self.inner.owner
     }
 
+    /// The engine with leases of `ms` (the default is [`LEASE_MS`]): how long after a crash
+    /// another engine takes over its participants. Called before the engine is cloned.
+    ///
+    /// # Panics
+    ///
+    /// When the engine has been cloned already.
+    pub fn with_lease(mut self, ms: Millis) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("Engine::with_lease is called before the engine is shared")
+            .lease_ms = ms.max(3);
+        self
+    }
+
     /// When a lease taken now expires.
     fn lease_expiry(&self) -> Millis {
-        self.now() + LEASE_MS
+        self.now() + self.inner.lease_ms
+    }
+
+    /// Runs `step`, renewing `lease` every third of its length while it runs; a lease found
+    /// lost (another engine took the participant over) abandons the step.
+    async fn renewing<T>(
+        &self,
+        lease: &Lease,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, EngineError> {
+        let mut step = std::pin::pin!(step);
+        let every = std::time::Duration::from_millis((self.inner.lease_ms / 3) as u64);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut step => return Ok(out),
+                () = tokio::time::sleep(every) => {
+                    match self.inner.store.renew(lease, self.lease_expiry()).await {
+                        Ok(_) => {}
+                        Err(e @ flowhost_store::StoreError::LeaseLost { .. }) => return Err(e.into()),
+                        // The next renewal may get through; the lease has two thirds left.
+                        Err(e) => tracing::warn!(
+                            participant = %lease.participant,
+                            error = %e,
+                            "cannot renew a lease; trying again"
+                        ),
+                    }
+                }
+            }
+        }
     }
 
     /// The current time by the engine's clock.

@@ -49,7 +49,7 @@ impl Engine {
             .await?;
         let mut follow = Vec::new();
         let state = self
-            .advance(&flow, state, &lease, false, &mut follow)
+            .advance(&flow, state, &lease, false, 0, &mut follow)
             .await?;
         self.announce(&state);
         self.follow_up(follow).await?;
@@ -185,6 +185,14 @@ impl Engine {
             return Ok(None);
         };
         let before = claim.was;
+        if claim.retried > 0 {
+            metrics::counter!("flowhost_participants_taken_over_total").increment(1);
+            tracing::warn!(
+                participant = %id,
+                retried = claim.retried,
+                "taking over a participant whose lease expired before its step was committed; the step runs again"
+            );
+        }
         let state = self
             .inner
             .store
@@ -227,6 +235,7 @@ impl Engine {
                 state,
                 &claim.lease,
                 before == Status::Waiting,
+                claim.retried,
                 follow,
             )
             .await?;
@@ -338,6 +347,7 @@ impl Engine {
         mut p: ParticipantState,
         lease: &Lease,
         mut resumed: bool,
+        mut retried: u32,
         follow: &mut Vec<String>,
     ) -> Result<ParticipantState, EngineError> {
         p.status = Status::Running;
@@ -393,22 +403,19 @@ impl Engine {
                 element = %current,
                 participant = %p.id,
             );
-            let result = node
-                .element
-                .run(StepInput {
-                    flow_id: &flow.def.id,
-                    element_id: &current,
-                    participant_id: &p.id,
-                    person: &p.person,
-                    variables: &p.variables,
-                    now,
-                    resumed,
-                    state: p.element_state.as_ref(),
-                    event: event.as_ref(),
-                    flows: self,
-                })
-                .instrument(span.clone())
-                .await;
+            let run = node.element.run(StepInput {
+                flow_id: &flow.def.id,
+                element_id: &current,
+                participant_id: &p.id,
+                person: &p.person,
+                variables: &p.variables,
+                now,
+                resumed,
+                state: p.element_state.as_ref(),
+                event: event.as_ref(),
+                flows: self,
+            });
+            let result = self.renewing(lease, run.instrument(span.clone())).await?;
             pending_effects |= effects;
             let entered = !resumed;
             resumed = false;
@@ -421,6 +428,11 @@ impl Engine {
                 p.variables.insert(k.clone(), v.clone());
             }
             let mut entry = self.entry(&p, &current, &node.type_name);
+            // Steps up to the first with outside effects may have run before a takeover.
+            entry.retried = retried;
+            if effects {
+                retried = 0;
+            }
             entry.duration_us = duration_us;
             entry.variables_changed = result.set;
             entry.logs = result.logs;
@@ -549,6 +561,7 @@ impl Engine {
             error: None,
             waiting_until: None,
             duration_us: 0,
+            retried: 0,
         }
     }
 }

@@ -33,9 +33,9 @@ mod worker;
 
 use async_trait::async_trait;
 use flowhost_store::{
-    Claim, EarlierAnswer, ElementCounts, FlowStore, IdempotentRequest, JourneyEntry, Lease,
-    ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore, SavedFlow,
-    Status, StepRecord, StoreError, parse_status,
+    Claim, Durability, EarlierAnswer, ElementCounts, FlowStore, IdempotentRequest, JourneyEntry,
+    Lease, ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore,
+    SavedFlow, Status, StepRecord, StoreError, parse_status,
 };
 use flowhost_types::clock::Millis;
 use flowhost_types::person::Person;
@@ -65,6 +65,11 @@ fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Fast)
+    }
+
+    /// [`SqliteStore::open`] with what a commit survives.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::database(format!("creating the folder {}", dir.display()), e)
@@ -72,16 +77,19 @@ impl SqliteStore {
         }
         let conn = Connection::open(path)
             .map_err(|e| StoreError::database(format!("opening {}", path.display()), e))?;
-        Self::start(conn)
+        Self::start(conn, durability)
     }
 
     /// A private in-memory database.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::start(Connection::open_in_memory().map_err(db("opening an in-memory database"))?)
+        Self::start(
+            Connection::open_in_memory().map_err(db("opening an in-memory database"))?,
+            Durability::Fast,
+        )
     }
 
-    fn start(conn: Connection) -> Result<Self, StoreError> {
-        schema::prepare(&conn)?;
+    fn start(conn: Connection, durability: Durability) -> Result<Self, StoreError> {
+        schema::prepare(&conn, durability)?;
         Ok(SqliteStore {
             worker: Worker::spawn(conn)?,
         })

@@ -83,34 +83,38 @@ impl ParticipantStore for SqliteStore {
         &self,
         id: &str,
         owner: &str,
-        _now: Millis,
+        now: Millis,
         expires_at: Millis,
     ) -> Result<Option<Claim>, StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("claiming a participant"))?;
-            let was: Option<String> = tx
+            let row: Option<(i64, Option<String>, i64)> = tx
                 .prepare_cached(
-                    "SELECT status FROM participants WHERE id = ?1 AND status IN ('waiting', 'queued')",
-                )
-                .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
-                .map_err(db("claiming a participant"))?;
-            let Some(was) = was else {
-                return Ok(None);
-            };
-            let epoch: i64 = tx
-                .prepare_cached(
-                    "UPDATE participants SET status = 'running', lease_owner = ?2,
-                         lease_expires = ?3, epoch = epoch + 1
-                     WHERE id = ?1 RETURNING epoch",
+                    "UPDATE participants SET
+                         claimed_from = CASE WHEN status = 'running'
+                             THEN COALESCE(claimed_from, 'queued') ELSE status END,
+                         retried = CASE WHEN status = 'running' THEN retried + 1 ELSE 0 END,
+                         status = 'running', lease_owner = ?2, lease_expires = ?3,
+                         epoch = epoch + 1
+                     WHERE id = ?1 AND (status IN ('waiting', 'queued')
+                         OR (status = 'running' AND lease_expires <= ?4))
+                     RETURNING epoch, claimed_from, retried",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_row(params![id, owner, expires_at], |r| r.get(0))
+                    stmt.query_row(params![id, owner, expires_at, now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()
                 })
                 .map_err(db("claiming a participant"))?;
+            let Some((epoch, was, retried)) = row else {
+                return Ok(None);
+            };
             tx.commit().map_err(db("claiming a participant"))?;
             Ok(Some(Claim {
-                was: parse_status(&was)?,
+                was: parse_status(was.as_deref().unwrap_or("queued"))?,
+                retried: retried as u32,
                 lease: Lease {
                     participant: id,
                     owner,
@@ -213,7 +217,8 @@ impl ParticipantStore for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id FROM participants
-                     WHERE ((status = 'waiting' AND waiting_until <= ?1) OR status = 'queued')
+                     WHERE ((status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
+                            OR (status = 'running' AND lease_expires <= ?1))
                        AND flow_id NOT IN (SELECT value FROM json_each(?3))
                      ORDER BY COALESCE(waiting_until, 0), rowid LIMIT ?2",
                 )

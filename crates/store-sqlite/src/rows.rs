@@ -19,7 +19,8 @@ pub(crate) fn write_leased(
             "UPDATE participants SET person = ?3, variables = ?4, current = ?5, status = ?6,
                  waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11,
                  lease_owner = CASE WHEN ?12 THEN lease_owner END,
-                 lease_expires = CASE WHEN ?12 THEN lease_expires END, wait_reason = ?13
+                 lease_expires = CASE WHEN ?12 THEN lease_expires END, wait_reason = ?13,
+                 claimed_from = CASE WHEN ?12 THEN 'queued' END, retried = 0
              WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
         )
         .and_then(|mut stmt| {
@@ -58,8 +59,9 @@ pub(crate) fn insert(
     conn.prepare_cached(
         "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
              steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason,
-             flow_version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             flow_version, claimed_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+             CASE WHEN ?12 IS NULL THEN NULL ELSE 'queued' END)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![

@@ -1,7 +1,7 @@
 //! The schema, created on open, and the columns added since the first release, which older
 //! databases get on open.
 
-use flowhost_store::StoreError;
+use flowhost_store::{Durability, StoreError};
 use rusqlite::Connection;
 
 const SCHEMA: &str = "
@@ -88,6 +88,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // Flow versions: what existed before them is version 1.
     ("participants", "flow_version", "INTEGER NOT NULL DEFAULT 1"),
     ("flows", "version", "INTEGER NOT NULL DEFAULT 1"),
+    // Takeover of an expired lease: how the claimed participant goes on ('waiting' resumes
+    // in its element, 'queued' enters it), and how many takeovers since its last commit.
+    ("participants", "claimed_from", "TEXT"),
+    ("participants", "retried", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// Run once, right after a column is added, to fill it for the rows already there.
@@ -103,12 +107,16 @@ fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 /// Sets the connection up and brings the schema up to date.
-pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
-    // WAL with NORMAL sync: a committed step survives a process crash; the last steps
-    // before a power loss may not.
+pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
+    // WAL: a committed step survives a process crash. NORMAL syncs at checkpoints, so the
+    // last steps before a power loss may not survive it; FULL syncs every commit.
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(db("setting WAL mode"))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    let sync = match durability {
+        Durability::Fast => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
         .map_err(db("setting synchronous mode"))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(db("setting the busy timeout"))?;

@@ -163,3 +163,22 @@ async fn a_database_from_before_flow_versions_has_everything_as_version_1() {
     let again = SqliteStore::open(&path).unwrap();
     assert_eq!(again.element_counts("f", None).await.unwrap(), counts);
 }
+
+/// `durability = "full"` syncs every commit; the default syncs at checkpoints.
+#[tokio::test]
+async fn durability_sets_how_often_commits_are_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |store: SqliteStore| async move {
+        store
+            .call(|c| {
+                c.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+                    .map_err(|e| StoreError::database("reading a pragma", e))
+            })
+            .await
+            .unwrap()
+    };
+    let fast = SqliteStore::open(&dir.path().join("a.db")).unwrap();
+    assert_eq!(mode(fast).await, 1, "NORMAL");
+    let full = SqliteStore::open_with(&dir.path().join("b.db"), Durability::Full).unwrap();
+    assert_eq!(mode(full).await, 2, "FULL");
+}

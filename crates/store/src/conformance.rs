@@ -36,6 +36,7 @@ macro_rules! conformance_tests {
             steps_append_journeys_and_count,
             claims_are_exclusive_and_fenced,
             leases_renew_and_end,
+            expired_leases_are_taken_over,
             due_is_ordered_and_limited,
             wake_by_key,
             steps_enter_participants_atomically,
@@ -93,6 +94,7 @@ fn entry(element: &str, exit: Option<&str>) -> JourneyEntry {
         error: None,
         waiting_until: None,
         duration_us: 12,
+        retried: 0,
     }
 }
 
@@ -378,6 +380,99 @@ pub async fn leases_renew_and_end(store: &impl StateStore) {
         store.renew(&renewed, 99_000).await.unwrap_err(),
         StoreError::LeaseLost { .. }
     ));
+}
+
+/// A running participant whose lease expired (its engine crashed) is due and may be claimed
+/// by another owner: it goes on from its last committed step as it would have then (entering
+/// its element, or resuming in it with its state and event), the takeover is counted until
+/// the next commit, and the crashed owner's late commit is refused.
+pub async fn expired_leases_are_taken_over(store: &impl StateStore) {
+    // Crashed after committing a step: the next element is entered again.
+    let mut p = participant("f", "a");
+    let lease = store.insert_claimed(&p, OWNER, 100).await.unwrap();
+    p.current = Some("b".into());
+    p.steps = 1;
+    store
+        .record_step(&lease, &p, &entry("a", Some("next")), StepWrite::default())
+        .await
+        .unwrap();
+    assert!(
+        store.due(99, 10, &[]).await.unwrap().is_empty(),
+        "still held"
+    );
+    assert!(
+        store
+            .claim(&p.id, "node-b", 99, 500)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.due(100, 10, &[]).await.unwrap(), [p.id.clone()]);
+    let taken = store
+        .claim(&p.id, "node-b", 100, 500)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.was, taken.retried), (Status::Queued, 1));
+    assert!(taken.lease.epoch > lease.epoch);
+    assert_eq!(
+        store
+            .participant(&p.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current
+            .as_deref(),
+        Some("b")
+    );
+    let mut late = p.clone();
+    late.current = None;
+    late.status = Status::Completed;
+    assert!(matches!(
+        store
+            .record_step(&lease, &late, &entry("b", None), StepWrite::default())
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    // Taken over again before committing: the count goes on; a commit resets it.
+    let again = store
+        .claim(&p.id, "node-c", 500, 900)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.was, again.retried), (Status::Queued, 2));
+    p.steps = 2;
+    p.current = Some("c".into());
+    store
+        .record_step(
+            &again.lease,
+            &p,
+            &entry("b", Some("next")),
+            StepWrite::default(),
+        )
+        .await
+        .unwrap();
+    let third = store
+        .claim(&p.id, "node-d", 900, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((third.was, third.retried), (Status::Queued, 1));
+    let journey = store.journey(&p.id).await.unwrap();
+    let seqs: Vec<u64> = journey.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2], "the late commit wrote nothing");
+
+    // Crashed while resuming a wait: resumed again, its state and event kept.
+    let mut w = participant("f", "w");
+    w.element_state = Some(ElementState::new("timer", &json!({"since": 5})));
+    let w = waiting(store, w, Some(10), None).await;
+    let first = store.claim(&w.id, OWNER, 10, 50).await.unwrap().unwrap();
+    assert_eq!((first.was, first.retried), (Status::Waiting, 0));
+    let taken = store.claim(&w.id, "node-b", 50, 90).await.unwrap().unwrap();
+    assert_eq!((taken.was, taken.retried), (Status::Waiting, 1));
+    let stored = store.participant(&w.id).await.unwrap().unwrap();
+    assert_eq!(stored.element_state, w.element_state);
+    assert_eq!(stored.current, w.current);
 }
 
 /// Due: waiting participants whose time has come and queued ones, oldest first, up to the

@@ -114,6 +114,19 @@ impl StoreError {
     }
 }
 
+/// What a committed step survives (`durability` in flowhost.toml).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A committed step survives the process crashing (kill -9); the last steps before the
+    /// machine loses power may not. (SQLite: WAL with `synchronous = NORMAL`.)
+    #[default]
+    Fast,
+    /// A committed step survives the machine losing power too, at the cost of a disk flush
+    /// per commit. (SQLite: `synchronous = FULL`.)
+    Full,
+}
+
 /// The right to advance one participant: held by `owner` until `expires_at`, under `epoch`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -133,9 +146,13 @@ pub struct Lease {
 pub struct Claim {
     /// The lease now held.
     pub lease: Lease,
-    /// What the participant was before: [`Status::Waiting`] (resumes in its element) or
-    /// [`Status::Queued`] (starts at its element).
+    /// How the participant goes on: [`Status::Waiting`] (resumes in its element, with its
+    /// state and event) or [`Status::Queued`] (enters its element).
     pub was: Status,
+    /// 0, or how many times in a row the participant was taken over from an owner whose
+    /// lease expired before it committed its step: the step about to run may have run
+    /// before, up to its outside effects.
+    pub retried: u32,
 }
 
 /// What else a step writes, in the same transaction as the participant and its journey entry.
@@ -242,8 +259,11 @@ pub trait ParticipantStore: Send + Sync {
     ) -> Result<Option<EarlierAnswer>, StoreError>;
 
     /// Claims a waiting or queued participant for `owner` until `expires_at`: it becomes
-    /// [`Status::Running`] under a new epoch. `None` when it is not waiting or queued
-    /// (another engine took it first, or it finished).
+    /// [`Status::Running`] under a new epoch. A running participant whose lease expired by
+    /// `now` is claimed too (its owner crashed or lost the database): it goes on from its
+    /// last committed step, as it would have then ([`Claim::was`]), and
+    /// [`Claim::retried`] counts the takeover. `None` when it is not waiting, queued or
+    /// expired (another engine took it first, or it finished).
     async fn claim(
         &self,
         id: &str,
@@ -290,9 +310,9 @@ pub trait ParticipantStore: Send + Sync {
     /// A participant.
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError>;
 
-    /// Ids of waiting participants due at `now`, and of queued ones, oldest first, at most
-    /// `limit`, leaving out the participants of the flows in `held` (paused flows, whose
-    /// participants stay where they are).
+    /// Ids of waiting participants due at `now`, of queued ones and of running ones whose
+    /// lease expired by `now`, oldest first, at most `limit`, leaving out the participants of
+    /// the flows in `held` (paused flows, whose participants stay where they are).
     async fn due(
         &self,
         now: Millis,

@@ -207,6 +207,15 @@ pub struct JourneyEntry {
     pub waiting_until: Option<Millis>,
     /// Time the element took, in microseconds.
     pub duration_us: u64,
+    /// 0, or how many times the step was started before by an engine that lost its lease
+    /// (it crashed) before committing it: its outside effects may have happened before too,
+    /// under the same idempotency keys.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retried: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Per-element counts for analytics.

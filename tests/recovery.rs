@@ -1,0 +1,120 @@
+//! Recovery from a crashed engine: its participants are taken over once their leases expire,
+//! the re-run step is marked in the journey, and a long step keeps its lease by renewing it.
+
+use flowhost::clock::{ManualClock, SystemClock};
+use flowhost::config::OutboundConfig;
+use flowhost::engine::Engine;
+use flowhost::flow::FlowDef;
+use flowhost::outbound::HttpClient;
+use flowhost::person::Person;
+use flowhost::store::{ParticipantState, ParticipantStore, SqliteStore, Status};
+use flowhost::testing::{Reply, TestServer};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn store(dir: &Path) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap())
+}
+
+fn engine(store: Arc<SqliteStore>, clock: Arc<dyn flowhost::clock::Clock>) -> Engine {
+    let client = HttpClient::new(&OutboundConfig {
+        allow_private: vec!["127.0.0.1".into()],
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let types = flowhost::elements::builtins(store.clone())
+        .with_call_api(client, &Default::default())
+        .unwrap();
+    Engine::new(store, clock, types)
+}
+
+/// set-variable, then a Call API request to `url`, then the end.
+fn flow(url: &str) -> FlowDef {
+    let def = json!({
+        "id": "notify", "name": "Notify",
+        "entry_points": [{"type": "api", "start": "mark"}],
+        "elements": [
+            {"id": "mark", "type": "set-variable", "config": {"set": {"marked": true}}, "exits": {"next": "call"}},
+            {"id": "call", "type": "call-api", "config": {"url": url, "response": {"status": "code"}},
+             "exits": {"2xx": "done"}},
+            {"id": "done", "type": "exit"}
+        ]
+    });
+    FlowDef::parse(&def.to_string(), "notify.json").unwrap()
+}
+
+#[tokio::test]
+async fn a_crashed_engines_participant_is_taken_over_and_its_step_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start_replying(|_| Reply::json(200, "{}")).await;
+    let store = store(dir.path());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let engine = engine(store.clone(), clock.clone()).with_lease(10_000);
+    engine
+        .deploy(flow(&format!("{}/hook", srv.url())), "notify.json")
+        .await
+        .unwrap();
+    // An engine took the participant and died before its first commit.
+    let p = ParticipantState::new(
+        "notify",
+        1,
+        "mark",
+        Person {
+            id: "ada".into(),
+            ..Person::default()
+        },
+        BTreeMap::new(),
+    );
+    store.insert_claimed(&p, "crashed", 5_000).await.unwrap();
+
+    assert!(
+        engine.resume_due().await.unwrap().is_empty(),
+        "still leased"
+    );
+    clock.advance_ms(4_000);
+    let resumed = engine.resume_due().await.unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Completed);
+    assert_eq!(resumed[0].variables["code"], json!(200));
+    let journey = engine.journey(&p.id).await.unwrap();
+    let steps: Vec<(u64, &str, u32)> = journey
+        .iter()
+        .map(|e| (e.seq, e.element_id.as_str(), e.retried))
+        .collect();
+    // Up to and including the first step with outside effects, the steps ran before.
+    assert_eq!(steps, [(1, "mark", 1), (2, "call", 1), (3, "done", 0)]);
+    assert_eq!(srv.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_long_step_renews_its_lease_so_nobody_takes_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv =
+        TestServer::start_replying(|_| Reply::json(200, "{}").after(Duration::from_millis(600)))
+            .await;
+    let store = store(dir.path());
+    let a = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    let b = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    a.deploy(flow(&format!("{}/slow", srv.url())), "notify.json")
+        .await
+        .unwrap();
+    b.load_saved_flows().await.unwrap();
+    let person = Person {
+        id: "ada".into(),
+        ..Person::default()
+    };
+    let running = tokio::spawn(async move { a.start("notify", person, BTreeMap::new()).await });
+    // Four lease lengths into the request: engine b finds nothing to take over.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(b.resume_due().await.unwrap().is_empty());
+    }
+    let p = running.await.unwrap().unwrap();
+    assert_eq!(p.status, Status::Completed);
+    assert_eq!(srv.received().len(), 1, "sent once");
+    let journey = b.journey(&p.id).await.unwrap();
+    assert!(journey.iter().all(|e| e.retried == 0), "{journey:?}");
+}
