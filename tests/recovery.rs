@@ -118,3 +118,49 @@ async fn a_long_step_renews_its_lease_so_nobody_takes_it_over() {
     let journey = b.journey(&p.id).await.unwrap();
     assert!(journey.iter().all(|e| e.retried == 0), "{journey:?}");
 }
+
+/// An engine that dies after its request went out (its task ends mid-step, as the process
+/// would): once the lease expires another engine runs the step again, and the server sees
+/// the same idempotency key twice.
+#[tokio::test]
+async fn a_step_run_again_sends_the_same_idempotency_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv =
+        TestServer::start_replying(|_| Reply::json(200, "{}").after(Duration::from_millis(400)))
+            .await;
+    let store = store(dir.path());
+    let a = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    let b = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    a.deploy(flow(&format!("{}/hook", srv.url())), "notify.json")
+        .await
+        .unwrap();
+    b.load_saved_flows().await.unwrap();
+    let person = Person {
+        id: "ada".into(),
+        ..Person::default()
+    };
+    let doomed = tokio::spawn(async move { a.start("notify", person, BTreeMap::new()).await });
+    while srv.received().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.abort();
+    let _ = doomed.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let resumed = b.resume_due().await.unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Completed);
+    let got = srv.received();
+    assert_eq!(got.len(), 2);
+    let keys: Vec<_> = got.iter().map(|r| r.header("idempotency-key")).collect();
+    let first = keys[0].expect("a key");
+    assert_eq!(
+        first,
+        format!("{}:2:1", resumed[0].id),
+        "participant:step:request"
+    );
+    assert_eq!(keys[1], Some(first));
+    let journey = b.journey(&resumed[0].id).await.unwrap();
+    let call = journey.iter().find(|e| e.element_id == "call").unwrap();
+    assert_eq!(call.retried, 1);
+}

@@ -34,6 +34,7 @@ fn invocation() -> Invocation {
         participant_id: "p".into(),
         person: Person::default(),
         config: vec![("order_variable".into(), json!("order"))],
+        idempotency_key: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn invocation(config: Value) -> Invocation {
             ..Person::default()
         },
         config: map.into_iter().collect(),
+        idempotency_key: Some("p-1:1".into()),
     }
 }
 
@@ -98,6 +99,8 @@ async fn happy_path_uses_config_variables_http_log_and_stdout() {
     assert_eq!(got[0].path, "/record");
     assert_eq!(got[0].header("x-participant"), Some("p-1"));
     assert_eq!(got[0].header("authorization"), Some("Bearer tok-123"));
+    // participant:step from the invocation, then the request's number.
+    assert_eq!(got[0].header("idempotency-key"), Some("p-1:1:1"));
     let log: Vec<_> = run.logs.iter().map(|l| l.message.as_str()).collect();
     assert!(log.contains(&"fetched 42"), "{log:?}");
     assert!(log.contains(&"[stdout] printed to stdout"), "{log:?}");
@@ -344,6 +347,8 @@ async fn wasi_http_goes_through_the_same_policy() {
     assert_eq!(run.variables["status"], json!(200));
     assert_eq!(run.variables["body"], json!(r#"{"value": 42}"#));
     assert_eq!(srv.received()[0].path, "/wasi/0");
+    // wasi:http requests carry the idempotency key too.
+    assert_eq!(srv.received()[0].header("idempotency-key"), Some("p-1:1:1"));
 
     // Not granted: refused before anything is sent.
     let other = tempfile::tempdir().unwrap();

@@ -116,6 +116,7 @@ fn benches(crit: &mut Criterion) {
                     state: None,
                     event: None,
                     flows: &flowhost::elements::NoFlows,
+                    step: 1,
                 })
                 .await;
             assert_eq!(r.outcome, StepOutcome::Exit("2xx".into()), "{r:?}");

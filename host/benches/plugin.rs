@@ -59,6 +59,7 @@ fn benches(crit: &mut Criterion) {
         participant_id: "p".into(),
         person: Person::default(),
         config: Vec::new(),
+        idempotency_key: None,
     };
 
     // Raw wasmtime on the same engine: every import a trap (the trivial plugin calls none).

@@ -470,6 +470,7 @@ pub async fn run_element(
             state: None,
             event: None,
             flows: &crate::elements::NoFlows,
+            step: 1,
         })
         .await;
     let mut after = variables;

@@ -25,10 +25,10 @@ async fn every_method_and_body_kind_reaches_the_server_as_configured() {
     let got = srv.received();
     let methods: Vec<_> = got.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
-    // No headers beyond what HTTP needs.
+    // No headers beyond what HTTP needs, and the request's idempotency key.
     let mut names: Vec<_> = got[0].headers.iter().map(|(k, _)| k.as_str()).collect();
     names.sort();
-    assert_eq!(names, ["host"]);
+    assert_eq!(names, ["host", "idempotency-key"]);
 
     // Key-value pairs as JSON, with typed placeholders; the flow sets Content-Type itself.
     let config = json!({
@@ -130,4 +130,73 @@ async fn set_variable_shares_the_placeholder_syntax() {
             .unwrap()
             .contains("variable \"nope\" is not set")
     );
+}
+
+/// Each request carries an idempotency key (`participant:step:1`), the same on every retry;
+/// an element may name another header or send none, and a header the flow sets wins.
+#[tokio::test]
+async fn requests_carry_an_idempotency_key_kept_across_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path());
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let srv = TestServer::start_replying(move |r| match r.path.as_str() {
+        "/flaky" if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+            Reply::json(503, "{}")
+        }
+        _ => Reply::json(200, "{}"),
+    })
+    .await;
+    let url = |path: &str| format!("{}{path}", srv.url());
+    let config =
+        json!({"url": url("/flaky"), "retry": {"max_attempts": 3, "initial_backoff_ms": 1000}});
+    let (p, _) = h.run(flow("flaky", config, ALL_EXITS), json!({})).await;
+    assert_eq!(p.status, Status::Waiting, "retrying");
+    h.clock.advance_ms(1_000);
+    let resumed = h.engine.resume_due().await.unwrap();
+    assert_eq!(resumed[0].status, Status::Completed);
+    let keys: Vec<_> = srv
+        .received()
+        .iter()
+        .map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    let first = format!("{}:1:1", p.id);
+    assert_eq!(keys, [Some(first.clone()), Some(first)]);
+
+    for (config, header, expected) in [
+        (
+            json!({"url": url("/named"), "idempotency_key": "X-Request-Key"}),
+            "x-request-key",
+            true,
+        ),
+        (
+            json!({"url": url("/off"), "idempotency_key": false}),
+            "idempotency-key",
+            false,
+        ),
+        (
+            json!({"url": url("/own"), "headers": {"Idempotency-Key": "order-{{order}}"}}),
+            "idempotency-key",
+            true,
+        ),
+    ] {
+        let path = config["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let (p, _) = h
+            .run(flow(&path, config, ALL_EXITS), json!({"order": 7}))
+            .await;
+        let got = srv.received();
+        let sent = got.last().unwrap();
+        assert_eq!(sent.path, format!("/{path}"));
+        assert_eq!(sent.header(header).is_some(), expected, "{path}");
+        match path.as_str() {
+            "named" => assert_eq!(sent.header(header), Some(format!("{}:1:1", p.id).as_str())),
+            "own" => assert_eq!(sent.header(header), Some("order-7")),
+            _ => assert_eq!(sent.header("x-request-key"), None),
+        }
+    }
 }

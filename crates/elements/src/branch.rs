@@ -195,6 +195,7 @@ mod tests {
             state: None,
             event: None,
             flows: &crate::NoFlows,
+            step: 1,
         };
         match element.run(input).await.outcome {
             super::super::StepOutcome::Exit(e) => e,

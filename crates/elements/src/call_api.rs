@@ -50,7 +50,7 @@ use flowhost_outbound::{
     self as outbound, BufferedRequest, BufferedResponse, HostPattern, HttpClient, OutboundError,
     OutboundPolicy,
 };
-use flowhost_plugin_host::capabilities::VariableLimits;
+use flowhost_plugin_host::capabilities::{IDEMPOTENCY_HEADER, VariableLimits};
 use flowhost_store::{ElementState, QueueStore};
 use flowhost_types::clock::Millis;
 use flowhost_types::log::{LogLevel, LogLine};
@@ -174,6 +174,8 @@ struct CallApi {
     /// Milliseconds between two sends.
     rate: Option<(Millis, String)>,
     retry: Option<Retry>,
+    /// The header the request's idempotency key goes in, unless `headers` sets it.
+    idempotency_header: Option<String>,
     connected: BTreeSet<String>,
 }
 
@@ -193,7 +195,7 @@ fn warn(message: String) -> LogLine {
 
 /// Why a participant waits in a Call API element: kept as its element state, so analytics
 /// count the queue and the participants outside the delivery window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Waiting {
     /// Outside the delivery window, until it opens.
     Window,
@@ -204,20 +206,23 @@ enum Waiting {
 }
 
 /// Between attempts: the data kept with the `retry` reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 struct RetryState {
     /// The attempt that failed, from 1.
     attempt: u32,
     /// When the first attempt was made (`max_total_ms` counts from it).
     first_at: Millis,
+    /// The first attempt's idempotency key, which every attempt sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 impl Waiting {
-    fn state(self) -> ElementState {
+    fn state(&self) -> ElementState {
         match self {
             Waiting::Window => ElementState::reason(WAITING_WINDOW),
             Waiting::Queued => ElementState::reason(WAITING_QUEUED),
-            Waiting::Retry(retry) => ElementState::new(WAITING_RETRY, &retry),
+            Waiting::Retry(retry) => ElementState::new(WAITING_RETRY, retry),
         }
     }
 
@@ -245,7 +250,10 @@ impl CallApi {
             .filter(|_| input.resumed)
             .and_then(Waiting::from_state);
         if let Some(Waiting::Retry(retry)) = waited {
-            return self.attempt(input, retry.attempt + 1, retry.first_at).await;
+            let key = retry.key.unwrap_or_else(|| input.idempotency_key(1));
+            return self
+                .attempt(input, retry.attempt + 1, retry.first_at, key)
+                .await;
         }
         if let Some(w) = &self.window
             && !w.contains(input.now)
@@ -289,18 +297,35 @@ impl CallApi {
                 Err(e) => return StepResult::new(StepOutcome::Failed(e.to_string())),
             }
         }
-        self.attempt(input, 1, input.now).await
+        self.attempt(input, 1, input.now, input.idempotency_key(1))
+            .await
     }
 
-    async fn attempt(&self, input: &StepInput<'_>, attempt: u32, first_at: Millis) -> StepResult {
+    /// Sends attempt `attempt` of the request, with idempotency key `key` (the first
+    /// attempt's: every attempt, and a re-run after a crash, sends the same).
+    async fn attempt(
+        &self,
+        input: &StepInput<'_>,
+        attempt: u32,
+        first_at: Millis,
+        key: String,
+    ) -> StepResult {
         let scope =
             Scope::new(input.variables, input.person).with_secrets(self.shared.secrets.as_map());
-        let request = match self.render(&scope) {
+        let mut request = match self.render(&scope) {
             Ok(r) => r,
             Err(e) => {
                 return StepResult::new(StepOutcome::Failed(format!("request not sent: {e}")));
             }
         };
+        if let Some(header) = &self.idempotency_header
+            && !request
+                .headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(header))
+        {
+            request.headers.push((header.clone(), key.clone()));
+        }
         let summary = format!("{} {}", request.method, request.url);
         if !self.wait {
             let shared = self.shared.clone();
@@ -370,7 +395,11 @@ impl CallApi {
                     };
                     return self.waiting(
                         input.now + delay,
-                        Waiting::Retry(RetryState { attempt, first_at }),
+                        Waiting::Retry(RetryState {
+                            attempt,
+                            first_at,
+                            key: Some(key),
+                        }),
                         format!("{line}; retrying in {delay} ms{how}"),
                     );
                 }

@@ -203,6 +203,7 @@ impl Element for PluginElement {
                 participant_id: input.participant_id.to_owned(),
                 person: input.person.clone(),
                 config: self.config.clone(),
+                idempotency_key: Some(input.idempotency_base()),
             };
             let run = self
                 .host

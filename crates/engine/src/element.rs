@@ -44,6 +44,22 @@ pub struct StepInput<'a> {
     pub event: Option<&'a Value>,
     /// The other flows, for elements that enter participants into them.
     pub flows: &'a dyn FlowDirectory,
+    /// The step's position in the participant's journey (its `seq`): the same when the step
+    /// runs again after a takeover, so the idempotency keys of its outside effects are too.
+    pub step: u64,
+}
+
+impl StepInput<'_> {
+    /// `participant:step`: what the idempotency keys of this step's requests start with.
+    pub fn idempotency_base(&self) -> String {
+        format!("{}:{}", self.participant_id, self.step)
+    }
+
+    /// The idempotency key of the step's `n`th outside request (from 1):
+    /// `participant:step:n`. A step that runs again after a crash sends the same keys.
+    pub fn idempotency_key(&self, n: u32) -> String {
+        format!("{}:{n}", self.idempotency_base())
+    }
 }
 
 /// What elements may ask about the deployed flows.

@@ -414,6 +414,7 @@ impl Engine {
                 state: p.element_state.as_ref(),
                 event: event.as_ref(),
                 flows: self,
+                step: p.steps + 1,
             });
             let result = self.renewing(lease, run.instrument(span.clone())).await?;
             pending_effects |= effects;

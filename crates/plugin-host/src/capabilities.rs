@@ -8,6 +8,6 @@ mod log;
 mod variables;
 
 pub use config::ConfigCap;
-pub use http::{HttpCap, RequestLimitExceeded, RequestRecord};
+pub use http::{HttpCap, IDEMPOTENCY_HEADER, RequestLimitExceeded, RequestRecord};
 pub use log::{LogCap, LogLevel, LogLine};
 pub use variables::{VariableLimits, VariablesCap};

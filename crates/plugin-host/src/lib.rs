@@ -177,6 +177,9 @@ pub struct Invocation {
     pub person: Person,
     /// Element configuration, defaults applied.
     pub config: Vec<(String, Value)>,
+    /// What the `Idempotency-Key` header of each request the plugin sends starts with
+    /// (`participant:step`; the request's number follows); `None` sends none.
+    pub idempotency_key: Option<String>,
 }
 
 /// The exit a plugin chose.
@@ -391,7 +394,8 @@ impl PluginHost {
         let _permit = self.inner.permits.acquire().await;
         let limits = plugin.limits;
         let state = ExecState::new(
-            HttpCap::new(self.inner.client.clone(), plugin.policy.clone()),
+            HttpCap::new(self.inner.client.clone(), plugin.policy.clone())
+                .with_idempotency_key(invocation.idempotency_key.clone()),
             variables.clone(),
             plugin.config.clone(),
             &limits,

@@ -23,6 +23,17 @@ struct Config {
     schedule: ScheduleConfig,
     #[serde(default)]
     retry: Option<Retry>,
+    /// `true` (the default): `Idempotency-Key`; a header name; `false`: none.
+    #[serde(default)]
+    idempotency_key: Option<KeyHeader>,
+}
+
+/// `idempotency_key`: on, off, or the header to send the key in.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeyHeader {
+    On(bool),
+    Named(String),
 }
 
 fn default_method() -> String {
@@ -172,6 +183,19 @@ impl ElementType for CallApiType {
                 Err(e) => issues.push(Issue::new(&path, e)),
             }
         }
+        let idempotency_header = match &config.idempotency_key {
+            None | Some(KeyHeader::On(true)) => Some(IDEMPOTENCY_HEADER.to_owned()),
+            Some(KeyHeader::On(false)) => None,
+            Some(KeyHeader::Named(name)) => {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    issues.push(Issue::new(
+                        "config.idempotency_key",
+                        format!("{name:?} is not a valid header name; write true, false or a header name such as \"Idempotency-Key\""),
+                    ));
+                }
+                Some(name.clone())
+            }
+        };
         let form = config.headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("content-type")
                 && v.trim().to_ascii_lowercase().starts_with(FORM)
@@ -334,6 +358,7 @@ impl ElementType for CallApiType {
             window,
             rate,
             retry: config.retry,
+            idempotency_header,
             connected: def.exits.keys().cloned().collect(),
         }))
     }

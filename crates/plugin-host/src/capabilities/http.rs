@@ -34,10 +34,16 @@ pub struct RequestLimitExceeded {
     pub max: u32,
 }
 
+/// The header each request carries, unless the plugin sets it: `<key>:<n>` for its `n`th
+/// request, the same when the step runs again after a crash.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
 /// Outbound HTTP state of one execution.
 pub struct HttpCap {
     client: HttpClient,
     policy: SharedPolicy,
+    /// `participant:step`, or `None` to send no idempotency keys.
+    idempotency_key: Option<String>,
     sent: u32,
     pub(crate) over_limit: bool,
     /// Requests refused by the policy, for the journey.
@@ -69,11 +75,24 @@ impl HttpCap {
         HttpCap {
             client,
             policy,
+            idempotency_key: None,
             sent: 0,
             over_limit: false,
             denials: Vec::new(),
             requests: Vec::new(),
         }
+    }
+
+    /// Each request gets `Idempotency-Key: <key>:<n>` unless the plugin sets that header.
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Self {
+        self.idempotency_key = key;
+        self
+    }
+
+    /// The key of the request just counted, if it should carry one.
+    fn next_key(&self, has_header: bool) -> Option<String> {
+        let key = self.idempotency_key.as_ref()?;
+        (!has_header).then(|| format!("{key}:{}", self.sent))
     }
 
     /// Requests sent so far.
@@ -97,11 +116,17 @@ impl HttpCap {
         &mut self,
         method: String,
         url: String,
-        headers: Vec<(String, String)>,
+        mut headers: Vec<(String, String)>,
         body: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
     ) -> Result<Result<BufferedResponse, OutboundError>, RequestLimitExceeded> {
         self.take_budget()?;
+        let set = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(IDEMPOTENCY_HEADER));
+        if let Some(key) = self.next_key(set) {
+            headers.push((IDEMPOTENCY_HEADER.to_owned(), key));
+        }
         let (shown_method, shown_url) = (shown(&method), shown(&url));
         let request = BufferedRequest {
             method,
@@ -138,7 +163,7 @@ type IoFuture = Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>;
 impl WasiHttpHooks for HttpCap {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: IoFuture,
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), WasiHttpError>> + Send>
@@ -151,6 +176,12 @@ impl WasiHttpHooks for HttpCap {
         };
         if let Err(reason) = &verdict {
             self.denials.push(format!("wasi:http: {}", shown(reason)));
+        }
+        let set = request.headers().contains_key(IDEMPOTENCY_HEADER);
+        if let Some(key) = self.next_key(set)
+            && let Ok(value) = http::HeaderValue::from_str(&key)
+        {
+            request.headers_mut().insert(IDEMPOTENCY_HEADER, value);
         }
         let max = self.policy.max_response_bytes;
         let client = self.client.clone();
