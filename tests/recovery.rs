@@ -164,3 +164,78 @@ async fn a_step_run_again_sends_the_same_idempotency_key() {
     let call = journey.iter().find(|e| e.element_id == "call").unwrap();
     assert_eq!(call.retried, 1);
 }
+
+/// A request sent without waiting for its response is kept with its step: when the process
+/// dies before it is through (here, while it waits to retry a 503), the next process sends
+/// it, with the same idempotency key, and its report joins the journey once.
+#[test]
+fn requests_sent_without_waiting_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let calls = std::sync::atomic::AtomicU32::new(0);
+    let srv = main.block_on(TestServer::start_replying(move |_| {
+        match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::json(503, "{}"),
+            _ => Reply::json(200, "{}"),
+        }
+    }));
+    let def = json!({
+        "id": "later", "name": "Later",
+        "entry_points": [{"type": "api", "start": "send"}],
+        "elements": [
+            {"id": "send", "type": "call-api", "exits": {"next": "done"}, "config": {
+                "url": format!("{}/later", srv.url()), "wait_for_response": false,
+                "retry": {"max_attempts": 3, "initial_backoff_ms": 60000}}},
+            {"id": "done", "type": "exit"}
+        ]
+    });
+    let def = FlowDef::parse(&def.to_string(), "later.json").unwrap();
+
+    // The first process, on a runtime of its own, dies while the request waits to retry.
+    let id = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let id = rt.block_on(async {
+                    let a = engine(store(dir.path()), Arc::new(SystemClock));
+                    a.deploy(def, "later.json").await.unwrap();
+                    let person = Person {
+                        id: "ada".into(),
+                        ..Person::default()
+                    };
+                    let p = a.start("later", person, BTreeMap::new()).await.unwrap();
+                    assert_eq!(p.status, Status::Completed, "moved on without waiting");
+                    p.id
+                });
+                while srv.received().is_empty() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                rt.shutdown_background();
+                id
+            })
+            .join()
+            .unwrap()
+    });
+
+    main.block_on(async {
+        let b = engine(store(dir.path()), Arc::new(SystemClock));
+        assert_eq!(
+            b.send_background().await.unwrap(),
+            1,
+            "the request is still kept"
+        );
+        b.finish_background().await;
+        assert_eq!(b.send_background().await.unwrap(), 0, "and then done");
+        let got = srv.received();
+        assert_eq!(got.len(), 2);
+        let key = got[0].header("idempotency-key").unwrap();
+        assert_eq!(key, format!("{id}:1:1"));
+        assert_eq!(got[1].header("idempotency-key"), Some(key));
+        let journey = b.journey(&id).await.unwrap();
+        let reports: Vec<_> = journey
+            .iter()
+            .filter_map(|e| e.data.as_ref().map(|d| d["status"].clone()))
+            .collect();
+        assert_eq!(reports, [json!(200)], "{journey:?}");
+    });
+}

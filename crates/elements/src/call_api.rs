@@ -29,6 +29,7 @@
 //! except what HTTP itself needs (`Host`, `Content-Length`). A body is sent as JSON, or as a
 //! form when the `Content-Type` header is `application/x-www-form-urlencoded`.
 
+mod background;
 mod config;
 mod request;
 mod response;
@@ -328,37 +329,15 @@ impl CallApi {
         }
         let summary = format!("{} {}", request.method, request.url);
         if !self.wait {
-            let shared = self.shared.clone();
             let mut result = StepResult::exit(EXIT_NEXT);
             result.logs.push(info(format!(
-                "{summary}: sent without waiting for the response"
+                "{summary}: sent once this step is saved, without waiting for the response"
             )));
-            result.background = Some(Box::pin(async move {
-                let started = Instant::now();
-                let outcome =
-                    outbound::send_buffered(&shared.client, &shared.policy, request).await;
-                let ms = started.elapsed().as_millis();
-                let mut report = match outcome {
-                    Ok(resp) => BackgroundReport {
-                        logs: vec![info(format!(
-                            "{summary}: HTTP {} in {ms} ms (background)",
-                            resp.status
-                        ))],
-                        data: Some(json!({"request": summary, "status": resp.status})),
-                        error: None,
-                    },
-                    Err(e) => BackgroundReport {
-                        error: Some(format!("{summary} (background): {e}")),
-                        ..Default::default()
-                    },
-                };
-                shared.redact_logs(&mut report.logs);
-                if let Some(d) = &mut report.data {
-                    shared.secrets.redact_value(d);
-                }
-                report.error = report.error.map(|e| shared.secrets.redact(&e));
-                report
-            }));
+            result.background = Some(background::keep(
+                &request,
+                self.retry.as_ref(),
+                &self.shared.secrets,
+            ));
             return result;
         }
 
@@ -370,11 +349,7 @@ impl CallApi {
             self.method,
             http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE
         );
-        let retryable = match &outcome {
-            Err(OutboundError::ConnectFailed(_)) => true,
-            Ok(r) => idempotent && matches!(r.status, 429 | 503),
-            Err(_) => false,
-        };
+        let retryable = background::retryable(idempotent, &outcome);
         let what = match &outcome {
             Ok(r) => format!("HTTP {}", r.status),
             Err(e) => e.to_string(),

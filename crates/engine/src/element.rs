@@ -124,9 +124,11 @@ pub struct StepResult {
     /// [`StepInput::state`] when it resumes; its reason is what analytics count waiting
     /// participants by.
     pub state: Option<ElementState>,
-    /// Work that finishes after the participant has moved on; its report is appended to the
-    /// journey.
-    pub background: Option<BoxFuture<'static, BackgroundReport>>,
+    /// Work to do after the participant has moved on (a request sent without waiting for its
+    /// response), as what its element type needs to do it ([`ElementType::run_background`]),
+    /// without secret values. It is written with the step, done once the step is committed,
+    /// and its report appended to the journey; after a crash, the next process does it.
+    pub background: Option<Value>,
     /// Participants to enter into other flows (Add to Flow), written with this step and run
     /// after it.
     pub enter: Vec<ParticipantState>,
@@ -145,7 +147,7 @@ impl std::fmt::Debug for StepResult {
             .field("logs", &self.logs)
             .field("data", &self.data)
             .field("state", &self.state)
-            .field("background", &self.background.is_some())
+            .field("background", &self.background)
             .field("enter", &self.enter)
             .field("wake", &self.wake)
             .finish()
@@ -220,6 +222,19 @@ pub trait ElementType: Send + Sync {
     /// are reported together with configuration mistakes.
     fn known_exits(&self) -> Option<Vec<String>> {
         None
+    }
+
+    /// Does the work a step of this type left ([`StepResult::background`]) once the step is
+    /// committed, and reports it for the journey. It may run again after a crash, so what it
+    /// sends carries the step's idempotency key.
+    fn run_background(&self, work: Value) -> BoxFuture<'static, BackgroundReport> {
+        let _ = work;
+        Box::pin(async {
+            BackgroundReport {
+                error: Some("this element type does no background work".into()),
+                ..BackgroundReport::default()
+            }
+        })
     }
 
     /// Checks that need the whole flow and the account, run once per flow (not per element)

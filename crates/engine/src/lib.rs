@@ -66,6 +66,7 @@
 
 #![deny(missing_docs)]
 
+mod background;
 mod compile;
 pub mod element;
 mod run;
@@ -265,6 +266,8 @@ struct Inner {
     /// Earlier versions of flows that participants still run on, built when first needed.
     earlier: RwLock<HashMap<(String, u32), Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// The records of background work this engine is doing now, by id.
+    doing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Participants that finished, as their last step is committed.
     finished: tokio::sync::broadcast::Sender<Finished>,
 }
@@ -336,6 +339,7 @@ impl Engine {
                 flows: RwLock::new(HashMap::new()),
                 earlier: RwLock::new(HashMap::new()),
                 background: Default::default(),
+                doing: Default::default(),
                 finished: tokio::sync::broadcast::channel(FINISHED_BACKLOG).0,
             }),
         }
@@ -452,24 +456,6 @@ impl Engine {
             .store
             .count_waiting(flow_id, element_id, kind)
             .await?)
-    }
-
-    /// Waits until all background work started so far (requests of Call API elements that
-    /// do not wait for the response) has finished and is in the journeys.
-    pub async fn finish_background(&self) {
-        loop {
-            let mut tasks = std::mem::take(
-                &mut *self
-                    .inner
-                    .background
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
-            if tasks.is_empty() {
-                return;
-            }
-            while tasks.join_next().await.is_some() {}
-        }
     }
 }
 

@@ -270,77 +270,6 @@ impl Engine {
         Ok(resumed)
     }
 
-    /// Writes the steps of a run taken since the last write, then starts the work they left
-    /// behind, so that work's report always follows its step in the journey.
-    pub(super) async fn commit(
-        &self,
-        lease: &Lease,
-        p: &ParticipantState,
-        pending: &mut Vec<PendingStep>,
-    ) -> Result<(), EngineError> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let records: Vec<StepRecord<'_>> = pending
-            .iter()
-            .map(|s| StepRecord {
-                entry: &s.entry,
-                write: StepWrite {
-                    entered: s.entered,
-                    enter: &s.enter,
-                    tally: &s.tally,
-                },
-            })
-            .collect();
-        self.inner.store.record_steps(lease, p, &records).await?;
-        for step in pending.drain(..) {
-            if let Some(work) = step.background {
-                self.spawn_background(p, &step.entry.element_id, &step.type_name, work);
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn spawn_background(
-        &self,
-        p: &ParticipantState,
-        element_id: &str,
-        type_name: &str,
-        work: element::BoxFuture<'static, BackgroundReport>,
-    ) {
-        let engine = self.clone();
-        let mut entry = self.entry(p, element_id, type_name);
-        let participant = p.id.clone();
-        let mut tasks = self
-            .inner
-            .background
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // Finished tasks are dropped as new ones come, so the set stays small.
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            let started = Instant::now();
-            let report = work.await;
-            entry.at_ms = engine.inner.clock.now_ms();
-            entry.duration_us = started.elapsed().as_micros() as u64;
-            entry.logs = report.logs;
-            entry.data = report.data;
-            entry.error = report.error;
-            if let Err(e) = engine
-                .inner
-                .store
-                .append_journey(&participant, &entry)
-                .await
-            {
-                tracing::error!(
-                    participant = %participant,
-                    error = %e,
-                    "cannot record the result of a background request in the journey"
-                );
-            }
-        });
-    }
-
     pub(super) async fn advance(
         &self,
         flow: &CompiledFlow,
@@ -575,16 +504,16 @@ fn state_waiting(mut state: ParticipantState) -> ParticipantState {
 
 /// A step run but not yet written.
 pub(super) struct PendingStep {
-    entry: JourneyEntry,
+    pub(super) entry: JourneyEntry,
     /// The participant entered the element in this step (counts in analytics).
-    entered: bool,
+    pub(super) entered: bool,
     /// Counted in the element's analytics details.
-    tally: Vec<String>,
+    pub(super) tally: Vec<String>,
     /// Participants it entered into flows.
-    enter: Vec<ParticipantState>,
-    /// Work it left to finish after it is written.
-    background: Option<element::BoxFuture<'static, BackgroundReport>>,
-    type_name: String,
+    pub(super) enter: Vec<ParticipantState>,
+    /// Work it left to do once it is written.
+    pub(super) background: Option<Value>,
+    pub(super) type_name: String,
 }
 
 impl PendingStep {

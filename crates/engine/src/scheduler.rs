@@ -2,7 +2,8 @@
 //! through other processes since the last one, then resumes every participant that is due:
 //! waits that ended, Call API delivery windows that opened, sending-speed queues whose slot
 //! came, retries, chatbot sessions that timed out, and participants queued by Add to Flow or
-//! an inbound message. `flowhost resume --watch` runs it; a server runs it the same way.
+//! an inbound message; and it does the background work still recorded (requests sent
+//! without waiting) that no one is doing. `flowhost resume --watch` runs it; a server runs it the same way.
 //!
 //! It stops when its shutdown future completes: a round under way finishes first (no step is
 //! cut short), no new round starts, and background requests are waited for.
@@ -51,6 +52,10 @@ impl Scheduler {
             // A participant of a flow this engine cannot run stays waiting; the next round
             // tries the rest again.
             Err(e) => round.problems.push(e.to_string()),
+        }
+        // Background work a crashed or stopped process left recorded.
+        if let Err(e) = self.engine.send_background().await {
+            round.problems.push(e.to_string());
         }
         for problem in &round.problems {
             tracing::warn!(%problem, "scheduler round");

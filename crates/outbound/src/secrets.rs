@@ -65,6 +65,19 @@ impl Secrets {
         }
     }
 
+    /// `text` with every `[secret:NAME]` of a known secret replaced by its value: the
+    /// reverse of [`Secrets::redact`], for a request kept redacted until it is sent.
+    pub fn restore(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (name, value) in self.0.iter() {
+            let marker = format!("[secret:{name}]");
+            if text.contains(&marker) {
+                text = text.replace(&marker, value);
+            }
+        }
+        text
+    }
+
     /// Redacts every string inside a JSON value.
     pub fn redact_value(&self, value: &mut Value) {
         match value {
@@ -143,6 +156,10 @@ mod tests {
     fn redacts_text_and_json_and_hides_values_from_debug() {
         let s = Secrets::from(BTreeMap::from([("token".to_owned(), "s3cr3t".to_owned())]));
         assert_eq!(s.redact("Bearer s3cr3t!"), "Bearer [secret:token]!");
+        assert_eq!(
+            s.restore("Bearer [secret:token]! [secret:other]"),
+            "Bearer s3cr3t! [secret:other]"
+        );
         let mut v = json!({"a": ["x s3cr3t", 1], "b": "clean"});
         s.redact_value(&mut v);
         assert_eq!(v, json!({"a": ["x [secret:token]", 1], "b": "clean"}));

@@ -159,7 +159,13 @@ impl ParticipantStore for SqliteStore {
         steps: &[StepRecord<'_>],
     ) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), p.clone());
-        type Step = (JourneyEntry, bool, Vec<ParticipantState>, Vec<String>);
+        type Step = (
+            JourneyEntry,
+            bool,
+            Vec<ParticipantState>,
+            Vec<String>,
+            Vec<Record>,
+        );
         let steps: Vec<Step> = steps
             .iter()
             .map(|s| {
@@ -168,14 +174,18 @@ impl ParticipantStore for SqliteStore {
                     s.write.entered,
                     s.write.enter.to_vec(),
                     s.write.tally.to_vec(),
+                    s.write.records.to_vec(),
                 )
             })
             .collect();
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("recording a step"))?;
             write_leased(&tx, &lease, &p)?;
-            for (entry, entered, enter, tally) in &steps {
+            for (entry, entered, enter, tally, records) in &steps {
                 append(&tx, &p.id, entry)?;
+                for record in records {
+                    crate::records::put(&tx, record)?;
+                }
                 for other in enter {
                     let mut other = other.clone();
                     other.status = Status::Queued;
@@ -199,6 +209,31 @@ impl ParticipantStore for SqliteStore {
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), p.clone());
         self.call(move |conn| write_leased(conn, &lease, &p)).await
+    }
+
+    async fn finish_record(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+        kind: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let (participant, entry) = (participant_id.to_owned(), entry.clone());
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(db("finishing a record"))?;
+            let removed = tx
+                .prepare_cached("DELETE FROM records WHERE kind = ?1 AND id = ?2")
+                .and_then(|mut stmt| stmt.execute(params![kind, id]))
+                .map_err(db("finishing a record"))?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            append(&tx, &participant, &entry)?;
+            tx.commit().map_err(db("finishing a record"))?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError> {

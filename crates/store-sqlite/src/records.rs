@@ -2,22 +2,22 @@
 
 use super::*;
 
+/// Inserts or replaces a record, on its own or in a step's transaction.
+pub(crate) fn put(conn: &Connection, r: &Record) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO records (kind, id, key, status, body) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (kind, id) DO UPDATE SET key = ?3, status = ?4, body = ?5",
+    )
+    .and_then(|mut stmt| stmt.execute(params![r.kind, r.id, r.key, r.status, r.body.to_string()]))
+    .map_err(db("saving a record"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl RecordStore for SqliteStore {
     async fn put_record(&self, r: &Record) -> Result<(), StoreError> {
         let r = r.clone();
-        self.call(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO records (kind, id, key, status, body) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (kind, id) DO UPDATE SET key = ?3, status = ?4, body = ?5",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![r.kind, r.id, r.key, r.status, r.body.to_string()])
-            })
-            .map_err(db("saving a record"))?;
-            Ok(())
-        })
-        .await
+        self.call(move |conn| put(conn, &r)).await
     }
 
     async fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {

@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             participants_enter_once_per_idempotency_key,
             a_run_of_steps_is_written_together,
             background_entries_take_the_next_seq,
+            work_left_by_a_step_is_kept_with_it_and_finished_once,
             participants_of_a_flow_by_status,
             slots_are_spaced,
             waiting_is_counted_by_reason,
@@ -761,6 +762,67 @@ pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
     assert_eq!(counts["b"].exits, BTreeMap::from([("yes".to_owned(), 1)]));
     assert_eq!(store.participant(&p.id).await.unwrap(), Some(p.clone()));
     assert_eq!(store.participant(&entered.id).await.unwrap(), Some(entered));
+}
+
+/// Work a step leaves (a record) is written with the step or, when its lease was lost, not
+/// at all; finishing it appends its report and removes it, once.
+pub async fn work_left_by_a_step_is_kept_with_it_and_finished_once(store: &impl StateStore) {
+    let mut p = participant("f", "send");
+    let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+    p.current = None;
+    p.status = Status::Completed;
+    p.steps = 1;
+    let work = Record {
+        kind: "background".into(),
+        id: format!("{}:1", p.id),
+        key: p.id.clone(),
+        status: "pending".into(),
+        body: json!({"send": "later"}),
+    };
+    let write = StepWrite {
+        records: std::slice::from_ref(&work),
+        ..StepWrite::default()
+    };
+    let stale = Lease {
+        epoch: lease.epoch + 1,
+        ..lease.clone()
+    };
+    let step = entry("send", Some("next"));
+    assert!(matches!(
+        store.record_step(&stale, &p, &step, write).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(store.record("background", &work.id).await.unwrap(), None);
+    store.record_step(&lease, &p, &step, write).await.unwrap();
+    assert_eq!(
+        store
+            .records("background", None, Some("pending"), None)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&work)
+    );
+    let report = entry("send", None);
+    assert!(
+        store
+            .finish_record(&p.id, &report, "background", &work.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish_record(&p.id, &report, "background", &work.id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.record("background", &work.id).await.unwrap(), None);
+    let seqs: Vec<u64> = store
+        .journey(&p.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2], "one report");
 }
 
 /// A background entry takes the next seq after the steps already written.

@@ -166,6 +166,9 @@ pub struct StepWrite<'a> {
     pub enter: &'a [ParticipantState],
     /// Counted in the element's [`ElementCounts::details`], one each.
     pub tally: &'a [String],
+    /// Records written with the step: work it leaves to do once it is committed (a request
+    /// sent without waiting for its response), so a crash cannot lose it.
+    pub records: &'a [Record],
 }
 
 /// One step of a run written by [`ParticipantStore::record_steps`]: its journey entry and
@@ -306,6 +309,17 @@ pub trait ParticipantStore: Send + Sync {
     /// Saves a participant's state without a journey entry and gives up the lease (a
     /// participant put back because this engine cannot run its flow, or one that completed).
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError>;
+
+    /// Appends the report of work a step left (written with it as a record of `kind` and
+    /// `id`) to a participant's journey and removes the record, in one transaction; `false`,
+    /// writing nothing, when the record is gone (the work was reported already).
+    async fn finish_record(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+        kind: &str,
+        id: &str,
+    ) -> Result<bool, StoreError>;
 
     /// A participant.
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError>;

@@ -25,6 +25,8 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
         let runtime = setup::runtime(config).await?;
         let engine = runtime.engine();
         let resumed = engine.resume_due().await?;
+        // And the requests without a response a stopped process left to send.
+        engine.send_background().await?;
         engine.finish_background().await;
         if !args.json {
             println!("{} participants resumed", resumed.len());

@@ -132,6 +132,10 @@ fn check_secrets<'a>(
 }
 
 impl ElementType for CallApiType {
+    fn run_background(&self, work: Value) -> BoxFuture<'static, BackgroundReport> {
+        background::send(self.shared.clone(), work)
+    }
+
     fn build(&self, def: &ElementDef) -> Result<Box<dyn Element>, Vec<Issue>> {
         // What reads is checked too, so one bad field does not hide the others' problems.
         let (config, mut issues) = parse_config_leniently::<Config>(def);
@@ -287,12 +291,6 @@ impl ElementType for CallApiType {
                         ),
                     ));
                 }
-            }
-            if config.retry.is_some() {
-                issues.push(Issue::new(
-                    "config.retry",
-                    "retries need \"wait_for_response\": true",
-                ));
             }
         }
 

@@ -144,7 +144,7 @@ impl Window {
 }
 
 /// `retry` as written in the flow.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct Retry {
     /// Attempts in all, the first included.
