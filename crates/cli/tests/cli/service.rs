@@ -70,7 +70,7 @@ fn diagnostics_go_to_stderr_as_json_lines_naming_the_step() {
 
 /// One HTTP/1.1 request over a plain socket (the CLI tests have no HTTP client); the status
 /// and the body.
-fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
+pub(super) fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
