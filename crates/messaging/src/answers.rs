@@ -421,21 +421,24 @@ impl Answers {
     }
 
     async fn save_session(store: &dyn StateStore, s: &Session) -> Result<(), StoreError> {
+        store.put_record(&Self::session_record(s)?).await
+    }
+
+    /// A session as the store keeps it.
+    fn session_record(s: &Session) -> Result<Record, StoreError> {
         let contact = s.parsed_contact()?;
-        store
-            .put_record(&Record {
-                kind: SESSION_KIND.into(),
-                id: s.id.clone(),
-                key: session_key(s.channel, &contact, &s.sender),
-                status: if s.ended.is_some() {
-                    "ended"
-                } else {
-                    "running"
-                }
-                .into(),
-                body: serde_json::to_value(s).expect("sessions serialize"),
-            })
-            .await
+        Ok(Record {
+            kind: SESSION_KIND.into(),
+            id: s.id.clone(),
+            key: session_key(s.channel, &contact, &s.sender),
+            status: if s.ended.is_some() {
+                "ended"
+            } else {
+                "running"
+            }
+            .into(),
+            body: serde_json::to_value(s).expect("sessions serialize"),
+        })
     }
 
     /// Ends a running session and wakes the participant waiting in it; returns the ids
@@ -454,9 +457,14 @@ impl Answers {
         }
         s.ended = Some(reason);
         s.last_activity = now;
-        Self::save_session(store, &s).await?;
+        // One write: a crash cannot leave the session ended and its participant waiting.
         store
-            .wake(&s.wait_key(), &serde_json::json!({"end": reason}), now)
+            .wake_saving(
+                &s.wait_key(),
+                &serde_json::json!({"end": reason}),
+                now,
+                &Self::session_record(&s)?,
+            )
             .await
     }
 

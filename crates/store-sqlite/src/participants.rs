@@ -269,20 +269,22 @@ impl ParticipantStore for SqliteStore {
 
     async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
         let (key, event) = (key.to_owned(), event.to_string());
+        self.call(move |conn| wake(conn, &key, &event, now)).await
+    }
+
+    async fn wake_saving(
+        &self,
+        key: &str,
+        event: &Value,
+        now: Millis,
+        record: &Record,
+    ) -> Result<Vec<String>, StoreError> {
+        let (key, event, record) = (key.to_owned(), event.to_string(), record.clone());
         self.call(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "UPDATE participants SET event = ?2, waiting_until = ?3
-                     WHERE wait_key = ?1 AND status = 'waiting' RETURNING id",
-                )
-                .map_err(db("waking participants"))?;
-            let rows = stmt
-                .query_map(params![key, event, now], |r| r.get(0))
-                .map_err(db("waking participants"))?;
-            let mut ids: Vec<String> = rows
-                .collect::<Result<_, _>>()
-                .map_err(db("waking participants"))?;
-            ids.sort();
+            let tx = conn.transaction().map_err(db("waking participants"))?;
+            crate::records::put(&tx, &record)?;
+            let ids = wake(&tx, &key, &event, now)?;
+            tx.commit().map_err(db("waking participants"))?;
             Ok(ids)
         })
         .await
@@ -457,4 +459,22 @@ impl ParticipantStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Hands `event` to the participants waiting on `key`, due at `now`; their ids, sorted.
+fn wake(conn: &Connection, key: &str, event: &str, now: Millis) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE participants SET event = ?2, waiting_until = ?3
+             WHERE wait_key = ?1 AND status = 'waiting' RETURNING id",
+        )
+        .map_err(db("waking participants"))?;
+    let rows = stmt
+        .query_map(params![key, event, now], |r| r.get(0))
+        .map_err(db("waking participants"))?;
+    let mut ids: Vec<String> = rows
+        .collect::<Result<_, _>>()
+        .map_err(db("waking participants"))?;
+    ids.sort();
+    Ok(ids)
 }

@@ -592,6 +592,25 @@ pub async fn wake_by_key(store: &impl StateStore) {
     assert!(store.wake("nobody", &event, 50).await.unwrap().is_empty());
     let due = store.due(60, 10, &[]).await.unwrap();
     assert!(due.contains(&a.id) && due.contains(&b.id) && !due.contains(&other.id));
+
+    // Waking while saving what ended: both are written.
+    let ended = Record {
+        kind: "session".into(),
+        id: "s-1".into(),
+        key: "sms:2".into(),
+        status: "ended".into(),
+        body: json!({"ended": "closed"}),
+    };
+    assert_eq!(
+        store
+            .wake_saving("inbound:sms:phone:2:x", &event, 70, &ended)
+            .await
+            .unwrap(),
+        [other.id.clone()]
+    );
+    assert_eq!(store.record("session", "s-1").await.unwrap(), Some(ended));
+    let woken = store.participant(&other.id).await.unwrap().unwrap();
+    assert_eq!(woken.event, Some(event));
 }
 
 /// Participants a step enters are written with it, queued, and due at once.

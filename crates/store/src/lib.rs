@@ -338,6 +338,16 @@ pub trait ParticipantStore: Send + Sync {
     /// returns their ids, sorted.
     async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError>;
 
+    /// [`ParticipantStore::wake`], saving `record` in the same transaction: what ends (a
+    /// chatbot session) and who waited for it move on together or not at all.
+    async fn wake_saving(
+        &self,
+        key: &str,
+        event: &Value,
+        now: Millis,
+        record: &Record,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Moves the deadline of every participant waiting on `key` to `until`.
     async fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError>;
 

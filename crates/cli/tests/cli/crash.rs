@@ -53,10 +53,7 @@ fn serve(dir: &Path) -> (Child, String) {
 
 fn post(addr: &str, path: &str, body: &serde_json::Value) -> String {
     let (status, answer) = super::service::http(addr, "POST", path, KEY, &body.to_string());
-    assert!(
-        (200..=202).contains(&status),
-        "{path}: {status} {answer}"
-    );
+    assert!((200..=202).contains(&status), "{path}: {status} {answer}");
     answer
 }
 
