@@ -606,7 +606,7 @@ pub async fn wake_by_key(store: &impl StateStore) {
             .wake_saving("inbound:sms:phone:2:x", &event, 70, &ended)
             .await
             .unwrap(),
-        [other.id.clone()]
+        std::slice::from_ref(&other.id)
     );
     assert_eq!(store.record("session", "s-1").await.unwrap(), Some(ended));
     let woken = store.participant(&other.id).await.unwrap().unwrap();
