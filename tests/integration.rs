@@ -6,6 +6,7 @@ mod journeys;
 mod other_languages;
 mod plugin_output;
 mod recovery;
+mod retention;
 mod sample_plugins;
 mod samples;
 mod sandbox;

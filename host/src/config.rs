@@ -18,6 +18,7 @@
 //! limits = { deadline_ms = 5000 }
 //! ```
 
+pub use crate::retention::RetentionConfig;
 pub use flowhost_elements::call_api::CallApiConfig;
 pub use flowhost_outbound::OutboundConfig;
 pub use flowhost_outbound::secrets::SecretSource;
@@ -65,6 +66,9 @@ pub struct OperatorConfig {
     /// after their last renewal.
     #[serde(default = "default_lease_ms")]
     pub lease_ms: u64,
+    /// How long what is done is kept, and how often it is pruned.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 fn default_lease_ms() -> u64 {
@@ -315,6 +319,7 @@ impl Default for OperatorConfig {
             server: ServerConfig::default(),
             durability: Durability::default(),
             lease_ms: default_lease_ms(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -37,6 +37,7 @@ pub use flowhost_outbound as outbound;
 pub use flowhost_outbound::secrets;
 pub use flowhost_plugin_host as plugin;
 pub mod reload;
+pub mod retention;
 pub mod runtime;
 pub mod scaffold;
 pub mod store;

@@ -13,6 +13,7 @@ pub mod journey;
 pub mod messages;
 pub mod people;
 pub mod plugins;
+pub mod prune;
 pub mod queue;
 pub mod resume;
 pub mod run;

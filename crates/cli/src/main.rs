@@ -55,6 +55,9 @@ enum Command {
     Run(run::Args),
     /// Resume waiting participants whose time has come.
     Resume(resume::Args),
+    /// Remove what `[retention]` no longer keeps: finished participants and their journeys,
+    /// old messages, closed conversations, ended chatbot sessions, old idempotency keys.
+    Prune(prune::Args),
     /// Show how many participants wait in an element: queued by its sending speed, outside
     /// its delivery window, or waiting to retry.
     Queue(queue::Args),
@@ -147,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(args, config).await,
         Command::Run(args) => run::run(args, config).await,
         Command::Resume(args) => resume::run(args, config).await,
+        Command::Prune(args) => prune::run(args, config).await,
         Command::Queue(args) => queue::run(args, config).await,
         Command::Journey(args) => journey::run(args, config).await,
         Command::Deploy(args) => deploy::run(args, config).await,

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const BOT_KIND: &str = "chatbot";
-const SESSION_KIND: &str = "chatbot-session";
+pub(crate) const SESSION_KIND: &str = "chatbot-session";
 const SETTING_KIND: &str = "setting";
 const ANSWERS_SETTING: &str = "answers-enabled";
 

@@ -21,7 +21,7 @@ use flowhost_store::{Record, StateStore, StoreError};
 use flowhost_types::clock::Millis;
 use serde::{Deserialize, Serialize};
 
-const KIND: &str = "conversation";
+pub(crate) const KIND: &str = "conversation";
 const TAG_KIND: &str = "tag";
 
 /// Where a conversation stands.

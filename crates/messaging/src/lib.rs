@@ -21,6 +21,7 @@ pub mod delivery;
 pub mod elements;
 pub mod inbound;
 pub mod person;
+pub mod retention;
 
 pub use flowhost_types::message::*;
 pub use inbound::Inbound;

@@ -296,6 +296,10 @@ impl Server {
                 let _ = outbox_stop.wait_for(|s| *s).await;
             },
         ));
+        let mut prune_stop = stopping.clone();
+        let pruner = tokio::spawn(prune(self.state.clone(), async move {
+            let _ = prune_stop.wait_for(|s| *s).await;
+        }));
         let mut http_stop = stopping.clone();
         let router = self.router();
         let http = tokio::spawn(async move {
@@ -324,6 +328,7 @@ impl Server {
             let _ = sender.await;
             let _ = notifier.await;
             let _ = watcher.await;
+            let _ = pruner.await;
             runs.join_all().await;
             served
         })
@@ -332,7 +337,7 @@ impl Server {
             Ok(Ok(served)) => served?,
             Ok(Err(panicked)) => return Err(std::io::Error::other(panicked)),
             Err(_) => tracing::warn!(
-                "the grace period ended with work in flight; participants cut off mid-run stay running; raise [server] grace_period_ms"
+                "the grace period ended with work in flight; participants cut off mid-run are taken over when their leases expire (lease_ms); raise [server] grace_period_ms"
             ),
         }
         tracing::info!("stopped");
@@ -377,4 +382,26 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn not_found() -> Problem {
     Problem::not_found("no such endpoint; see docs/api.md for the API")
+}
+
+/// Removes what `[retention]` no longer keeps, every `[retention] every_ms`, until `stop`.
+async fn prune(state: AppState, stop: impl Future<Output = ()>) {
+    let runtime = state.runtime();
+    let retention = runtime.config().retention.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(retention.every_ms.max(1_000)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let engine = runtime.engine();
+        match flowhost::retention::prune(engine.store(), engine.now(), &retention).await {
+            Ok(pruned) if pruned.total() > 0 => tracing::info!(?pruned, "pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; trying again later"),
+        }
+    }
 }

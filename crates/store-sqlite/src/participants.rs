@@ -181,6 +181,11 @@ impl ParticipantStore for SqliteStore {
         self.call(move |conn| {
             let tx = conn.transaction().map_err(db("recording a step"))?;
             write_leased(&tx, &lease, &p)?;
+            if let Some(last) = steps.iter().map(|s| s.0.at_ms).max() {
+                tx.prepare_cached("UPDATE participants SET updated_at = ?2 WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute(params![p.id, last]))
+                    .map_err(db("recording a step"))?;
+            }
             for (entry, entered, enter, tally, records) in &steps {
                 append(&tx, &p.id, entry)?;
                 for record in records {
@@ -232,6 +237,49 @@ impl ParticipantStore for SqliteStore {
             append(&tx, &participant, &entry)?;
             tx.commit().map_err(db("finishing a record"))?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn prune_finished(&self, before: Millis, limit: usize) -> Result<usize, StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction().map_err(db("pruning participants"))?;
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS pruned (id TEXT PRIMARY KEY); DELETE FROM pruned;",
+            )
+            .map_err(db("pruning participants"))?;
+            let n = tx
+                .prepare_cached(
+                    "INSERT INTO pruned (id) SELECT id FROM participants
+                     WHERE status IN ('completed', 'failed', 'canceled') AND updated_at < ?1
+                     LIMIT ?2",
+                )
+                .and_then(|mut stmt| stmt.execute(params![before, limit as i64]))
+                .map_err(db("pruning participants"))?;
+            tx.execute_batch(
+                "DELETE FROM journey WHERE participant_id IN (SELECT id FROM pruned);
+                 DELETE FROM participants WHERE id IN (SELECT id FROM pruned);
+                 DELETE FROM pruned;",
+            )
+            .map_err(db("pruning participants"))?;
+            tx.commit().map_err(db("pruning participants"))?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn prune_idempotency_keys(
+        &self,
+        before: Millis,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM idempotency_keys WHERE rowid IN
+                     (SELECT rowid FROM idempotency_keys WHERE at < ?1 LIMIT ?2)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![before, limit as i64]))
+            .map_err(db("pruning idempotency keys"))
         })
         .await
     }

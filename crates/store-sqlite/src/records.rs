@@ -20,6 +20,31 @@ impl RecordStore for SqliteStore {
         self.call(move |conn| put(conn, &r)).await
     }
 
+    async fn prune_records(
+        &self,
+        kind: &str,
+        statuses: &[&str],
+        time_field: &str,
+        before: Millis,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let kind = kind.to_owned();
+        let statuses = serde_json::to_string(statuses).expect("strings serialize");
+        let path = format!("$.{time_field}");
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM records WHERE rowid IN
+                     (SELECT rowid FROM records
+                      WHERE kind = ?1 AND status IN (SELECT value FROM json_each(?2))
+                        AND json_extract(body, ?3) < ?4
+                      LIMIT ?5)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![kind, statuses, path, before, limit as i64]))
+            .map_err(db("pruning records"))
+        })
+        .await
+    }
+
     async fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError> {
         let (kind, id) = (kind.to_owned(), id.to_owned());
         self.call(move |conn| {

@@ -92,6 +92,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // in its element, 'queued' enters it), and how many takeovers since its last commit.
     ("participants", "claimed_from", "TEXT"),
     ("participants", "retried", "INTEGER NOT NULL DEFAULT 0"),
+    // When its last step was recorded (retention prunes finished participants by it).
+    ("participants", "updated_at", "INTEGER"),
 ];
 
 /// Run once, right after a column is added, to fill it for the rows already there.
@@ -141,7 +143,8 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
         }
     }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status)",
+        "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
+         CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);",
     )
     .map_err(db("creating an index"))?;
     // Before versions: one definition per flow and counters per flow, both version 1 now.

@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             waiting_is_counted_by_reason,
             people_are_found_by_any_contact,
             records_by_key_status_and_recency,
+            what_is_done_is_pruned_and_the_rest_kept,
         );
     };
     (@each $fresh:ident; $($name:ident),* $(,)?) => {
@@ -1026,4 +1027,87 @@ pub async fn records_by_key_status_and_recency(store: &impl StateStore) {
         json!({"n": 99})
     );
     assert_eq!(store.record("conversation", "nope").await.unwrap(), None);
+}
+
+/// Retention: finished participants whose last step is old go with their journeys, and
+/// old records and idempotency keys that are done; live participants, recent ones, records
+/// still at work and the analytics counters stay.
+pub async fn what_is_done_is_pruned_and_the_rest_kept(store: &impl StateStore) {
+    let finish = |at: i64| {
+        let mut e = entry("a", None);
+        e.at_ms = at;
+        e
+    };
+    let mut ids = Vec::new();
+    for at in [1_000, 5_000] {
+        let mut p = participant("f", "a");
+        let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+        p.current = None;
+        p.status = Status::Completed;
+        p.steps = 1;
+        let write = StepWrite {
+            entered: true,
+            ..StepWrite::default()
+        };
+        store
+            .record_step(&lease, &p, &finish(at), write)
+            .await
+            .unwrap();
+        ids.push(p.id);
+    }
+    let live = waiting(store, participant("f", "a"), Some(9_000), None).await;
+    let counts = store.element_counts("f", None).await.unwrap();
+
+    assert_eq!(store.prune_finished(2_000, 10).await.unwrap(), 1);
+    assert_eq!(store.participant(&ids[0]).await.unwrap(), None);
+    assert!(store.journey(&ids[0]).await.unwrap().is_empty());
+    assert!(store.participant(&ids[1]).await.unwrap().is_some());
+    assert_eq!(store.journey(&ids[1]).await.unwrap().len(), 1);
+    assert!(store.participant(&live.id).await.unwrap().is_some());
+    assert_eq!(store.element_counts("f", None).await.unwrap(), counts);
+    assert_eq!(store.prune_finished(2_000, 10).await.unwrap(), 0);
+
+    let message = |id: &str, status: &str, at: i64| Record {
+        kind: "message".into(),
+        id: id.into(),
+        key: "c".into(),
+        status: status.into(),
+        body: json!({"at": at}),
+    };
+    for r in [
+        message("old-sent", "sent", 100),
+        message("old-pending", "pending", 100),
+        message("new-sent", "sent", 3_000),
+    ] {
+        store.put_record(&r).await.unwrap();
+    }
+    let done = ["sent", "failed", ""];
+    assert_eq!(
+        store
+            .prune_records("message", &done, "at", 2_000, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<String> = store
+        .records("message", None, None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["old-pending", "new-sent"]);
+
+    let answer = json!({"participants": []});
+    let request = IdempotentRequest {
+        scope: "s",
+        key: "k",
+        fingerprint: "f",
+        answer: &answer,
+        at: 100,
+    };
+    store.insert_queued(&[], Some(request)).await.unwrap();
+    assert_eq!(store.prune_idempotency_keys(100, 10).await.unwrap(), 0);
+    assert_eq!(store.prune_idempotency_keys(200, 10).await.unwrap(), 1);
+    assert_eq!(store.idempotent_answer("s", "k").await.unwrap(), None);
 }

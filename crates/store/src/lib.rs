@@ -321,6 +321,18 @@ pub trait ParticipantStore: Send + Sync {
         id: &str,
     ) -> Result<bool, StoreError>;
 
+    /// Removes up to `limit` finished participants (completed, failed, canceled) whose last
+    /// step was recorded before `before`, with their journeys; how many. Analytics counters
+    /// stay as they are.
+    async fn prune_finished(&self, before: Millis, limit: usize) -> Result<usize, StoreError>;
+
+    /// Forgets up to `limit` idempotency keys first used before `before`; how many.
+    async fn prune_idempotency_keys(
+        &self,
+        before: Millis,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+
     /// A participant.
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError>;
 
@@ -426,6 +438,17 @@ pub trait RecordStore: Send + Sync {
     async fn put_record(&self, r: &Record) -> Result<(), StoreError>;
     /// A record by kind and id.
     async fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError>;
+    /// Removes up to `limit` records of `kind` with one of `statuses` whose body's number
+    /// `time_field` (a top-level field) is before `before`; how many.
+    async fn prune_records(
+        &self,
+        kind: &str,
+        statuses: &[&str],
+        time_field: &str,
+        before: Millis,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+
     /// Records of a kind, optionally only those with a key and/or a status, in insertion
     /// order; with `last`, only the newest that many.
     async fn records(

@@ -221,3 +221,28 @@ fn run_refuses_a_flow_it_cannot_start_and_deploys_nothing() {
     let listed = text(&flowhost(dir.path(), &["flows", "list"])).0;
     assert!(!listed.contains("inbound-only"), "{listed}");
 }
+
+/// `flowhost prune` prunes once by `[retention]`; a finished participant younger than it
+/// keeps stays.
+#[test]
+fn prune_keeps_what_retention_keeps() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("f.json"),
+        r#"{"id": "f", "name": "F", "entry_points": [{"type": "api", "start": "e"}],
+            "elements": [{"id": "e", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["run", "f.json", "--json"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = flowhost(dir.path(), &["prune", "--json"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let pruned: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
+    assert_eq!(pruned["participants"], 0, "{pruned}");
+    let out = flowhost(dir.path(), &["prune"]);
+    assert!(
+        text(&out).0.starts_with("pruned 0 finished participants with their journeys, 0 messages"),
+        "{}",
+        text(&out).0
+    );
+}
