@@ -157,6 +157,13 @@ impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => Problem::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::Unusable { .. } => {
+                tracing::error!(error = %e, "request failed");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service's database cannot be used now (the service log says why); nothing was changed; try again later",
+                )
+            }
             other => Problem::internal(&other),
         }
     }

@@ -43,6 +43,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use worker::Worker;
 
 /// Participants, journeys, people and records in one SQLite file (WAL mode). Cheap to clone:
@@ -50,6 +51,8 @@ use worker::Worker;
 #[derive(Clone)]
 pub struct SqliteStore {
     worker: Worker,
+    /// The file, for errors that must name it.
+    path: Arc<str>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -75,23 +78,27 @@ impl SqliteStore {
                 StoreError::database(format!("creating the folder {}", dir.display()), e)
             })?;
         }
+        let name = path.display().to_string();
         let conn = Connection::open(path)
-            .map_err(|e| StoreError::database(format!("opening {}", path.display()), e))?;
-        Self::start(conn, durability)
+            .map_err(|e| explain(&name, StoreError::database("opening it", e)))?;
+        Self::start(conn, &name, durability)
     }
 
     /// A private in-memory database.
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::start(
             Connection::open_in_memory().map_err(db("opening an in-memory database"))?,
+            ":memory:",
             Durability::Fast,
         )
     }
 
-    fn start(conn: Connection, durability: Durability) -> Result<Self, StoreError> {
-        schema::prepare(&conn, durability)?;
+    /// Serves `conn` (the file `path`): migrates it and starts its thread.
+    fn start(conn: Connection, path: &str, durability: Durability) -> Result<Self, StoreError> {
+        schema::prepare(&conn, durability).map_err(|e| explain(path, e))?;
         Ok(SqliteStore {
             worker: Worker::spawn(conn)?,
+            path: path.into(),
         })
     }
 
@@ -99,7 +106,56 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.worker.call(f).await
+        self.worker
+            .call(f)
+            .await
+            .map_err(|e| explain(&self.path, e))
+    }
+}
+
+/// A database failure the operator can fix, said as such: which file, what is wrong, what to
+/// do. Other failures stay as they are.
+fn explain(path: &str, e: StoreError) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    let StoreError::Database { context, cause } = e else {
+        return e;
+    };
+    let code = match cause.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(failure, _)) => failure.code,
+        _ => return StoreError::Database { context, cause },
+    };
+    let (problem, fix) = match code {
+        C::ReadOnly => (
+            "it cannot be written (the file or its folder is read-only)",
+            "make the file, its -wal and -shm files and their folder writable by the user running flowhost; nothing was written, and flowhost tries again",
+        ),
+        C::DiskFull => (
+            "its disk is full",
+            "free space on that disk; nothing was written, and flowhost tries again",
+        ),
+        C::DatabaseBusy | C::DatabaseLocked => (
+            "another program has held it locked for more than 5 s",
+            "stop the program holding it (two flowhost processes share a database only through PostgreSQL); flowhost tries again",
+        ),
+        C::DatabaseCorrupt | C::NotADatabase => (
+            "it is damaged or not a flowhost database",
+            "restore it from a backup, or move it aside to start with an empty one, and restart flowhost",
+        ),
+        C::CannotOpen | C::PermissionDenied => (
+            "it cannot be opened",
+            "check that its folder exists and the user running flowhost may read and write there",
+        ),
+        C::SystemIoFailure => (
+            "its disk failed to read or write",
+            "check the disk; nothing was written, and flowhost tries again",
+        ),
+        _ => return StoreError::Database { context, cause },
+    };
+    StoreError::Unusable {
+        database: path.to_owned(),
+        problem: problem.to_owned(),
+        context,
+        fix: fix.to_owned(),
     }
 }
 

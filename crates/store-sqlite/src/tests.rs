@@ -182,3 +182,61 @@ async fn durability_sets_how_often_commits_are_synced() {
     let full = SqliteStore::open_with(&dir.path().join("b.db"), Durability::Full).unwrap();
     assert_eq!(mode(full).await, 2, "FULL");
 }
+
+/// A database that cannot be written says so in one line naming the file and what to do,
+/// and writes nothing; reads still work.
+#[tokio::test]
+async fn a_read_only_database_says_which_file_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let new = || {
+        flowhost_types::participant::ParticipantState::new(
+            "f",
+            1,
+            "a",
+            Person::default(),
+            BTreeMap::new(),
+        )
+    };
+    let p = new();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_claimed(&p, "node-a", 60_000).await.unwrap();
+    }
+    // As the operator would meet it on a read-only mount or file.
+    let conn =
+        Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let name = path.display().to_string();
+    let store = SqliteStore::start(conn, &name, Durability::Fast).unwrap();
+    assert!(
+        store.participant(&p.id).await.unwrap().is_some(),
+        "reads work"
+    );
+    let err = store
+        .insert_claimed(&new(), "node-a", 60_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unusable { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "state database {name}: it cannot be written (the file or its folder is read-only) (inserting a participant); make the file, its -wal and -shm files and their folder writable by the user running flowhost; nothing was written, and flowhost tries again"
+        )
+    );
+}
+
+/// A file that is not a database is named, with what to do.
+#[test]
+fn a_file_that_is_not_a_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "x".repeat(4096)).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "state database {}: it is damaged or not a flowhost database",
+            path.display()
+        )) && err.ends_with("restore it from a backup, or move it aside to start with an empty one, and restart flowhost"),
+        "{err}"
+    );
+}

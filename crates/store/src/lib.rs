@@ -91,6 +91,21 @@ pub enum StoreError {
         /// The epoch of the lost lease.
         epoch: u64,
     },
+    /// The database cannot be used as it is: read-only, its disk full, locked by another
+    /// program, damaged. The line names the file, what is wrong and what to do. Nothing was
+    /// written by the call that failed; later calls try again, so the service recovers once
+    /// the operator has fixed it.
+    #[error("state database {database}: {problem} ({context}); {fix}")]
+    Unusable {
+        /// The file.
+        database: String,
+        /// What is wrong, in words.
+        problem: String,
+        /// What the store was doing.
+        context: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// The store was shut down (its worker is gone).
     #[error("state database is closed")]
     Closed,

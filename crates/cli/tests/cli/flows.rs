@@ -241,7 +241,9 @@ fn prune_keeps_what_retention_keeps() {
     assert_eq!(pruned["participants"], 0, "{pruned}");
     let out = flowhost(dir.path(), &["prune"]);
     assert!(
-        text(&out).0.starts_with("pruned 0 finished participants with their journeys, 0 messages"),
+        text(&out)
+            .0
+            .starts_with("pruned 0 finished participants with their journeys, 0 messages"),
         "{}",
         text(&out).0
     );
