@@ -281,7 +281,7 @@ impl CallApi {
             match self
                 .shared
                 .queues
-                .take_slot(&queue, input.now, *interval)
+                .take_slot(&queue, &input.idempotency_base(), input.now, *interval)
                 .await
             {
                 Ok(slot) if slot > input.now => {

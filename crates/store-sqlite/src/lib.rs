@@ -227,20 +227,42 @@ impl QueueStore for SqliteStore {
     async fn take_slot(
         &self,
         queue: &str,
+        holder: &str,
         now: Millis,
         interval_ms: Millis,
     ) -> Result<Millis, StoreError> {
-        let queue = queue.to_owned();
+        let (queue, holder) = (queue.to_owned(), holder.to_owned());
         self.call(move |conn| {
-            // One statement, so the slot is taken atomically: the queue's next free time is
-            // the later of now and what it was, plus the interval; the slot is that minus it.
-            conn.prepare_cached(
-                "INSERT INTO rate_queues (queue, next_free) VALUES (?1, ?2 + ?3)
-                 ON CONFLICT (queue) DO UPDATE SET next_free = MAX(next_free, ?2) + ?3
-                 RETURNING next_free - ?3",
-            )
-            .and_then(|mut stmt| stmt.query_row(params![queue, now, interval_ms], |r| r.get(0)))
-            .map_err(db("taking a send slot"))
+            let tx = conn.transaction().map_err(db("taking a send slot"))?;
+            let held: Option<Millis> = tx
+                .prepare_cached("SELECT slot FROM rate_holds WHERE queue = ?1 AND holder = ?2")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![queue, holder], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(db("taking a send slot"))?;
+            if let Some(slot) = held {
+                return Ok(slot);
+            }
+            // The queue's next free time is the later of now and what it was, plus the
+            // interval; the slot is that minus it.
+            let slot: Millis = tx
+                .prepare_cached(
+                    "INSERT INTO rate_queues (queue, next_free) VALUES (?1, ?2 + ?3)
+                     ON CONFLICT (queue) DO UPDATE SET next_free = MAX(next_free, ?2) + ?3
+                     RETURNING next_free - ?3",
+                )
+                .and_then(|mut stmt| stmt.query_row(params![queue, now, interval_ms], |r| r.get(0)))
+                .map_err(db("taking a send slot"))?;
+            tx.prepare_cached("INSERT INTO rate_holds (queue, holder, slot) VALUES (?1, ?2, ?3)")
+                .and_then(|mut stmt| stmt.execute(params![queue, holder, slot]))
+                .and_then(|_| {
+                    tx.prepare_cached("DELETE FROM rate_holds WHERE queue = ?1 AND slot < ?2")
+                        .and_then(|mut stmt| stmt.execute(params![queue, now - 86_400_000]))
+                })
+                .map_err(db("taking a send slot"))?;
+            tx.commit().map_err(db("taking a send slot"))?;
+            Ok(slot)
         })
         .await
     }

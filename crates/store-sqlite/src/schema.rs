@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS rate_queues (
     queue TEXT PRIMARY KEY,
     next_free INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rate_holds (
+    queue TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    PRIMARY KEY (queue, holder)
+);
+CREATE INDEX IF NOT EXISTS rate_holds_slot ON rate_holds (queue, slot);
 CREATE TABLE IF NOT EXISTS flow_versions (
     flow_id TEXT NOT NULL,
     version INTEGER NOT NULL,

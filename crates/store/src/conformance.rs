@@ -888,13 +888,37 @@ pub async fn participants_of_a_flow_by_status(store: &impl StateStore) {
 }
 
 /// Slots of a queue are spaced by the interval and never handed out twice; queues are
-/// independent.
+/// independent; a holder asking again gets its own slot back.
 pub async fn slots_are_spaced(store: &impl StateStore) {
-    assert_eq!(store.take_slot("q", 1_000, 100).await.unwrap(), 1_000);
-    assert_eq!(store.take_slot("q", 1_000, 100).await.unwrap(), 1_100);
-    assert_eq!(store.take_slot("q", 1_050, 100).await.unwrap(), 1_200);
-    assert_eq!(store.take_slot("other", 1_000, 100).await.unwrap(), 1_000);
-    assert_eq!(store.take_slot("q", 5_000, 100).await.unwrap(), 5_000);
+    assert_eq!(
+        store.take_slot("q", "a:1", 1_000, 100).await.unwrap(),
+        1_000
+    );
+    assert_eq!(
+        store.take_slot("q", "b:1", 1_000, 100).await.unwrap(),
+        1_100
+    );
+    assert_eq!(
+        store.take_slot("q", "c:1", 1_050, 100).await.unwrap(),
+        1_200
+    );
+    assert_eq!(
+        store.take_slot("other", "a:1", 1_000, 100).await.unwrap(),
+        1_000
+    );
+    // A step that runs again after a crash gets the slot it took; the queue does not move.
+    assert_eq!(
+        store.take_slot("q", "b:1", 1_060, 100).await.unwrap(),
+        1_100
+    );
+    assert_eq!(
+        store.take_slot("q", "d:1", 1_060, 100).await.unwrap(),
+        1_300
+    );
+    assert_eq!(
+        store.take_slot("q", "e:1", 5_000, 100).await.unwrap(),
+        5_000
+    );
 }
 
 /// Waiting participants are counted by the reason their element gives; a state without data

@@ -421,12 +421,15 @@ pub trait ParticipantStore: Send + Sync {
 /// Send slots of rate-limited queues (a Call API element's sending speed).
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// Takes the next send slot of `queue`: the later of `now` and the queue's next free
-    /// time; the queue's next free time moves `interval_ms` past the slot. Atomic, so two
-    /// engines never get the same slot.
+    /// Takes the next send slot of `queue` for `holder` (a participant's step): the later of
+    /// `now` and the queue's next free time; the queue's next free time moves `interval_ms`
+    /// past the slot. Atomic, so two engines never get the same slot; and a holder that asks
+    /// again (its step runs again after a crash) gets the slot it took, so no slot is lost
+    /// and none is taken twice. Holds are forgotten a day after their slot.
     async fn take_slot(
         &self,
         queue: &str,
+        holder: &str,
         now: Millis,
         interval_ms: Millis,
     ) -> Result<Millis, StoreError>;
