@@ -196,6 +196,12 @@ fn print_entry(e: &JourneyEntry) {
         e.next.as_deref().unwrap_or("-"),
         format!("{:.2} ms", e.duration_us as f64 / 1000.0)
     );
+    if e.retried > 0 {
+        println!(
+            "         ran again after {} takeover(s): its engine stopped before saving it, so its requests may have gone out before (same idempotency keys)",
+            e.retried
+        );
+    }
     for (k, v) in &e.variables_changed {
         println!("         set {k} = {v}");
     }
