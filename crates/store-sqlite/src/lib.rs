@@ -111,6 +111,18 @@ impl SqliteStore {
             .await
             .map_err(|e| explain(&self.path, e))
     }
+
+    /// Runs `f`'s writes in a transaction shared with the writes queued beside it (group
+    /// commit); answers once it is committed. `f` begins no transaction of its own.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.worker
+            .write(f)
+            .await
+            .map_err(|e| explain(&self.path, e))
+    }
 }
 
 /// A database failure the operator can fix, said as such: which file, what is wrong, what to
@@ -167,22 +179,21 @@ fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError
 impl FlowStore for SqliteStore {
     async fn save_flow(&self, id: &str, version: u32, definition: &str) -> Result<(), StoreError> {
         let (id, definition) = (id.to_owned(), definition.to_owned());
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("saving a flow"))?;
-            tx.execute(
+        self.write(move |conn| {
+            conn.execute(
                 "INSERT INTO flows (id, definition, version) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET definition = ?2, version = ?3",
                 params![id, definition, version],
             )
             .and_then(|_| {
-                tx.execute(
+                conn.execute(
                     "INSERT INTO flow_versions (flow_id, version, definition) VALUES (?1, ?2, ?3)
                      ON CONFLICT (flow_id, version) DO UPDATE SET definition = ?3",
                     params![id, version, definition],
                 )
             })
             .map_err(db("saving a flow"))?;
-            tx.commit().map_err(db("saving a flow"))
+            Ok(())
         })
         .await
     }
@@ -232,9 +243,8 @@ impl QueueStore for SqliteStore {
         interval_ms: Millis,
     ) -> Result<Millis, StoreError> {
         let (queue, holder) = (queue.to_owned(), holder.to_owned());
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("taking a send slot"))?;
-            let held: Option<Millis> = tx
+        self.write(move |conn| {
+            let held: Option<Millis> = conn
                 .prepare_cached("SELECT slot FROM rate_holds WHERE queue = ?1 AND holder = ?2")
                 .and_then(|mut stmt| {
                     stmt.query_row(params![queue, holder], |r| r.get(0))
@@ -246,7 +256,7 @@ impl QueueStore for SqliteStore {
             }
             // The queue's next free time is the later of now and what it was, plus the
             // interval; the slot is that minus it.
-            let slot: Millis = tx
+            let slot: Millis = conn
                 .prepare_cached(
                     "INSERT INTO rate_queues (queue, next_free) VALUES (?1, ?2 + ?3)
                      ON CONFLICT (queue) DO UPDATE SET next_free = MAX(next_free, ?2) + ?3
@@ -254,14 +264,13 @@ impl QueueStore for SqliteStore {
                 )
                 .and_then(|mut stmt| stmt.query_row(params![queue, now, interval_ms], |r| r.get(0)))
                 .map_err(db("taking a send slot"))?;
-            tx.prepare_cached("INSERT INTO rate_holds (queue, holder, slot) VALUES (?1, ?2, ?3)")
+            conn.prepare_cached("INSERT INTO rate_holds (queue, holder, slot) VALUES (?1, ?2, ?3)")
                 .and_then(|mut stmt| stmt.execute(params![queue, holder, slot]))
                 .and_then(|_| {
-                    tx.prepare_cached("DELETE FROM rate_holds WHERE queue = ?1 AND slot < ?2")
+                    conn.prepare_cached("DELETE FROM rate_holds WHERE queue = ?1 AND slot < ?2")
                         .and_then(|mut stmt| stmt.execute(params![queue, now - 86_400_000]))
                 })
                 .map_err(db("taking a send slot"))?;
-            tx.commit().map_err(db("taking a send slot"))?;
             Ok(slot)
         })
         .await

@@ -18,7 +18,7 @@ impl ParticipantStore for SqliteStore {
         let mut p = p.clone();
         p.status = Status::Running;
         let owner = owner.to_owned();
-        self.call(move |conn| {
+        self.write(move |conn| {
             insert(conn, &p, Some((&owner, expires_at)))?;
             Ok(Lease {
                 participant: p.id,
@@ -55,13 +55,12 @@ impl ParticipantStore for SqliteStore {
                 r.at,
             )
         });
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("entering participants"))?;
+        self.write(move |conn| {
             if let Some((scope, key, fingerprint, answer, at)) = &request {
-                if let Some(earlier) = earlier_answer(&tx, scope, key)? {
+                if let Some(earlier) = earlier_answer(conn, scope, key)? {
                     return Ok(Some(earlier));
                 }
-                tx.prepare_cached(
+                conn.prepare_cached(
                     "INSERT INTO idempotency_keys (scope, key, fingerprint, answer, at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
@@ -71,9 +70,8 @@ impl ParticipantStore for SqliteStore {
             for p in &participants {
                 let mut p = p.clone();
                 p.status = Status::Queued;
-                insert(&tx, &p, None)?;
+                insert(conn, &p, None)?;
             }
-            tx.commit().map_err(db("entering participants"))?;
             Ok(None)
         })
         .await
@@ -87,9 +85,8 @@ impl ParticipantStore for SqliteStore {
         expires_at: Millis,
     ) -> Result<Option<Claim>, StoreError> {
         let (id, owner) = (id.to_owned(), owner.to_owned());
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("claiming a participant"))?;
-            let row: Option<(i64, Option<String>, i64)> = tx
+        self.write(move |conn| {
+            let row: Option<(i64, Option<String>, i64)> = conn
                 .prepare_cached(
                     "UPDATE participants SET
                          claimed_from = CASE WHEN status = 'running'
@@ -111,7 +108,6 @@ impl ParticipantStore for SqliteStore {
             let Some((epoch, was, retried)) = row else {
                 return Ok(None);
             };
-            tx.commit().map_err(db("claiming a participant"))?;
             Ok(Some(Claim {
                 was: parse_status(was.as_deref().unwrap_or("queued"))?,
                 retried: retried as u32,
@@ -128,7 +124,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError> {
         let lease = lease.clone();
-        self.call(move |conn| {
+        self.write(move |conn| {
             let changed = conn
                 .prepare_cached(
                     "UPDATE participants SET lease_expires = ?3
@@ -178,42 +174,41 @@ impl ParticipantStore for SqliteStore {
                 )
             })
             .collect();
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("recording a step"))?;
-            write_leased(&tx, &lease, &p)?;
+        self.write(move |conn| {
+            write_leased(conn, &lease, &p)?;
             if let Some(last) = steps.iter().map(|s| s.0.at_ms).max() {
-                tx.prepare_cached("UPDATE participants SET updated_at = ?2 WHERE id = ?1")
+                conn.prepare_cached("UPDATE participants SET updated_at = ?2 WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute(params![p.id, last]))
                     .map_err(db("recording a step"))?;
             }
             for (entry, entered, enter, tally, records) in &steps {
-                append(&tx, &p.id, entry)?;
+                append(conn, &p.id, entry)?;
                 for record in records {
-                    crate::records::put(&tx, record)?;
+                    crate::records::put(conn, record)?;
                 }
                 for other in enter {
                     let mut other = other.clone();
                     other.status = Status::Queued;
-                    insert(&tx, &other, None)?;
+                    insert(conn, &other, None)?;
                 }
                 if *entered {
-                    count(&tx, &p, &entry.element_id, "")?;
+                    count(conn, &p, &entry.element_id, "")?;
                 }
                 if let Some(exit) = &entry.exit {
-                    count(&tx, &p, &entry.element_id, exit)?;
+                    count(conn, &p, &entry.element_id, exit)?;
                 }
                 for detail in tally {
-                    count(&tx, &p, &entry.element_id, &format!("{DETAIL}{detail}"))?;
+                    count(conn, &p, &entry.element_id, &format!("{DETAIL}{detail}"))?;
                 }
             }
-            tx.commit().map_err(db("recording a step"))
+            Ok(())
         })
         .await
     }
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), p.clone());
-        self.call(move |conn| write_leased(conn, &lease, &p)).await
+        self.write(move |conn| write_leased(conn, &lease, &p)).await
     }
 
     async fn finish_record(
@@ -225,17 +220,15 @@ impl ParticipantStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (participant, entry) = (participant_id.to_owned(), entry.clone());
         let (kind, id) = (kind.to_owned(), id.to_owned());
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("finishing a record"))?;
-            let removed = tx
+        self.write(move |conn| {
+            let removed = conn
                 .prepare_cached("DELETE FROM records WHERE kind = ?1 AND id = ?2")
                 .and_then(|mut stmt| stmt.execute(params![kind, id]))
                 .map_err(db("finishing a record"))?;
             if removed == 0 {
                 return Ok(false);
             }
-            append(&tx, &participant, &entry)?;
-            tx.commit().map_err(db("finishing a record"))?;
+            append(conn, &participant, &entry)?;
             Ok(true)
         })
         .await
@@ -317,7 +310,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
         let (key, event) = (key.to_owned(), event.to_string());
-        self.call(move |conn| wake(conn, &key, &event, now)).await
+        self.write(move |conn| wake(conn, &key, &event, now)).await
     }
 
     async fn wake_saving(
@@ -328,11 +321,9 @@ impl ParticipantStore for SqliteStore {
         record: &Record,
     ) -> Result<Vec<String>, StoreError> {
         let (key, event, record) = (key.to_owned(), event.to_string(), record.clone());
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("waking participants"))?;
-            crate::records::put(&tx, &record)?;
-            let ids = wake(&tx, &key, &event, now)?;
-            tx.commit().map_err(db("waking participants"))?;
+        self.write(move |conn| {
+            crate::records::put(conn, &record)?;
+            let ids = wake(conn, &key, &event, now)?;
             Ok(ids)
         })
         .await
@@ -340,7 +331,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.call(move |conn| {
+        self.write(move |conn| {
             conn.prepare_cached(
                 "UPDATE participants SET waiting_until = ?2 WHERE wait_key = ?1 AND status = 'waiting'",
             )
@@ -476,12 +467,9 @@ impl ParticipantStore for SqliteStore {
         entry: &JourneyEntry,
     ) -> Result<(), StoreError> {
         let (id, entry) = (participant_id.to_owned(), entry.clone());
-        self.call(move |conn| {
-            let tx = conn
-                .transaction()
-                .map_err(db("appending a journey entry"))?;
-            append(&tx, &id, &entry)?;
-            tx.commit().map_err(db("appending a journey entry"))
+        self.write(move |conn| {
+            append(conn, &id, &entry)?;
+            Ok(())
         })
         .await
     }

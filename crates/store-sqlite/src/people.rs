@@ -6,11 +6,10 @@ use super::*;
 impl PeopleStore for SqliteStore {
     async fn save_person(&self, person: &Person) -> Result<(), StoreError> {
         let person = person.clone();
-        self.call(move |conn| {
-            let tx = conn.transaction().map_err(db("saving a person"))?;
+        self.write(move |conn| {
             let keys = person.contact_keys();
             for key in &keys {
-                let owner: Option<String> = tx
+                let owner: Option<String> = conn
                     .prepare_cached("SELECT person_id FROM person_contacts WHERE contact = ?1")
                     .and_then(|mut stmt| stmt.query_row([key], |r| r.get(0)).optional())
                     .map_err(db("saving a person"))?;
@@ -20,22 +19,22 @@ impl PeopleStore for SqliteStore {
                     )));
                 }
             }
-            tx.execute("DELETE FROM person_contacts WHERE person_id = ?1", [&person.id])
+            conn.execute("DELETE FROM person_contacts WHERE person_id = ?1", [&person.id])
                 .map_err(db("saving a person"))?;
             for key in &keys {
-                tx.execute(
+                conn.execute(
                     "INSERT INTO person_contacts (contact, person_id) VALUES (?1, ?2)",
                     params![key, person.id],
                 )
                 .map_err(db("saving a person"))?;
             }
-            tx.execute(
+            conn.execute(
                 "INSERT INTO people (id, profile) VALUES (?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET profile = ?2",
                 params![person.id, json("person", &person)?],
             )
             .map_err(db("saving a person"))?;
-            tx.commit().map_err(db("saving a person"))
+            Ok(())
         })
         .await
     }

@@ -17,7 +17,7 @@ pub(crate) fn put(conn: &Connection, r: &Record) -> Result<(), StoreError> {
 impl RecordStore for SqliteStore {
     async fn put_record(&self, r: &Record) -> Result<(), StoreError> {
         let r = r.clone();
-        self.call(move |conn| put(conn, &r)).await
+        self.write(move |conn| put(conn, &r)).await
     }
 
     async fn prune_records(

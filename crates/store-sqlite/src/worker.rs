@@ -6,6 +6,11 @@
 //! When the last handle goes, the thread finishes the queued work and closes the
 //! connection before the drop returns, so the database files are complete and settled
 //! (WAL checkpointed) as soon as the store is gone.
+//!
+//! **Group commit.** Writes ([`Worker::write`]) that are queued together run in one
+//! transaction, each inside a savepoint of its own: a write that fails (a lost lease) rolls
+//! back its savepoint alone, and every writer gets its answer only after the one commit, so
+//! nothing is acknowledged before it is durable. Alone, a write is a plain transaction.
 
 use flowhost_store::StoreError;
 use rusqlite::Connection;
@@ -15,7 +20,23 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Work for the connection's thread.
+enum Job {
+    /// Runs as it is (reads, and writes with transactions of their own).
+    Any(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Runs inside the thread's transaction, with others queued beside it (or hears why the
+    /// transaction could not begin); says whether it succeeded, and how to answer once the
+    /// transaction is committed (or why it was not).
+    Write(WriteJob),
+}
+
+type WriteJob = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Deliver) + Send>;
+
+/// Answers a write's caller: `None` once committed, or why the commit failed.
+type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
+
+/// Writes committed together at most.
+const MAX_GROUP: usize = 128;
 
 /// How long the thread looks for the next job before it sleeps, and how long a caller
 /// looks for its answer (yielding to other tasks) before its task sleeps.
@@ -75,10 +96,29 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("flowhost-sqlite".into())
             .spawn(move || {
-                while let Some(job) = next_job(&queue) {
-                    // The job's answer channel is dropped by the unwind, which tells the
-                    // caller; nothing else to do here.
-                    let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                let mut next = None;
+                while let Some(job) = next.take().or_else(|| next_job(&queue)) {
+                    match job {
+                        // The job's answer channel is dropped by the unwind, which tells the
+                        // caller; nothing else to do here.
+                        Job::Any(job) => {
+                            let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                        }
+                        Job::Write(first) => {
+                            let mut group = vec![first];
+                            while group.len() < MAX_GROUP {
+                                match queue.try_recv() {
+                                    Ok(Job::Write(w)) => group.push(w),
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            commit_group(&conn, group);
+                        }
+                    }
                 }
             })
             .map_err(|e| StoreError::database("starting the database thread", e))?;
@@ -96,10 +136,40 @@ impl Worker {
     ) -> Result<T, StoreError> {
         let (answer, result) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
-        jobs.send(Box::new(move |conn| {
+        jobs.send(Job::Any(Box::new(move |conn| {
             let _ = answer.send(f(conn));
-        }))
+        })))
         .map_err(|_| StoreError::Closed)?;
+        Self::answer(result).await
+    }
+
+    /// Runs `f`'s statements in a transaction shared with the writes queued beside it, and
+    /// answers once that transaction is committed. `f` must not begin a transaction.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, result) = oneshot::channel();
+        let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
+        jobs.send(Job::Write(Box::new(move |conn| {
+            let outcome = match conn {
+                Ok(conn) => f(conn),
+                Err(why) => Err(StoreError::database("beginning a write", why)),
+            };
+            let ok = outcome.is_ok();
+            let deliver: Deliver = Box::new(move |failed| {
+                let _ = answer.send(match (outcome, failed) {
+                    (Ok(_), Some(why)) => Err(StoreError::database("committing", why)),
+                    (outcome, _) => outcome,
+                });
+            });
+            (ok, deliver)
+        })))
+        .map_err(|_| StoreError::Closed)?;
+        Self::answer(result).await
+    }
+
+    async fn answer<T>(result: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
         // See CALLER_SPIN.
         let mut result = result;
         let started = Instant::now();
@@ -118,5 +188,124 @@ impl Worker {
                 "the query panicked; it was rolled back (a bug: please report it)",
             )
         })?
+    }
+}
+
+/// Runs a group of writes in one transaction, each in a savepoint when there are several,
+/// commits once, then answers each.
+fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let why = e.to_string();
+        for job in group {
+            let (_, deliver) = job(Err(why.clone()));
+            deliver(None);
+        }
+        return;
+    }
+    let alone = group.len() == 1;
+    let (savepoint, undo) = if alone {
+        ("", "ROLLBACK; BEGIN IMMEDIATE")
+    } else {
+        ("SAVEPOINT one", "ROLLBACK TO one; RELEASE one")
+    };
+    let mut delivers = Vec::with_capacity(group.len());
+    for job in group {
+        let _ = conn.execute_batch(savepoint);
+        match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
+            Ok((true, deliver)) => {
+                if !alone {
+                    let _ = conn.execute_batch("RELEASE one");
+                }
+                delivers.push(deliver);
+            }
+            Ok((false, deliver)) => {
+                let _ = conn.execute_batch(undo);
+                delivers.push(deliver);
+            }
+            // Its answer was dropped with the unwind (the caller hears of it); undo its writes.
+            Err(_) => {
+                let _ = conn.execute_batch(undo);
+            }
+        }
+    }
+    let failed = conn.execute_batch("COMMIT").err().map(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        e.to_string()
+    });
+    for deliver in delivers {
+        deliver(failed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes queued together commit together; one that fails or panics leaves nothing of its
+    /// own behind and the others' writes stand.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_together_commit_together_and_fail_alone() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
+        let worker = Worker::spawn(conn).unwrap();
+        // Holds the thread so the writes below queue up behind it.
+        let busy = tokio::spawn({
+            let worker = worker.clone();
+            async move {
+                worker
+                    .call(|_| {
+                        std::thread::sleep(Duration::from_millis(200));
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let writes: Vec<_> = (0..20)
+            .map(|n: i64| {
+                let worker = worker.clone();
+                tokio::spawn(async move {
+                    worker
+                        .write(move |conn| {
+                            conn.execute("INSERT INTO t VALUES (?1)", [n])
+                                .map_err(|e| StoreError::database("inserting", e))?;
+                            match n % 5 {
+                                1 => Err(StoreError::Conflict(format!("{n} fails"))),
+                                2 if n == 2 => panic!("write {n} panics"),
+                                _ => Ok(n),
+                            }
+                        })
+                        .await
+                })
+            })
+            .collect();
+        busy.await.unwrap().unwrap();
+        let mut answers = Vec::new();
+        for w in writes {
+            answers.push(w.await.unwrap());
+        }
+        for (n, answer) in answers.iter().enumerate() {
+            match (n % 5, n) {
+                (1, _) => assert!(
+                    matches!(answer, Err(StoreError::Conflict(_))),
+                    "{n}: {answer:?}"
+                ),
+                (2, 2) => assert!(answer.is_err(), "{n}"),
+                _ => assert_eq!(answer.as_ref().ok(), Some(&(n as i64))),
+            }
+        }
+        let kept: Vec<i64> = worker
+            .call(|conn| {
+                let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
+                Ok(stmt
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap())
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..20).filter(|n| n % 5 != 1 && *n != 2).collect();
+        assert_eq!(kept, expected);
     }
 }
