@@ -1,0 +1,631 @@
+//! Participants: inserts, claims and leases fenced by epoch, steps with their journey entries
+//! and counters, waits and wake-ups, analytics, retention.
+
+use super::*;
+use flowhost_store::{
+    Claim, EarlierAnswer, ElementCounts, ElementState, IdempotentRequest, JourneyEntry, Lease,
+    ParticipantState, ParticipantStore, Record, Status, StepRecord, parse_status,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tokio_postgres::GenericClient;
+
+/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
+const DETAIL: &str = "detail:";
+
+async fn insert(
+    client: &impl GenericClient,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+) -> Result<(), StoreError> {
+    let state = p.element_state.as_ref().map(|s| s.data.to_string());
+    let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
+    let event = p.event.as_ref().map(Value::to_string);
+    let epoch = i64::from(lease.is_some());
+    let claimed_from = lease.map(|_| "queued");
+    client
+        .execute(
+            "INSERT INTO participants (id, flow_id, flow_version, person, variables, current,
+                 status, waiting_until, steps, element_state, wait_reason, wait_key, event,
+                 lease_owner, lease_expires, epoch, claimed_from)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &p.id,
+                &p.flow_id,
+                &i64::from(p.flow_version),
+                &json("person", &p.person)?,
+                &json("variables", &p.variables)?,
+                &p.current,
+                &p.status.as_str(),
+                &p.waiting_until,
+                &(p.steps as i64),
+                &state,
+                &reason,
+                &p.wait_key,
+                &event,
+                &lease.map(|l| l.0),
+                &lease.map(|l| l.1),
+                &epoch,
+                &claimed_from,
+            ],
+        )
+        .await
+        .map_err(db("inserting a participant"))?;
+    Ok(())
+}
+
+/// Saves a participant held under `lease`, or [`StoreError::LeaseLost`].
+async fn write_leased(
+    client: &impl GenericClient,
+    lease: &Lease,
+    p: &ParticipantState,
+) -> Result<(), StoreError> {
+    let running = p.status == Status::Running;
+    let state = p.element_state.as_ref().map(|s| s.data.to_string());
+    let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
+    let event = p.event.as_ref().map(Value::to_string);
+    let changed = client
+        .execute(
+            "UPDATE participants SET person = $3, variables = $4, current = $5, status = $6,
+                 waiting_until = $7, steps = $8, element_state = $9, wait_key = $10, event = $11,
+                 lease_owner = CASE WHEN $12 THEN lease_owner END,
+                 lease_expires = CASE WHEN $12 THEN lease_expires END, wait_reason = $13,
+                 claimed_from = CASE WHEN $12 THEN 'queued' END, retried = 0
+             WHERE id = $1 AND epoch = $2 AND status = 'running'",
+            &[
+                &p.id,
+                &(lease.epoch as i64),
+                &json("person", &p.person)?,
+                &json("variables", &p.variables)?,
+                &p.current,
+                &p.status.as_str(),
+                &p.waiting_until,
+                &(p.steps as i64),
+                &state,
+                &p.wait_key,
+                &event,
+                &running,
+                &reason,
+            ],
+        )
+        .await
+        .map_err(db("saving a participant"))?;
+    if changed == 0 {
+        return Err(StoreError::LeaseLost {
+            participant: p.id.clone(),
+            epoch: lease.epoch,
+        });
+    }
+    Ok(())
+}
+
+/// Appends an entry at the participant's next sequence number.
+async fn append(
+    client: &impl GenericClient,
+    participant_id: &str,
+    entry: &JourneyEntry,
+) -> Result<(), StoreError> {
+    let seq: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = $1",
+            &[&participant_id],
+        )
+        .await
+        .map_err(db("numbering a journey entry"))?
+        .get(0);
+    let mut entry = entry.clone();
+    entry.seq = seq as u64;
+    client
+        .execute(
+            "INSERT INTO journey (participant_id, seq, entry) VALUES ($1, $2, $3)",
+            &[&participant_id, &seq, &json("journey entry", &entry)?],
+        )
+        .await
+        .map_err(db("appending a journey entry"))?;
+    Ok(())
+}
+
+async fn count(
+    client: &impl GenericClient,
+    p: &ParticipantState,
+    element_id: &str,
+    exit: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
+             VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (flow_id, version, element_id, exit)
+                 DO UPDATE SET n = version_counts.n + 1",
+            &[&p.flow_id, &i64::from(p.flow_version), &element_id, &exit],
+        )
+        .await
+        .map_err(db("counting a step"))?;
+    Ok(())
+}
+
+async fn earlier_answer(
+    client: &impl GenericClient,
+    scope: &str,
+    key: &str,
+) -> Result<Option<EarlierAnswer>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT fingerprint, answer FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            &[&scope, &key],
+        )
+        .await
+        .map_err(db("looking up an idempotency key"))?;
+    row.map(|r| {
+        Ok(EarlierAnswer {
+            fingerprint: r.get(0),
+            answer: serde_json::from_str(r.get::<_, &str>(1))
+                .map_err(|e| StoreError::corrupt("idempotency answer", e))?,
+        })
+    })
+    .transpose()
+}
+
+async fn wake(
+    client: &impl GenericClient,
+    key: &str,
+    event: &str,
+    now: Millis,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "UPDATE participants SET event = $2, waiting_until = $3
+             WHERE wait_key = $1 AND status = 'waiting' RETURNING id",
+            &[&key, &event, &now],
+        )
+        .await
+        .map_err(db("waking participants"))?;
+    let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[async_trait]
+impl ParticipantStore for PostgresStore {
+    async fn insert_claimed(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+    ) -> Result<Lease, StoreError> {
+        let mut p = p.clone();
+        p.status = Status::Running;
+        let client = self.client().await?;
+        insert(&**client, &p, Some((owner, expires_at))).await?;
+        Ok(Lease {
+            participant: p.id,
+            owner: owner.to_owned(),
+            expires_at,
+            epoch: 1,
+        })
+    }
+
+    async fn insert_queued(
+        &self,
+        participants: &[ParticipantState],
+        request: Option<IdempotentRequest<'_>>,
+    ) -> Result<Option<EarlierAnswer>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db("entering participants"))?;
+        if let Some(r) = &request {
+            // Two nodes taking the same key at once: the second waits for the first's row.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, answer, at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
+                    &[&r.scope, &r.key, &r.fingerprint, &r.answer.to_string(), &r.at],
+                )
+                .await
+                .map_err(db("entering participants"))?;
+            if inserted == 0 {
+                return earlier_answer(&*tx, r.scope, r.key).await;
+            }
+        }
+        for p in participants {
+            let mut p = p.clone();
+            p.status = Status::Queued;
+            insert(&*tx, &p, None).await?;
+        }
+        tx.commit().await.map_err(db("entering participants"))?;
+        Ok(None)
+    }
+
+    async fn idempotent_answer(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<EarlierAnswer>, StoreError> {
+        let client = self.client().await?;
+        earlier_answer(&**client, scope, key).await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Option<Claim>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE participants SET
+                     claimed_from = CASE WHEN status = 'running'
+                         THEN COALESCE(claimed_from, 'queued') ELSE status END,
+                     retried = CASE WHEN status = 'running' THEN retried + 1 ELSE 0 END,
+                     status = 'running', lease_owner = $2, lease_expires = $3,
+                     epoch = epoch + 1
+                 WHERE id = $1 AND (status IN ('waiting', 'queued')
+                     OR (status = 'running' AND lease_expires <= $4))
+                 RETURNING epoch, claimed_from, retried",
+                &[&id, &owner, &expires_at, &now],
+            )
+            .await
+            .map_err(db("claiming a participant"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Claim {
+            was: parse_status(row.get::<_, Option<&str>>(1).unwrap_or("queued"))?,
+            retried: row.get::<_, i64>(2) as u32,
+            lease: Lease {
+                participant: id.to_owned(),
+                owner: owner.to_owned(),
+                expires_at,
+                epoch: row.get::<_, i64>(0) as u64,
+            },
+        }))
+    }
+
+    async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE participants SET lease_expires = $3
+                 WHERE id = $1 AND epoch = $2 AND status = 'running'",
+                &[&lease.participant, &(lease.epoch as i64), &expires_at],
+            )
+            .await
+            .map_err(db("renewing a lease"))?;
+        if changed == 0 {
+            return Err(StoreError::LeaseLost {
+                participant: lease.participant.clone(),
+                epoch: lease.epoch,
+            });
+        }
+        Ok(Lease {
+            expires_at,
+            ..lease.clone()
+        })
+    }
+
+    async fn record_steps(
+        &self,
+        lease: &Lease,
+        p: &ParticipantState,
+        steps: &[StepRecord<'_>],
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db("recording a step"))?;
+        write_leased(&*tx, lease, p).await?;
+        if let Some(last) = steps.iter().map(|s| s.entry.at_ms).max() {
+            tx.execute(
+                "UPDATE participants SET updated_at = $2 WHERE id = $1",
+                &[&p.id, &last],
+            )
+            .await
+            .map_err(db("recording a step"))?;
+        }
+        for step in steps {
+            let (entry, write) = (step.entry, step.write);
+            append(&*tx, &p.id, entry).await?;
+            for record in write.records {
+                records::put(&*tx, record).await?;
+            }
+            for other in write.enter {
+                let mut other = other.clone();
+                other.status = Status::Queued;
+                insert(&*tx, &other, None).await?;
+            }
+            if write.entered {
+                count(&*tx, p, &entry.element_id, "").await?;
+            }
+            if let Some(exit) = &entry.exit {
+                count(&*tx, p, &entry.element_id, exit).await?;
+            }
+            for detail in write.tally {
+                count(&*tx, p, &entry.element_id, &format!("{DETAIL}{detail}")).await?;
+            }
+        }
+        tx.commit().await.map_err(db("recording a step"))
+    }
+
+    async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        write_leased(&**client, lease, p).await
+    }
+
+    async fn finish_record(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+        kind: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db("finishing a record"))?;
+        let removed = tx
+            .execute(
+                "DELETE FROM records WHERE kind = $1 AND id = $2",
+                &[&kind, &id],
+            )
+            .await
+            .map_err(db("finishing a record"))?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        append(&*tx, participant_id, entry).await?;
+        tx.commit().await.map_err(db("finishing a record"))?;
+        Ok(true)
+    }
+
+    async fn prune_finished(&self, before: Millis, limit: usize) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db("pruning participants"))?;
+        let ids: Vec<String> = tx
+            .query(
+                "DELETE FROM participants WHERE id IN
+                     (SELECT id FROM participants
+                      WHERE status IN ('completed', 'failed', 'canceled') AND updated_at < $1
+                      LIMIT $2)
+                 RETURNING id",
+                &[&before, &(limit as i64)],
+            )
+            .await
+            .map_err(db("pruning participants"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute(
+            "DELETE FROM journey WHERE participant_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(db("pruning participants"))?;
+        tx.commit().await.map_err(db("pruning participants"))?;
+        Ok(ids.len())
+    }
+
+    async fn prune_idempotency_keys(
+        &self,
+        before: Millis,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM idempotency_keys WHERE (scope, key) IN
+                     (SELECT scope, key FROM idempotency_keys WHERE at < $1 LIMIT $2)",
+                &[&before, &(limit as i64)],
+            )
+            .await
+            .map_err(db("pruning idempotency keys"))?;
+        Ok(n as usize)
+    }
+
+    async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT flow_id, person, variables, current, status, waiting_until, steps,
+                     element_state, wait_key, event, wait_reason, flow_version
+                 FROM participants WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(db("reading a participant"))?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
+        let parse_opt = |s: Option<&str>| {
+            s.map(serde_json::from_str::<Value>)
+                .transpose()
+                .map_err(corrupt)
+        };
+        Ok(Some(ParticipantState {
+            id: id.to_owned(),
+            flow_id: r.get(0),
+            flow_version: r.get::<_, i64>(11) as u32,
+            person: serde_json::from_str(r.get::<_, &str>(1)).map_err(corrupt)?,
+            variables: serde_json::from_str(r.get::<_, &str>(2)).map_err(corrupt)?,
+            current: r.get(3),
+            status: parse_status(r.get::<_, &str>(4))?,
+            waiting_until: r.get(5),
+            steps: r.get::<_, i64>(6) as u64,
+            element_state: parse_opt(r.get(7))?.map(|data| ElementState {
+                reason: r.get::<_, Option<String>>(10).unwrap_or_default(),
+                data,
+            }),
+            wait_key: r.get(8),
+            event: parse_opt(r.get(9))?,
+        }))
+    }
+
+    async fn due(
+        &self,
+        now: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM participants
+                 WHERE ((status = 'waiting' AND waiting_until <= $1) OR status = 'queued'
+                        OR (status = 'running' AND lease_expires <= $1))
+                   AND NOT (flow_id = ANY($3))
+                 ORDER BY COALESCE(waiting_until, 0), seq LIMIT $2",
+                &[&now, &(limit as i64), &held],
+            )
+            .await
+            .map_err(db("finding due participants"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        wake(&**client, key, &event.to_string(), now).await
+    }
+
+    async fn wake_saving(
+        &self,
+        key: &str,
+        event: &Value,
+        now: Millis,
+        record: &Record,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db("waking participants"))?;
+        records::put(&*tx, record).await?;
+        let ids = wake(&*tx, key, &event.to_string(), now).await?;
+        tx.commit().await.map_err(db("waking participants"))?;
+        Ok(ids)
+    }
+
+    async fn set_deadline(&self, key: &str, until: Millis) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE participants SET waiting_until = $2 WHERE wait_key = $1 AND status = 'waiting'",
+                &[&key, &until],
+            )
+            .await
+            .map_err(db("moving a deadline"))?;
+        Ok(())
+    }
+
+    async fn participants_of(
+        &self,
+        flow_id: &str,
+        statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let rows = client
+            .query(
+                "SELECT id FROM participants WHERE flow_id = $1 AND status = ANY($2) ORDER BY seq",
+                &[&flow_id, &statuses],
+            )
+            .await
+            .map_err(db("listing a flow's participants"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn element_counts(
+        &self,
+        flow_id: &str,
+        version: Option<u32>,
+    ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
+        let client = self.client().await?;
+        let version = version.map(i64::from);
+        let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
+        let rows = client
+            .query(
+                "SELECT element_id, exit, SUM(n)::BIGINT FROM version_counts
+                 WHERE flow_id = $1 AND ($2::BIGINT IS NULL OR version = $2)
+                 GROUP BY element_id, exit",
+                &[&flow_id, &version],
+            )
+            .await
+            .map_err(db("reading analytics"))?;
+        for r in &rows {
+            let (element, exit, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            let counts = out.entry(element).or_default();
+            if exit.is_empty() {
+                counts.entered = n as u64;
+            } else if let Some(detail) = exit.strip_prefix(DETAIL) {
+                counts.details.insert(detail.to_owned(), n as u64);
+            } else {
+                counts.exits.insert(exit, n as u64);
+            }
+        }
+        let rows = client
+            .query(
+                "SELECT current, COUNT(*) FROM participants
+                 WHERE flow_id = $1 AND status = 'waiting' AND current IS NOT NULL
+                   AND ($2::BIGINT IS NULL OR flow_version = $2)
+                 GROUP BY current",
+                &[&flow_id, &version],
+            )
+            .await
+            .map_err(db("reading analytics"))?;
+        for r in &rows {
+            out.entry(r.get(0)).or_default().waiting = r.get::<_, i64>(1) as u64;
+        }
+        Ok(out)
+    }
+
+    async fn set_flow_version(&self, id: &str, version: u32) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "UPDATE participants SET flow_version = $2
+                 WHERE id = $1 AND status IN ('waiting', 'queued')",
+                &[&id, &i64::from(version)],
+            )
+            .await
+            .map_err(db("moving a participant to another flow version"))?;
+        Ok(changed > 0)
+    }
+
+    async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT entry FROM journey WHERE participant_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .map_err(db("reading a journey"))?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0))
+                    .map_err(|e| StoreError::corrupt(format!("journey of {id:?}"), e))
+            })
+            .collect()
+    }
+
+    async fn append_journey(
+        &self,
+        participant_id: &str,
+        entry: &JourneyEntry,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        append(&**client, participant_id, entry).await
+    }
+
+    async fn count_waiting(
+        &self,
+        flow_id: &str,
+        element_id: &str,
+        kind: &str,
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM participants WHERE flow_id = $1 AND current = $2
+                 AND status = 'waiting' AND wait_reason = $3",
+                &[&flow_id, &element_id, &kind],
+            )
+            .await
+            .map_err(db("counting waiting participants"))?
+            .get(0);
+        Ok(n as u64)
+    }
+}

@@ -1,0 +1,149 @@
+//! A real PostgreSQL server for a test: `initdb` and `pg_ctl` on a temporary folder and a free
+//! local port, as an unprivileged user (`postgres` when the tests run as root, since initdb
+//! refuses root), stopped and removed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running server with one database for the test.
+pub struct Server {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_root: bool,
+    /// `postgres://flowhost@127.0.0.1:PORT/flowhost`.
+    pub url: String,
+}
+
+/// Where Debian's `postgresql` package puts `initdb` and `pg_ctl`.
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").is_file())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL is not installed: `apt-get install postgresql` (./dev and .ci/run do it)"
+        )
+    })
+}
+
+/// `program args`, as `postgres` when running as root.
+fn command(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(as_root: bool, program: &Path, args: &[&str]) {
+    let out = command(as_root, program)
+        .args(args)
+        .output()
+        .expect("running a PostgreSQL tool");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Server {
+    /// Starts a fresh server with a database `flowhost` owned by user `flowhost`.
+    pub fn start() -> Server {
+        let bin = bin_dir();
+        let as_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let dir = tempfile::Builder::new()
+            .prefix("flowhost-pg")
+            .tempdir()
+            .unwrap();
+        if as_root {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown postgres {}", dir.path().display());
+        }
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        run(
+            as_root,
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "flowhost",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log");
+        run(
+            as_root,
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                data,
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        run(
+            as_root,
+            &bin.join("createdb"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "flowhost",
+                "flowhost",
+            ],
+        );
+        Server {
+            url: format!("postgres://flowhost@127.0.0.1:{port}/flowhost"),
+            dir,
+            bin,
+            as_root,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = command(self.as_root, &self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
