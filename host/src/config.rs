@@ -36,7 +36,9 @@ pub struct OperatorConfig {
     /// Folder scanned for `*.wasm` plugins.
     #[serde(default = "default_plugins_dir")]
     pub plugins_dir: PathBuf,
-    /// SQLite database holding participants and journeys.
+    /// Where participants and journeys are kept: a SQLite file (one node), or a PostgreSQL
+    /// URL, `postgres://user@host:port/db`, shared by several nodes (the password in
+    /// `PGPASSWORD`, not in the file).
     #[serde(default = "default_database")]
     pub database: PathBuf,
     /// Folder for compiled plugin artifacts.
@@ -355,11 +357,15 @@ impl OperatorConfig {
         })?;
         let mut config = Self::parse(&text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let url = config.postgres_url().is_some();
         for dir in [
-            &mut config.plugins_dir,
-            &mut config.database,
-            &mut config.cache_dir,
-        ] {
+            Some(&mut config.plugins_dir),
+            (!url).then_some(&mut config.database),
+            Some(&mut config.cache_dir),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
@@ -370,6 +376,13 @@ impl OperatorConfig {
             }
         }
         Ok(config)
+    }
+
+    /// The PostgreSQL URL `database` names, when it names one rather than a SQLite file.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database
+            .to_str()
+            .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
     }
 
     /// Parses TOML text; `path` is only used in error messages.

@@ -59,8 +59,13 @@ pub enum RuntimeError {
     CallApi(#[from] CallApiConfigError),
 }
 
-/// Opens the store the configuration names (`database`, a SQLite file).
-pub fn open_store(config: &OperatorConfig) -> Result<Arc<dyn StateStore>, StoreError> {
+/// Opens the store the configuration names (`database`: a SQLite file, or a PostgreSQL URL).
+pub async fn open_store(config: &OperatorConfig) -> Result<Arc<dyn StateStore>, StoreError> {
+    if let Some(url) = config.postgres_url() {
+        return Ok(Arc::new(
+            flowhost_store_postgres::PostgresStore::connect(url).await?,
+        ));
+    }
     Ok(Arc::new(SqliteStore::open_with(
         &config.database,
         config.durability,
@@ -99,11 +104,12 @@ impl Runtime {
     /// database when it exists (the account's chatbots and settings count in the checks), and
     /// over an empty one in memory when it does not, so that checking creates no file.
     pub async fn start_for_checks(config: OperatorConfig) -> Result<Self, RuntimeError> {
-        let store: Arc<dyn StateStore> = if config.database.exists() {
-            open_store(&config)?
-        } else {
-            Arc::new(SqliteStore::in_memory()?)
-        };
+        let store: Arc<dyn StateStore> =
+            if config.postgres_url().is_some() || config.database.exists() {
+                open_store(&config).await?
+            } else {
+                Arc::new(SqliteStore::in_memory()?)
+            };
         Self::start_over(config, store, Arc::new(SystemClock)).await
     }
 
@@ -112,7 +118,7 @@ impl Runtime {
         config: OperatorConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RuntimeError> {
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         Self::start_over(config, store, clock).await
     }
 

@@ -117,7 +117,9 @@ impl Service {
     /// Turns Answers on with `bot` (in the service's store, as `flowhost chatbot` would),
     /// deploys `flow` and adds the customer to it; returns the participant ids.
     async fn customer_in(&self, dir: &Path, bot: &Chatbot, flow: &Value) -> Vec<Value> {
-        let store = flowhost::runtime::open_store(&config_in(dir)).unwrap();
+        let store = flowhost::runtime::open_store(&config_in(dir))
+            .await
+            .unwrap();
         Answers::set_enabled(store.as_ref(), true).await.unwrap();
         Answers::save_chatbot(store.as_ref(), bot).await.unwrap();
         let deployed = self.post("/v1/flows", flow).await;

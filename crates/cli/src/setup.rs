@@ -54,8 +54,8 @@ fn report_load_errors(runtime: &Runtime) {
 }
 
 /// Only the store, for commands about people, conversations and chatbots.
-pub fn store(config: &OperatorConfig) -> anyhow::Result<Arc<dyn StateStore>> {
-    Ok(open_store(config)?)
+pub async fn store(config: &OperatorConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(open_store(config).await?)
 }
 
 /// A person kept in People, by id or by contact.

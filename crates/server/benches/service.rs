@@ -278,7 +278,7 @@ async fn chatbot_replies(http: &Http) {
             }),
         },
     );
-    let store = open_store(&config).unwrap();
+    let store = open_store(&config).await.unwrap();
     Answers::set_enabled(store.as_ref(), true).await.unwrap();
     let bot: Chatbot =
         serde_json::from_str(include_str!("../../../examples/chatbots/helper-bot.json")).unwrap();

@@ -10,6 +10,8 @@
 mod participants;
 mod records;
 mod schema;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -47,9 +49,15 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`; a password is
     /// best given in `PGPASSWORD`), and creates the schema if it is not there yet.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::database("reading the PostgreSQL URL", e))?;
+        // The password stays out of flowhost.toml.
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
+        }
         let name = format!(
             "{}@{:?}:{:?}/{}",
             config.get_user().unwrap_or_default(),
@@ -79,7 +87,10 @@ impl PostgresStore {
     /// Creates the schema under an advisory lock, so nodes starting together do it once.
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("creating the schema"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("creating the schema"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&schema::SCHEMA_LOCK])
             .await
             .map_err(db("creating the schema"))?;
@@ -165,7 +176,10 @@ impl QueueStore for PostgresStore {
         interval_ms: Millis,
     ) -> Result<Millis, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("taking a send slot"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("taking a send slot"))?;
         let held = tx
             .query_opt(
                 "SELECT slot FROM rate_holds WHERE queue = $1 AND holder = $2",

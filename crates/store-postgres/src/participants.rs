@@ -211,14 +211,23 @@ impl ParticipantStore for PostgresStore {
         request: Option<IdempotentRequest<'_>>,
     ) -> Result<Option<EarlierAnswer>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("entering participants"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("entering participants"))?;
         if let Some(r) = &request {
             // Two nodes taking the same key at once: the second waits for the first's row.
             let inserted = tx
                 .execute(
                     "INSERT INTO idempotency_keys (scope, key, fingerprint, answer, at)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
-                    &[&r.scope, &r.key, &r.fingerprint, &r.answer.to_string(), &r.at],
+                    &[
+                        &r.scope,
+                        &r.key,
+                        &r.fingerprint,
+                        &r.answer.to_string(),
+                        &r.at,
+                    ],
                 )
                 .await
                 .map_err(db("entering participants"))?;
@@ -358,7 +367,10 @@ impl ParticipantStore for PostgresStore {
         id: &str,
     ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("finishing a record"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("finishing a record"))?;
         let removed = tx
             .execute(
                 "DELETE FROM records WHERE kind = $1 AND id = $2",
@@ -376,7 +388,10 @@ impl ParticipantStore for PostgresStore {
 
     async fn prune_finished(&self, before: Millis, limit: usize) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("pruning participants"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("pruning participants"))?;
         let ids: Vec<String> = tx
             .query(
                 "DELETE FROM participants WHERE id IN
@@ -491,7 +506,10 @@ impl ParticipantStore for PostgresStore {
         record: &Record,
     ) -> Result<Vec<String>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db("waking participants"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("waking participants"))?;
         records::put(&*tx, record).await?;
         let ids = wake(&*tx, key, &event.to_string(), now).await?;
         tx.commit().await.map_err(db("waking participants"))?;

@@ -18,7 +18,13 @@ pub(crate) async fn put(client: &impl GenericClient, r: &Record) -> Result<(), S
     Ok(())
 }
 
-fn record(kind: &str, id: String, key: String, status: String, body: &str) -> Result<Record, StoreError> {
+fn record(
+    kind: &str,
+    id: String,
+    key: String,
+    status: String,
+    body: &str,
+) -> Result<Record, StoreError> {
     Ok(Record {
         body: serde_json::from_str(body)
             .map_err(|e| StoreError::corrupt(format!("{kind} {id:?}"), e))?,

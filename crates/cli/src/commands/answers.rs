@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let store = setup::store(&config)?;
+    let store = setup::store(&config).await?;
     Answers::set_enabled(store.as_ref(), args.switch == "enable").await?;
     println!("Answers is {}d", args.switch);
     Ok(ExitCode::SUCCESS)

@@ -31,7 +31,7 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             let de = &mut serde_json::Deserializer::from_str(&text);
             let bot: Chatbot = serde_path_to_error::deserialize(de)
                 .map_err(|e| anyhow::anyhow!("{}: {}: {}", file.display(), e.path(), e.inner()))?;
-            let store = setup::store(&config)?;
+            let store = setup::store(&config).await?;
             Answers::save_chatbot(store.as_ref(), &bot)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -41,7 +41,7 @@ pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<Exi
             );
         }
         Command::List => {
-            let store = setup::store(&config)?;
+            let store = setup::store(&config).await?;
             for bot in Answers::chatbots(store.as_ref()).await? {
                 let kind = match bot.backend {
                     BackendConfig::Scripted(_) => "scripted".to_owned(),

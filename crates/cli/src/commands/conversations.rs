@@ -48,7 +48,7 @@ pub enum Command {
 }
 
 pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let store = setup::store(&config)?;
+    let store = setup::store(&config).await?;
     let agents = Conversations::new(store.as_ref());
     let now = SystemClock.now_ms();
     match command {

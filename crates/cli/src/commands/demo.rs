@@ -122,7 +122,7 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64() * 1000.0,
         plugin.cache
     );
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let service_config = config.clone();
     let runtime = Runtime::assemble(
         config,

@@ -42,7 +42,7 @@ pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode>
         None => Contact::guess(&args.contact),
     }
     .map_err(|e| anyhow!("{:?}: {e}", args.contact))?;
-    let store = setup::store(&config)?;
+    let store = setup::store(&config).await?;
     let messages = recent_messages(store.as_ref(), &contact, args.limit).await?;
     let shown = messages
         .iter()

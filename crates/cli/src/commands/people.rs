@@ -30,7 +30,7 @@ pub enum Command {
 }
 
 pub async fn run(command: Command, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let store = setup::store(&config)?;
+    let store = setup::store(&config).await?;
     let people = People::new(store.as_ref());
     match command {
         Command::Add { person } => {

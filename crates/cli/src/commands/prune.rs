@@ -13,7 +13,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: OperatorConfig) -> anyhow::Result<ExitCode> {
-    let store = flowhost::runtime::open_store(&config)?;
+    let store = flowhost::runtime::open_store(&config).await?;
     let pruned =
         flowhost::retention::prune(store.as_ref(), SystemClock.now_ms(), &config.retention).await?;
     if args.json {

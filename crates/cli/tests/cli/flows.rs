@@ -248,3 +248,48 @@ fn prune_keeps_what_retention_keeps() {
         text(&out).0
     );
 }
+
+/// `database = "postgres://..."` keeps everything in PostgreSQL: a flow run by one command
+/// is continued by the next, as on SQLite, with no SQLite file written.
+#[test]
+fn flows_run_on_postgresql_when_the_database_is_a_url() {
+    let server = flowhost_store_postgres::test_server::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("flowhost.toml"),
+        format!("database = \"{}\"\ncache_dir = \"cache\"\n", server.url),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("f.json"),
+        r#"{"id": "f", "name": "F", "entry_points": [{"type": "api", "start": "s"}],
+            "elements": [
+              {"id": "s", "type": "set-variable", "config": {"set": {"x": 1}}, "exits": {"next": "w"}},
+              {"id": "w", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "e"}},
+              {"id": "e", "type": "exit"}]}"#,
+    )
+    .unwrap();
+    let out = flowhost(dir.path(), &["run", "f.json", "--json"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let started: serde_json::Value =
+        serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
+    assert_eq!(started["status"], "waiting", "{started}");
+    let id = started["participant"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = flowhost(dir.path(), &["resume"]);
+    assert!(
+        text(&out).0.starts_with("1 participants resumed"),
+        "{}",
+        text(&out).0
+    );
+    let out = flowhost(dir.path(), &["journey", &id, "--json"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out).0.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "completed", "{summary}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".db"))
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+}

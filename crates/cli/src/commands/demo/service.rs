@@ -173,7 +173,8 @@ pub async fn support_desk(config: &OperatorConfig, state_dir: &Path) -> anyhow::
     let store = open_store(&OperatorConfig {
         database: database.clone(),
         ..OperatorConfig::default()
-    })?;
+    })
+    .await?;
     Answers::set_enabled(store.as_ref(), true).await?;
     let bot: Chatbot = serde_json::from_str(include_str!(
         "../../../../../examples/chatbots/helper-bot.json"

@@ -1,4 +1,4 @@
-//! A real PostgreSQL server for a test: `initdb` and `pg_ctl` on a temporary folder and a free
+//! A real PostgreSQL server for tests (feature `test-server`): `initdb` and `pg_ctl` on a temporary folder and a free
 //! local port, as an unprivileged user (`postgres` when the tests run as root, since initdb
 //! refuses root), stopped and removed when dropped.
 
