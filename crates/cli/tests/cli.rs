@@ -8,6 +8,8 @@ mod crash;
 mod flows;
 #[path = "cli/messaging.rs"]
 mod messaging;
+#[path = "cli/nodes.rs"]
+mod nodes;
 #[path = "cli/plugins.rs"]
 mod plugins;
 #[path = "cli/service.rs"]

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 const PEOPLE: usize = 2000;
 /// Times the service is killed.
 const KILLS: usize = 4;
-const KEY: &str = "crash-test-key";
+pub(super) const KEY: &str = "crash-test-key";
 
 /// A number from 0 to `below`, different on every run.
-fn random(below: u64) -> u64 {
+pub(super) fn random(below: u64) -> u64 {
     std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
@@ -28,7 +28,7 @@ fn random(below: u64) -> u64 {
 }
 
 /// Starts `flowhost serve` in `dir`; the process and the address it listens on.
-fn serve(dir: &Path) -> (Child, String) {
+pub(super) fn serve(dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
         .current_dir(dir)
         .arg("serve")
@@ -51,7 +51,7 @@ fn serve(dir: &Path) -> (Child, String) {
     (child, addr)
 }
 
-fn post(addr: &str, path: &str, body: &serde_json::Value) -> String {
+pub(super) fn post(addr: &str, path: &str, body: &serde_json::Value) -> String {
     let (status, answer) = super::service::http(addr, "POST", path, KEY, &body.to_string());
     assert!((200..=202).contains(&status), "{path}: {status} {answer}");
     answer
