@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const PEOPLE: usize = 2000;
 /// Times the service is killed.
 const KILLS: usize = 4;
-pub(super) const KEY: &str = "crash-test-key";
+const KEY: &str = "crash-test-key";
 
 /// A number from 0 to `below`, different on every run.
 pub(super) fn random(below: u64) -> u64 {
@@ -57,19 +57,28 @@ pub(super) fn post(addr: &str, path: &str, body: &serde_json::Value) -> String {
     answer
 }
 
-#[test]
-fn killed_at_random_moments_the_service_loses_nothing() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let srv = runtime.block_on(TestServer::start_replying(|_| {
-        Reply::json(200, r#"{"value": 1}"#)
-    }));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    std::fs::copy(c::HAPPY, dir.path().join("plugins/happy.wasm")).unwrap();
+/// The steps of a participant of the first flow, and of the second (sorted: the report of
+/// the request sent without waiting comes when it comes), as `element:exit`.
+pub(super) const FIRST_STEPS: [&str; 6] = [
+    "plug:found",
+    "call:2xx",
+    "nap:-",
+    "nap:next",
+    "add:success",
+    "end:-",
+];
+pub(super) const LATER_STEPS: [&str; 3] = ["end:-", "send:next", "send:report"];
+
+/// The plugin and flowhost.toml for services on `database`, with `server` added to
+/// `[server]`.
+pub(super) fn setup(dir: &Path, database: &str, server: &str) {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::copy(c::HAPPY, dir.join("plugins/happy.wasm")).unwrap();
     std::fs::write(
-        dir.path().join("flowhost.toml"),
-        r#"
-database = "state.db"
+        dir.join("flowhost.toml"),
+        format!(
+            r#"
+database = "{database}"
 cache_dir = "cache"
 lease_ms = 1000
 
@@ -82,15 +91,20 @@ allow_hosts = ["127.0.0.1"]
 [server]
 listen = "127.0.0.1:0"
 scheduler_every_ms = 50
-api_keys = [{ name = "crash", env = "FLOWHOST_CRASH_KEY" }]
-"#,
+api_keys = [{{ name = "crash", env = "FLOWHOST_CRASH_KEY" }}]
+{server}
+"#
+        ),
     )
     .unwrap();
+}
 
-    let (mut service, addr) = serve(dir.path());
-    let base = srv.url();
+/// Deploys `later` (a request sent without waiting) and `first` (the plugin, a request,
+/// optionally at a sending speed of `per_minute`, a wait, Add to Flow into `later`), both
+/// calling `base`.
+pub(super) fn deploy(addr: &str, base: &str, per_minute: Option<u64>) {
     post(
-        &addr,
+        addr,
         "/v1/flows",
         &json!({
             "id": "later", "name": "Later",
@@ -102,8 +116,12 @@ api_keys = [{ name = "crash", env = "FLOWHOST_CRASH_KEY" }]
             ]
         }),
     );
+    let mut call = json!({"url": format!("{base}/call/{{{{n}}}}")});
+    if let Some(n) = per_minute {
+        call["schedule"] = json!({"rate": {"requests": n, "per": "minute"}});
+    }
     post(
-        &addr,
+        addr,
         "/v1/flows",
         &json!({
             "id": "first", "name": "First",
@@ -111,7 +129,7 @@ api_keys = [{ name = "crash", env = "FLOWHOST_CRASH_KEY" }]
             "elements": [
                 {"id": "plug", "type": "plugin:happy", "config": {"url": format!("{base}/plugin")},
                  "exits": {"found": "call", "not-found": "call", "error": "call"}},
-                {"id": "call", "type": "call-api", "config": {"url": format!("{base}/call/{{{{n}}}}")},
+                {"id": "call", "type": "call-api", "config": call,
                  "exits": {"2xx": "nap", "error": "nap"}},
                 {"id": "nap", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "add"}},
                 {"id": "add", "type": "add-to-flow", "config": {"flow": "later", "variables": {"n": "{{n}}"}},
@@ -120,6 +138,35 @@ api_keys = [{ name = "crash", env = "FLOWHOST_CRASH_KEY" }]
             ]
         }),
     );
+}
+
+/// The idempotency keys the server saw, by request: the path, or the plugin's participant.
+pub(super) fn keys(srv: &TestServer) -> BTreeMap<String, BTreeSet<String>> {
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for request in srv.received() {
+        let what = match request.path.as_str() {
+            "/plugin" => format!("plugin {}", request.header("x-participant").unwrap()),
+            other => other.to_owned(),
+        };
+        let key = request
+            .header("idempotency-key")
+            .unwrap_or_else(|| panic!("{what}: no idempotency key"));
+        keys.entry(what).or_default().insert(key.to_owned());
+    }
+    keys
+}
+
+#[test]
+fn killed_at_random_moments_the_service_loses_nothing() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let srv = runtime.block_on(TestServer::start_replying(|_| {
+        Reply::json(200, r#"{"value": 1}"#)
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), "state.db", "");
+
+    let (mut service, addr) = serve(dir.path());
+    deploy(&addr, &srv.url(), None);
     for batch in 0..PEOPLE / 1000 {
         let participants: Vec<_> = (batch * 1000..(batch + 1) * 1000)
             .map(|n| json!({"person": {"id": format!("person-{n}")}, "variables": {"n": n}}))
@@ -215,39 +262,14 @@ api_keys = [{ name = "crash", env = "FLOWHOST_CRASH_KEY" }]
         if flow == "later" {
             // The report of the request sent without waiting comes when it comes.
             names.sort();
-            assert_eq!(
-                names,
-                ["end:-", "send:next", "send:report"],
-                "{id}: {steps:?}"
-            );
+            assert_eq!(names, LATER_STEPS, "{id}: {steps:?}");
         } else {
-            assert_eq!(
-                names,
-                [
-                    "plug:found",
-                    "call:2xx",
-                    "nap:-",
-                    "nap:next",
-                    "add:success",
-                    "end:-"
-                ],
-                "{id}: {steps:?}"
-            );
+            assert_eq!(names, FIRST_STEPS, "{id}: {steps:?}");
         }
     }
 
     // Every request reached the server; one seen again carried the same key.
-    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for request in srv.received() {
-        let what = match request.path.as_str() {
-            "/plugin" => format!("plugin {}", request.header("x-participant").unwrap()),
-            other => other.to_owned(),
-        };
-        let key = request
-            .header("idempotency-key")
-            .unwrap_or_else(|| panic!("{what}: no idempotency key"));
-        keys.entry(what).or_default().insert(key.to_owned());
-    }
+    let keys = keys(&srv);
     for n in 0..PEOPLE {
         for what in [format!("/call/{n}"), format!("/later/{n}")] {
             let seen = keys

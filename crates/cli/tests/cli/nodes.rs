@@ -5,12 +5,11 @@
 //! twice), the sending speed held in total across the nodes, and a request the server saw
 //! more than once carried the same idempotency key.
 
-use super::crash::{KEY, post, random, serve};
+use super::crash::{FIRST_STEPS, LATER_STEPS, deploy, keys, post, random, serve, setup};
 use super::*;
 use flowhost::store::{ParticipantStore, RecordStore, Status};
 use flowhost::testing::{Reply, TestServer};
 use flowhost_store_postgres::PostgresStore;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,69 +31,10 @@ fn three_nodes_on_postgresql_share_the_work_and_the_sending_speed() {
         Reply::json(200, r#"{"value": 1}"#)
     }));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    std::fs::copy(c::HAPPY, dir.path().join("plugins/happy.wasm")).unwrap();
-    std::fs::write(
-        dir.path().join("flowhost.toml"),
-        format!(
-            r#"
-database = "{}"
-cache_dir = "cache"
-lease_ms = 1000
-
-[outbound]
-allow_private = ["127.0.0.1"]
-
-[plugins.happy]
-allow_hosts = ["127.0.0.1"]
-
-[server]
-listen = "127.0.0.1:0"
-scheduler_every_ms = 50
-participant_calls_per_second = 100
-api_keys = [{{ name = "crash", env = "FLOWHOST_CRASH_KEY" }}]
-"#,
-            pg.url
-        ),
-    )
-    .unwrap();
+    setup(dir.path(), &pg.url, "participant_calls_per_second = 100");
 
     let mut nodes: Vec<_> = (0..3).map(|_| serve(dir.path())).collect();
-    let base = srv.url();
-    let first = &nodes[0].1;
-    post(
-        first,
-        "/v1/flows",
-        &json!({
-            "id": "later", "name": "Later",
-            "entry_points": [{"type": "existing-flow", "start": "send"}],
-            "elements": [
-                {"id": "send", "type": "call-api", "exits": {"next": "end"},
-                 "config": {"url": format!("{base}/later/{{{{n}}}}"), "wait_for_response": false}},
-                {"id": "end", "type": "exit"}
-            ]
-        }),
-    );
-    post(
-        first,
-        "/v1/flows",
-        &json!({
-            "id": "first", "name": "First",
-            "entry_points": [{"type": "api", "start": "plug"}],
-            "elements": [
-                {"id": "plug", "type": "plugin:happy", "config": {"url": format!("{base}/plugin")},
-                 "exits": {"found": "call", "not-found": "call", "error": "call"}},
-                {"id": "call", "type": "call-api",
-                 "config": {"url": format!("{base}/call/{{{{n}}}}"),
-                            "schedule": {"rate": {"requests": PER_MINUTE, "per": "minute"}}},
-                 "exits": {"2xx": "nap", "error": "nap"}},
-                {"id": "nap", "type": "wait", "config": {"duration": "1s"}, "exits": {"next": "add"}},
-                {"id": "add", "type": "add-to-flow", "config": {"flow": "later", "variables": {"n": "{{n}}"}},
-                 "exits": {"success": "end", "failover": "end"}},
-                {"id": "end", "type": "exit"}
-            ]
-        }),
-    );
+    deploy(&nodes[0].1, &srv.url(), Some(PER_MINUTE));
     // The other nodes pick the flows up from the database in their next round.
     std::thread::sleep(Duration::from_millis(300));
     for batch in 0..PEOPLE / 250 {
@@ -178,37 +118,18 @@ api_keys = [{{ name = "crash", env = "FLOWHOST_CRASH_KEY" }}]
                     .collect();
                 if flow == "later" {
                     steps.sort();
-                    assert_eq!(steps, ["end:-", "send:next", "send:report"], "{id}");
+                    assert_eq!(steps, LATER_STEPS, "{id}");
                 } else {
                     // Queued for its sending slot, or not.
                     steps.retain(|s| s != "call:-");
-                    assert_eq!(
-                        steps,
-                        [
-                            "plug:found",
-                            "call:2xx",
-                            "nap:-",
-                            "nap:next",
-                            "add:success",
-                            "end:-"
-                        ],
-                        "{id}: {journey:?}"
-                    );
+                    assert_eq!(steps, FIRST_STEPS, "{id}: {journey:?}");
                 }
             }
         }
     });
 
     // One key per request, every request sent.
-    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for request in srv.received() {
-        let what = match request.path.as_str() {
-            "/plugin" => format!("plugin {}", request.header("x-participant").unwrap()),
-            other => other.to_owned(),
-        };
-        let key = request.header("idempotency-key").unwrap().to_owned();
-        keys.entry(what).or_default().insert(key);
-    }
+    let keys = keys(&srv);
     assert!(keys.values().all(|k| k.len() == 1), "one key per request");
     for n in 0..PEOPLE {
         assert!(
