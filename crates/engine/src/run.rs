@@ -184,6 +184,18 @@ impl Engine {
         else {
             return Ok(None);
         };
+        self.run_claim(claim, now, follow).await
+    }
+
+    /// Runs a participant this engine has claimed (at `now`); `None` when it goes back
+    /// untouched (its wait has not ended, its flow is paused).
+    async fn run_claim(
+        &self,
+        claim: flowhost_store::Claim,
+        now: Millis,
+        follow: &mut Vec<String>,
+    ) -> Result<Option<ParticipantState>, EngineError> {
+        let id = claim.lease.participant.as_str();
         let before = claim.was;
         if claim.retried > 0 {
             metrics::counter!("flowhost_participants_taken_over_total").increment(1);
@@ -249,25 +261,47 @@ impl Engine {
         let now = self.inner.clock.now_ms();
         let held = self.paused_flows();
         let mut resumed = Vec::new();
+        let mut failed = None;
         loop {
-            let due = self.inner.store.due(now, 256, &held).await?;
-            if due.is_empty() {
+            // Claimed in one statement: engines sharing the database split the due work.
+            let claims = self
+                .inner
+                .store
+                .claim_due(&self.inner.owner, now, self.lease_expiry(), 256, &held)
+                .await?;
+            if claims.is_empty() {
                 break;
             }
             let mut progressed = false;
-            for id in due {
+            // Every claimed participant runs, even after one fails: the rest would otherwise
+            // wait for their leases to expire.
+            for claim in claims {
                 let mut follow = Vec::new();
-                if let Some(state) = self.run_claimed(&id, &mut follow).await? {
-                    progressed = true;
-                    resumed.push(state);
+                match self.run_claim(claim, now, &mut follow).await {
+                    Ok(Some(state)) => {
+                        progressed = true;
+                        resumed.push(state);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
                 }
-                resumed.extend(self.follow_up(follow).await?);
+                match self.follow_up(follow).await {
+                    Ok(states) => resumed.extend(states),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
             }
-            if !progressed {
+            if !progressed || failed.is_some() {
                 break;
             }
         }
-        Ok(resumed)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(resumed),
+        }
     }
 
     pub(super) async fn advance(

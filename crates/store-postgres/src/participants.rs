@@ -291,6 +291,60 @@ impl ParticipantStore for PostgresStore {
         }))
     }
 
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<Claim>, StoreError> {
+        let client = self.client().await?;
+        // SKIP LOCKED: rows another node is claiming right now are left to it.
+        let rows = client
+            .query(
+                "WITH due AS (
+                     SELECT id FROM participants
+                     WHERE ((status = 'waiting' AND waiting_until <= $2) OR status = 'queued'
+                            OR (status = 'running' AND lease_expires <= $2))
+                       AND NOT (flow_id = ANY($5))
+                     ORDER BY COALESCE(waiting_until, 0), seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE participants p SET
+                     claimed_from = CASE WHEN p.status = 'running'
+                         THEN COALESCE(p.claimed_from, 'queued') ELSE p.status END,
+                     retried = CASE WHEN p.status = 'running' THEN p.retried + 1 ELSE 0 END,
+                     status = 'running', lease_owner = $1, lease_expires = $3,
+                     epoch = p.epoch + 1
+                 FROM due WHERE p.id = due.id
+                 RETURNING p.id, p.epoch, p.claimed_from, p.retried,
+                     COALESCE(p.waiting_until, 0), p.seq",
+                &[&owner, &now, &expires_at, &(limit as i64), &held],
+            )
+            .await
+            .map_err(db("claiming due participants"))?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    (r.get::<_, i64>(4), r.get::<_, i64>(5)),
+                    Claim {
+                        was: parse_status(r.get::<_, Option<&str>>(2).unwrap_or("queued"))?,
+                        retried: r.get::<_, i64>(3) as u32,
+                        lease: Lease {
+                            participant: r.get(0),
+                            owner: owner.to_owned(),
+                            expires_at,
+                            epoch: r.get::<_, i64>(1) as u64,
+                        },
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort_by_key(|(order, _)| *order);
+        Ok(claimed.into_iter().map(|(_, c)| c).collect())
+    }
+
     async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError> {
         let client = self.client().await?;
         let changed = client

@@ -7,6 +7,17 @@ const DETAIL: &str = "detail:";
 
 use crate::rows::{append, count, earlier_answer, insert, read_participant, write_leased};
 
+/// What a claim sets besides the owner and expiry: running under the next epoch, how it goes
+/// on (a running participant is taken over as it was claimed before), and the takeovers.
+macro_rules! claiming {
+    () => {
+        "claimed_from = CASE WHEN status = 'running'
+             THEN COALESCE(claimed_from, 'queued') ELSE status END,
+         retried = CASE WHEN status = 'running' THEN retried + 1 ELSE 0 END,
+         status = 'running', epoch = epoch + 1"
+    };
+}
+
 #[async_trait]
 impl ParticipantStore for SqliteStore {
     async fn insert_claimed(
@@ -87,17 +98,14 @@ impl ParticipantStore for SqliteStore {
         let (id, owner) = (id.to_owned(), owner.to_owned());
         self.write(move |conn| {
             let row: Option<(i64, Option<String>, i64)> = conn
-                .prepare_cached(
-                    "UPDATE participants SET
-                         claimed_from = CASE WHEN status = 'running'
-                             THEN COALESCE(claimed_from, 'queued') ELSE status END,
-                         retried = CASE WHEN status = 'running' THEN retried + 1 ELSE 0 END,
-                         status = 'running', lease_owner = ?2, lease_expires = ?3,
-                         epoch = epoch + 1
+                .prepare_cached(concat!(
+                    "UPDATE participants SET ",
+                    claiming!(),
+                    ", lease_owner = ?2, lease_expires = ?3
                      WHERE id = ?1 AND (status IN ('waiting', 'queued')
                          OR (status = 'running' AND lease_expires <= ?4))
                      RETURNING epoch, claimed_from, retried",
-                )
+                ))
                 .and_then(|mut stmt| {
                     stmt.query_row(params![id, owner, expires_at, now], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -118,6 +126,66 @@ impl ParticipantStore for SqliteStore {
                     epoch: epoch as u64,
                 },
             }))
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<Claim>, StoreError> {
+        let owner = owner.to_owned();
+        let held = serde_json::to_string(held).expect("strings serialize");
+        self.write(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "UPDATE participants SET ",
+                    claiming!(),
+                    ", lease_owner = ?1, lease_expires = ?3
+                     WHERE id IN (
+                         SELECT id FROM participants
+                         WHERE ((status = 'waiting' AND waiting_until <= ?2) OR status = 'queued'
+                                OR (status = 'running' AND lease_expires <= ?2))
+                           AND flow_id NOT IN (SELECT value FROM json_each(?5))
+                         ORDER BY COALESCE(waiting_until, 0), rowid LIMIT ?4)
+                     RETURNING id, epoch, claimed_from, retried, COALESCE(waiting_until, 0), rowid",
+                ))
+                .map_err(db("claiming due participants"))?;
+            let rows = stmt
+                .query_map(params![owner, now, expires_at, limit as i64, held], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                        (r.get::<_, i64>(4)?, r.get::<_, i64>(5)?),
+                    ))
+                })
+                .map_err(db("claiming due participants"))?;
+            let mut claimed = Vec::new();
+            for row in rows {
+                let (id, epoch, was, retried, order) =
+                    row.map_err(db("claiming due participants"))?;
+                claimed.push((
+                    order,
+                    Claim {
+                        was: parse_status(was.as_deref().unwrap_or("queued"))?,
+                        retried: retried as u32,
+                        lease: Lease {
+                            participant: id,
+                            owner: owner.clone(),
+                            expires_at,
+                            epoch: epoch as u64,
+                        },
+                    },
+                ));
+            }
+            claimed.sort_by_key(|(order, _)| *order);
+            Ok(claimed.into_iter().map(|(_, c)| c).collect())
         })
         .await
     }

@@ -535,6 +535,37 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
             .unwrap()
             .is_empty()
     );
+
+    // Claimed in one go, in the same order, leaving held flows; then there is nothing left.
+    let ids = |claims: &[crate::Claim]| -> Vec<String> {
+        claims.iter().map(|c| c.lease.participant.clone()).collect()
+    };
+    let first = store
+        .claim_due("node-b", 500, 90_000, 1, &["g".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), std::slice::from_ref(&early.id));
+    assert_eq!((first[0].was, first[0].retried), (Status::Waiting, 0));
+    let rest = store
+        .claim_due("node-b", 500, 90_000, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), [queued.id.clone(), late.id.clone()]);
+    assert_eq!(rest[0].was, Status::Queued);
+    assert!(
+        store
+            .claim_due("node-c", 500, 90_000, 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let running = store.participant(&late.id).await.unwrap().unwrap();
+    assert_eq!(running.status, Status::Running);
+    // Their leases fence as single claims do.
+    assert!(matches!(
+        store.renew(&rest[1].lease, 95_000).await,
+        Ok(lease) if lease.expires_at == 95_000
+    ));
 }
 
 /// An event wakes exactly the participants waiting on its key, hands them the event and

@@ -290,6 +290,19 @@ pub trait ParticipantStore: Send + Sync {
         expires_at: Millis,
     ) -> Result<Option<Claim>, StoreError>;
 
+    /// Claims, in one statement, up to `limit` of the participants [`ParticipantStore::due`]
+    /// would list, for `owner` until `expires_at`, each as [`ParticipantStore::claim`] would;
+    /// oldest first. Participants another engine is claiming at the same moment are left to
+    /// it, so engines sharing a database split the due work instead of queueing on it.
+    async fn claim_due(
+        &self,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<Claim>, StoreError>;
+
     /// Extends a lease to `expires_at` (a step that runs long); the lease with its new
     /// expiry, or [`StoreError::LeaseLost`].
     async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError>;
