@@ -191,10 +191,18 @@ impl Engine {
     /// untouched (its wait has not ended, its flow is paused).
     async fn run_claim(
         &self,
-        claim: flowhost_store::Claim,
+        mut claim: flowhost_store::Claim,
         now: Millis,
         follow: &mut Vec<String>,
     ) -> Result<Option<ParticipantState>, EngineError> {
+        // Claimed in a batch a while ago: renew before the lease runs low.
+        if self.now() > claim.lease.expires_at - self.inner.lease_ms / 2 {
+            claim.lease = self
+                .inner
+                .store
+                .renew(&claim.lease, self.lease_expiry())
+                .await?;
+        }
         let id = claim.lease.participant.as_str();
         let before = claim.was;
         if claim.retried > 0 {
@@ -283,6 +291,8 @@ impl Engine {
                         resumed.push(state);
                     }
                     Ok(None) => {}
+                    // Another engine took it over meanwhile; it goes on there.
+                    Err(EngineError::Store(flowhost_store::StoreError::LeaseLost { .. })) => {}
                     Err(e) => {
                         failed.get_or_insert(e);
                     }
