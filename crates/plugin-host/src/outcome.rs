@@ -5,6 +5,104 @@
 use super::*;
 use crate::bounds::{LimitExceeded, PREVIEW_BYTES, cut_reason, preview};
 
+/// The exit a plugin chose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Exit id.
+    pub exit: String,
+    /// Outcome data as JSON text.
+    pub data: Option<String>,
+}
+
+/// An error the plugin returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElementFailure {
+    /// Unusable configuration.
+    InvalidConfig(String),
+    /// Anything else.
+    Failed(String),
+}
+
+/// Why an execution ended on the error exit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecFailure {
+    /// The plugin returned an error.
+    #[error("plugin error: {0}")]
+    Element(String),
+    /// The plugin rejected its configuration.
+    #[error("plugin rejected its configuration: {0}")]
+    InvalidConfig(String),
+    /// The wall-clock deadline passed.
+    #[error(
+        "deadline of {0} ms exceeded; the operator can raise limits.deadline_ms for this plugin"
+    )]
+    Deadline(u64),
+    /// Linear memory grew past the cap.
+    #[error("{0}")]
+    Memory(String),
+    /// Too many HTTP requests.
+    #[error("{0}")]
+    HttpLimit(String),
+    /// The wasm stack overflowed (deep recursion).
+    #[error(
+        "stack overflow: the plugin's calls nested deeper than the engine's stack allows (deep or unbounded recursion)"
+    )]
+    StackOverflow,
+    /// An out-of-bounds access deep in a recursion: the stack a Rust plugin keeps in its own
+    /// linear memory ran out. Holds the recursing function.
+    #[error(
+        "most likely a stack overflow in the plugin's own stack: memory was accessed out of bounds deep in a recursion of {0}; look for deep or unbounded recursion or large values on the stack"
+    )]
+    PluginStackOverflow(String),
+    /// The guest panicked with a message (printed to stderr, as Rust does).
+    #[error("plugin panicked at {location}: {message}")]
+    Panic {
+        /// `src/lib.rs:18:9`.
+        location: String,
+        /// What it said.
+        message: String,
+    },
+    /// The plugin called a host function against its contract.
+    #[error("plugin misused a host call: {0}")]
+    HostCall(String),
+    /// The plugin handed back more than a limit allows.
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// Any other trap: `unreachable` without a panic message, an out-of-bounds access, …
+    #[error("plugin crashed: {0}")]
+    Trap(String),
+    /// The exit is not one the manifest declares.
+    #[error("returned exit {0:?}, which its manifest does not declare")]
+    UndeclaredExit(String),
+    /// The outcome could not be used.
+    #[error("malformed outcome: {0}")]
+    MalformedOutcome(String),
+    /// The host could not run it.
+    #[error("could not run: {0}")]
+    Host(String),
+}
+
+/// What one execution produced.
+#[derive(Debug)]
+pub struct Execution {
+    /// The exit and data, or why it failed.
+    pub result: Result<(String, Option<Value>), ExecFailure>,
+    /// Variables after the execution (unchanged on failure).
+    pub variables: BTreeMap<String, Value>,
+    /// Names of variables the execution changed (empty on failure).
+    pub changed: BTreeSet<String>,
+    /// Journey log lines: plugin log, stdout/stderr, refused requests.
+    pub logs: Vec<LogLine>,
+    /// The requests sent through `http.send`, in order (secrets redacted).
+    pub requests: Vec<capabilities::RequestRecord>,
+    /// A technical line about a failure, for the journey after its reason: the wasm
+    /// backtrace of a trap.
+    pub detail: Option<String>,
+    /// Wall-clock time.
+    pub duration: Duration,
+}
+
 /// A plugin called a host function in a way its contract does not allow.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -9,6 +9,7 @@
 
 mod participants;
 mod records;
+mod rows;
 mod schema;
 #[cfg(feature = "test-server")]
 pub mod test_server;

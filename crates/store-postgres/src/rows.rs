@@ -1,0 +1,179 @@
+//! The statements participants' writes share: insert, save under a lease, append to a
+//! journey, count, look up an idempotency key, wake.
+
+use super::*;
+use flowhost_store::{EarlierAnswer, JourneyEntry, Lease, ParticipantState, Status};
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+pub(crate) async fn insert(
+    client: &impl GenericClient,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+) -> Result<(), StoreError> {
+    let state = p.element_state.as_ref().map(|s| s.data.to_string());
+    let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
+    let event = p.event.as_ref().map(Value::to_string);
+    let epoch = i64::from(lease.is_some());
+    let claimed_from = lease.map(|_| "queued");
+    client
+        .execute(
+            "INSERT INTO participants (id, flow_id, flow_version, person, variables, current,
+                 status, waiting_until, steps, element_state, wait_reason, wait_key, event,
+                 lease_owner, lease_expires, epoch, claimed_from)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            &[
+                &p.id,
+                &p.flow_id,
+                &i64::from(p.flow_version),
+                &json("person", &p.person)?,
+                &json("variables", &p.variables)?,
+                &p.current,
+                &p.status.as_str(),
+                &p.waiting_until,
+                &(p.steps as i64),
+                &state,
+                &reason,
+                &p.wait_key,
+                &event,
+                &lease.map(|l| l.0),
+                &lease.map(|l| l.1),
+                &epoch,
+                &claimed_from,
+            ],
+        )
+        .await
+        .map_err(db("inserting a participant"))?;
+    Ok(())
+}
+
+/// Saves a participant held under `lease`, or [`StoreError::LeaseLost`].
+pub(crate) async fn write_leased(
+    client: &impl GenericClient,
+    lease: &Lease,
+    p: &ParticipantState,
+) -> Result<(), StoreError> {
+    let running = p.status == Status::Running;
+    let state = p.element_state.as_ref().map(|s| s.data.to_string());
+    let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
+    let event = p.event.as_ref().map(Value::to_string);
+    let changed = client
+        .execute(
+            "UPDATE participants SET person = $3, variables = $4, current = $5, status = $6,
+                 waiting_until = $7, steps = $8, element_state = $9, wait_key = $10, event = $11,
+                 lease_owner = CASE WHEN $12 THEN lease_owner END,
+                 lease_expires = CASE WHEN $12 THEN lease_expires END, wait_reason = $13,
+                 claimed_from = CASE WHEN $12 THEN 'queued' END, retried = 0
+             WHERE id = $1 AND epoch = $2 AND status = 'running'",
+            &[
+                &p.id,
+                &(lease.epoch as i64),
+                &json("person", &p.person)?,
+                &json("variables", &p.variables)?,
+                &p.current,
+                &p.status.as_str(),
+                &p.waiting_until,
+                &(p.steps as i64),
+                &state,
+                &p.wait_key,
+                &event,
+                &running,
+                &reason,
+            ],
+        )
+        .await
+        .map_err(db("saving a participant"))?;
+    if changed == 0 {
+        return Err(StoreError::LeaseLost {
+            participant: p.id.clone(),
+            epoch: lease.epoch,
+        });
+    }
+    Ok(())
+}
+
+/// Appends an entry at the participant's next sequence number.
+pub(crate) async fn append(
+    client: &impl GenericClient,
+    participant_id: &str,
+    entry: &JourneyEntry,
+) -> Result<(), StoreError> {
+    let seq: i64 = client
+        .query_one(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = $1",
+            &[&participant_id],
+        )
+        .await
+        .map_err(db("numbering a journey entry"))?
+        .get(0);
+    let mut entry = entry.clone();
+    entry.seq = seq as u64;
+    client
+        .execute(
+            "INSERT INTO journey (participant_id, seq, entry) VALUES ($1, $2, $3)",
+            &[&participant_id, &seq, &json("journey entry", &entry)?],
+        )
+        .await
+        .map_err(db("appending a journey entry"))?;
+    Ok(())
+}
+
+pub(crate) async fn count(
+    client: &impl GenericClient,
+    p: &ParticipantState,
+    element_id: &str,
+    exit: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
+             VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (flow_id, version, element_id, exit)
+                 DO UPDATE SET n = version_counts.n + 1",
+            &[&p.flow_id, &i64::from(p.flow_version), &element_id, &exit],
+        )
+        .await
+        .map_err(db("counting a step"))?;
+    Ok(())
+}
+
+pub(crate) async fn earlier_answer(
+    client: &impl GenericClient,
+    scope: &str,
+    key: &str,
+) -> Result<Option<EarlierAnswer>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT fingerprint, answer FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            &[&scope, &key],
+        )
+        .await
+        .map_err(db("looking up an idempotency key"))?;
+    row.map(|r| {
+        Ok(EarlierAnswer {
+            fingerprint: r.get(0),
+            answer: serde_json::from_str(r.get::<_, &str>(1))
+                .map_err(|e| StoreError::corrupt("idempotency answer", e))?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn wake(
+    client: &impl GenericClient,
+    key: &str,
+    event: &str,
+    now: Millis,
+) -> Result<Vec<String>, StoreError> {
+    let rows = client
+        .query(
+            "UPDATE participants SET event = $2, waiting_until = $3
+             WHERE wait_key = $1 AND status = 'waiting' RETURNING id",
+            &[&key, &event, &now],
+        )
+        .await
+        .map_err(db("waking participants"))?;
+    let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort();
+    Ok(ids)
+}
