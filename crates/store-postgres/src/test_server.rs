@@ -10,6 +10,8 @@ pub struct Server {
     dir: tempfile::TempDir,
     bin: PathBuf,
     as_root: bool,
+    /// The server's command-line options (port, socket folder).
+    options: String,
     /// `postgres://flowhost@127.0.0.1:PORT/flowhost`.
     pub url: String,
 }
@@ -135,7 +137,40 @@ impl Server {
             dir,
             bin,
             as_root,
+            options,
         }
+    }
+}
+
+impl Server {
+    /// Stops the server at once, as a crash or a lost network would look to its clients.
+    pub fn stop(&self) {
+        let data = self.dir.path().join("data");
+        run(
+            self.as_root,
+            &self.bin.join("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-m", "immediate", "stop"],
+        );
+    }
+
+    /// Starts it again, on the same data and port.
+    pub fn restart(&self) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        run(
+            self.as_root,
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &self.options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
     }
 }
 

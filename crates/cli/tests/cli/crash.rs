@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const PEOPLE: usize = 2000;
 /// Times the service is killed.
 const KILLS: usize = 4;
-const KEY: &str = "crash-test-key";
+pub(super) const KEY: &str = "crash-test-key";
 
 /// A number from 0 to `below`, different on every run.
 pub(super) fn random(below: u64) -> u64 {
@@ -27,8 +27,31 @@ pub(super) fn random(below: u64) -> u64 {
         % below
 }
 
+/// A `flowhost serve` process, killed when dropped, so none outlives a failed test.
+pub(super) struct Service(Child);
+
+impl std::ops::Deref for Service {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Service {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `flowhost serve` in `dir`; the process and the address it listens on.
-pub(super) fn serve(dir: &Path) -> (Child, String) {
+pub(super) fn serve(dir: &Path) -> (Service, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowhost"))
         .current_dir(dir)
         .arg("serve")
@@ -48,7 +71,7 @@ pub(super) fn serve(dir: &Path) -> (Child, String) {
         .to_owned();
     // Keep reading, so the service never blocks on a full pipe.
     std::thread::spawn(move || for _ in stderr.lines() {});
-    (child, addr)
+    (Service(child), addr)
 }
 
 pub(super) fn post(addr: &str, path: &str, body: &serde_json::Value) -> String {

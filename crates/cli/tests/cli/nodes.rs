@@ -5,7 +5,7 @@
 //! twice), the sending speed held in total across the nodes, and a request the server saw
 //! more than once carried the same idempotency key.
 
-use super::crash::{FIRST_STEPS, LATER_STEPS, deploy, keys, post, random, serve, setup};
+use super::crash::{FIRST_STEPS, KEY, LATER_STEPS, deploy, keys, post, random, serve, setup};
 use super::*;
 use flowhost::store::{ParticipantStore, RecordStore, Status};
 use flowhost::testing::{Reply, TestServer};
@@ -163,4 +163,67 @@ fn three_nodes_on_postgresql_share_the_work_and_the_sending_speed() {
         calls.len(),
         srv.received().len()
     );
+}
+
+/// A node that loses its database keeps answering liveness, says it is not ready and why,
+/// and goes on by itself once the database is back: participants added before it was lost
+/// complete.
+#[test]
+fn a_node_that_loses_the_database_waits_and_goes_on() {
+    use super::service::http;
+    let pg = flowhost_store_postgres::test_server::Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &pg.url, "");
+    let (_node, addr) = serve(dir.path());
+    post(
+        &addr,
+        "/v1/flows",
+        &json!({
+            "id": "nap", "name": "Nap",
+            "entry_points": [{"type": "api", "start": "w"}],
+            "elements": [
+                {"id": "w", "type": "wait", "config": {"duration": "2s"}, "exits": {"next": "e"}},
+                {"id": "e", "type": "exit"}
+            ]
+        }),
+    );
+    let participants: Vec<_> = (0..20)
+        .map(|n| json!({"person": {"id": format!("person-{n}")}}))
+        .collect();
+    post(
+        &addr,
+        "/v1/flows/nap/participants",
+        &json!({ "participants": participants }),
+    );
+    assert_eq!(http(&addr, "GET", "/readyz", KEY, "").0, 200);
+
+    pg.stop();
+    let (status, body) = http(&addr, "GET", "/readyz", KEY, "");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the store does not answer"), "{body}");
+    assert_eq!(http(&addr, "GET", "/livez", KEY, "").0, 200, "still alive");
+    // Meanwhile the waits end; the scheduler's rounds fail and are tried again.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    pg.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http(
+            &addr,
+            "GET",
+            "/v1/flows/nap/participants?status=completed",
+            KEY,
+            "",
+        );
+        let done = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["participants"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if status == 200 && done == 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status}: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http(&addr, "GET", "/readyz", KEY, "").0, 200);
 }
