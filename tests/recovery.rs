@@ -89,19 +89,27 @@ async fn a_crashed_engines_participant_is_taken_over_and_its_step_marked() {
     assert_eq!(srv.received().len(), 1);
 }
 
-#[tokio::test]
-async fn a_long_step_renews_its_lease_so_nobody_takes_it_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv =
-        TestServer::start_replying(|_| Reply::json(200, "{}").after(Duration::from_millis(600)))
-            .await;
-    let store = store(dir.path());
+/// A server answering after `delay_ms`, and two engines on one database with 150 ms leases,
+/// both knowing the flow that calls it.
+async fn two_engines(dir: &Path, delay_ms: u64) -> (TestServer, Engine, Engine) {
+    let srv = TestServer::start_replying(move |_| {
+        Reply::json(200, "{}").after(Duration::from_millis(delay_ms))
+    })
+    .await;
+    let store = store(dir);
     let a = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
     let b = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
-    a.deploy(flow(&format!("{}/slow", srv.url())), "notify.json")
+    a.deploy(flow(&format!("{}/hook", srv.url())), "notify.json")
         .await
         .unwrap();
     b.load_saved_flows().await.unwrap();
+    (srv, a, b)
+}
+
+#[tokio::test]
+async fn a_long_step_renews_its_lease_so_nobody_takes_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, a, b) = two_engines(dir.path(), 600).await;
     let person = Person {
         id: "ada".into(),
         ..Person::default()
@@ -125,16 +133,7 @@ async fn a_long_step_renews_its_lease_so_nobody_takes_it_over() {
 #[tokio::test]
 async fn a_step_run_again_sends_the_same_idempotency_key() {
     let dir = tempfile::tempdir().unwrap();
-    let srv =
-        TestServer::start_replying(|_| Reply::json(200, "{}").after(Duration::from_millis(400)))
-            .await;
-    let store = store(dir.path());
-    let a = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
-    let b = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
-    a.deploy(flow(&format!("{}/hook", srv.url())), "notify.json")
-        .await
-        .unwrap();
-    b.load_saved_flows().await.unwrap();
+    let (srv, a, b) = two_engines(dir.path(), 400).await;
     let person = Person {
         id: "ada".into(),
         ..Person::default()

@@ -61,14 +61,7 @@ pub(super) fn serve(dir: &Path) -> (Service, String) {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let addr = super::service::listen_address(&mut stderr);
     // Keep reading, so the service never blocks on a full pipe.
     std::thread::spawn(move || for _ in stderr.lines() {});
     (Service(child), addr)

@@ -68,6 +68,17 @@ fn diagnostics_go_to_stderr_as_json_lines_naming_the_step() {
     );
 }
 
+/// The address `flowhost serve` says it listens on, in the first line of its stderr.
+pub(super) fn listen_address(stderr: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned()
+}
+
 /// One HTTP/1.1 request over a plain socket (the CLI tests have no HTTP client); the status
 /// and the body.
 pub(super) fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
@@ -91,7 +102,7 @@ pub(super) fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) 
 
 #[test]
 fn serve_answers_over_http_until_sigterm_and_exits_0_with_nothing_lost() {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let dir = workspace();
     let mut toml = std::fs::read_to_string(dir.path().join("flowhost.toml")).unwrap();
     toml.push_str(
@@ -136,14 +147,7 @@ fn serve_answers_over_http_until_sigterm_and_exits_0_with_nothing_lost() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(service.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let addr = listen_address(&mut stderr);
 
     let flow = json!({
         "id": "later", "name": "Later",
