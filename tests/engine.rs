@@ -129,6 +129,14 @@ async fn flow_runs_plugin_and_builtins_and_waits_durably_across_restart() {
     assert_eq!(fetch.variables_changed["fetched"], json!(42));
     assert_eq!(fetch.data, Some(json!({"status": 200})));
     assert!(fetch.logs.iter().any(|l| l.message == "fetched 42"));
+    // The request the plugin sent, with its answer and time, secrets redacted (below).
+    assert_eq!(fetch.requests.len(), 1, "{:?}", fetch.requests);
+    assert_eq!(fetch.requests[0].status, Some(200));
+    assert!(
+        fetch.requests[0].url.starts_with(&url),
+        "{:?}",
+        fetch.requests
+    );
     assert!(!serde_json::to_string(&journey).unwrap().contains("t0k3n"));
     // Analytics count plugin elements like built-ins.
     let analytics = first.engine.analytics("lookup").await.unwrap();

@@ -175,6 +175,14 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
     assert!(logs(&journey[0]).contains("attempt 1: PUT http://127.0.0.1:"));
     assert!(logs(&journey[0]).contains("HTTP 503 in"));
     assert!(logs(&journey[0]).contains("retrying in 7000 ms (Retry-After)"));
+    // Each attempt is also a request record, in the step that made it.
+    let sent = &journey[0].requests;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].method.as_str(), sent[0].status),
+        ("PUT", Some(503))
+    );
+    assert!(sent[0].url.starts_with(&srv.url()), "{sent:?}");
     h.clock.advance_ms(6_999);
     assert!(h.engine.resume_due().await.unwrap().is_empty());
     h.clock.advance_ms(1);
@@ -184,6 +192,8 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
     assert_eq!(journey[1].exit.as_deref(), Some("2xx"));
     assert!(logs(&journey[1]).contains("attempt 2:"));
     assert_eq!(journey[1].data.as_ref().unwrap()["attempts"], json!(2));
+    assert_eq!(journey[1].requests.len(), 1);
+    assert_eq!(journey[1].requests[0].status, Some(200));
 
     // POST is not idempotent: a 503 is final.
     calls.store(0, std::sync::atomic::Ordering::SeqCst);
@@ -203,6 +213,16 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
     let wait = p.waiting_until.unwrap() - h.clock.now_ms();
     assert!((500..=1000).contains(&wait), "jittered back-off {wait}");
     assert!(logs(&journey[0]).contains("could not connect"));
+    let refused = &journey[0].requests[0];
+    assert_eq!(refused.status, None);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not connect"),
+        "{refused:?}"
+    );
     h.clock.advance_ms(1000);
     h.engine.resume_due().await.unwrap();
     let journey = h.engine.journey(&p.id).await.unwrap();

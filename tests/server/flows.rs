@@ -51,7 +51,9 @@ async fn flows_are_deployed_listed_read_changed_and_counted() {
     assert_eq!(
         list.body["flows"],
         json!([{"id": "greeting", "name": "Greeting", "status": "active", "version": 1,
-                 "elements": 2}])
+                 "elements": 2, "failed_last_hour": 0,
+                 "participants": {"running": 0, "queued": 0, "waiting": 0, "completed": 0,
+                                  "failed": 0, "canceled": 0}}])
     );
     let def = service.get("/v1/flows/greeting").await;
     assert_eq!(def.body["elements"][0]["id"], "greet");

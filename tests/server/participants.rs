@@ -87,6 +87,67 @@ async fn a_thousand_participants_in_one_call_once_per_key() {
 }
 
 #[tokio::test]
+async fn a_persons_participants_are_found_and_flows_counted_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::with_greeting(dir.path(), |_| {}).await;
+    let mut ids = Vec::new();
+    for contact in ["+385911112222", "+385911112222", "+385913334444"] {
+        let added = service
+            .post(
+                "/v1/flows/greeting/participants",
+                &json!({"participants": [{"contact": contact, "variables": {"name": "Ana"}}]}),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::ACCEPTED, "{}", added.body);
+        ids.push(added.body["participants"][0].clone());
+    }
+    service.settle(&ids).await;
+
+    let flows = service.get("/v1/flows").await;
+    assert_eq!(
+        flows.body["flows"][0]["participants"],
+        json!({"running": 0, "queued": 0, "waiting": 0, "completed": 3, "failed": 0, "canceled": 0})
+    );
+    assert_eq!(flows.body["flows"][0]["failed_last_hour"], 0);
+
+    // By contact, in any form People accepts, newest first.
+    let found = service
+        .get("/v1/participants?contact=%2B385911112222")
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    let listed: Vec<&Value> = found.body["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["id"])
+        .collect();
+    assert_eq!(listed, [&ids[1], &ids[0]]);
+    assert_eq!(found.body["participants"][0]["status"], "completed");
+    let person = found.body["person"].as_str().unwrap().to_owned();
+    let by_id = service
+        .get(&format!("/v1/participants?person={person}&limit=1"))
+        .await;
+    assert_eq!(by_id.body["participants"].as_array().unwrap().len(), 1);
+    assert_eq!(by_id.body["participants"][0]["id"], ids[1]);
+
+    let nobody = service
+        .get("/v1/participants?contact=%2B385919999999")
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+    let neither = service.get("/v1/participants").await;
+    assert_eq!(neither.status, StatusCode::BAD_REQUEST, "{}", neither.body);
+    assert!(
+        neither.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exactly one of person"),
+        "{}",
+        neither.body
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_with_where_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::with_greeting(dir.path(), |c| c.server.max_body_bytes = 64 * 1024).await;

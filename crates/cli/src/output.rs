@@ -208,6 +208,17 @@ fn print_entry(e: &JourneyEntry) {
     if let Some(err) = &e.error {
         println!("         error: {err}");
     }
+    for r in &e.requests {
+        let answer = match (r.status, &r.error) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "no answer".into(),
+        };
+        println!(
+            "         request {} {} -> {answer} in {:.1} ms",
+            r.method, r.url, r.duration_ms
+        );
+    }
     for l in &e.logs {
         println!("         log {:?}: {}", l.level, l.message);
     }

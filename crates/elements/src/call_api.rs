@@ -55,6 +55,7 @@ use flowhost_plugin_host::capabilities::{IDEMPOTENCY_HEADER, VariableLimits};
 use flowhost_store::{ElementState, QueueStore};
 use flowhost_types::clock::Millis;
 use flowhost_types::log::{LogLevel, LogLine};
+use flowhost_types::participant::HttpRequestRecord;
 use schedule::{Retry, Window, WindowConfig, parse_retry_after};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -100,6 +101,15 @@ impl Shared {
     fn redact_logs(&self, logs: &mut [LogLine]) {
         for line in logs {
             self.secrets.redact_in_place(&mut line.message);
+        }
+    }
+
+    fn redact_requests(&self, requests: &mut [HttpRequestRecord]) {
+        for r in requests {
+            self.secrets.redact_in_place(&mut r.url);
+            if let Some(e) = &mut r.error {
+                self.secrets.redact_in_place(e);
+            }
         }
     }
 }
@@ -341,10 +351,13 @@ impl CallApi {
             return result;
         }
 
+        let (method, url) = (request.method.to_string(), request.url.to_string());
         let started = Instant::now();
         let outcome =
             outbound::send_buffered(&self.shared.client, &self.shared.policy, request).await;
-        let ms = started.elapsed().as_millis();
+        let elapsed = started.elapsed();
+        let ms = elapsed.as_millis();
+        let sent = sent_record(method, url, &outcome, elapsed);
         let idempotent = matches!(
             self.method,
             http::Method::GET | http::Method::HEAD | http::Method::PUT | http::Method::DELETE
@@ -368,7 +381,7 @@ impl CallApi {
                     } else {
                         ""
                     };
-                    return self.waiting(
+                    let mut r = self.waiting(
                         input.now + delay,
                         Waiting::Retry(RetryState {
                             attempt,
@@ -377,6 +390,8 @@ impl CallApi {
                         }),
                         format!("{line}; retrying in {delay} ms{how}"),
                     );
+                    r.requests.push(sent);
+                    return r;
                 }
                 None => {
                     let mut r = self.finish(outcome, &summary, attempt);
@@ -387,13 +402,31 @@ impl CallApi {
                             retry.max_attempts, retry.max_total_ms
                         )),
                     );
+                    r.requests.push(sent);
                     return r;
                 }
             }
         }
         let mut r = self.finish(outcome, &summary, attempt);
         r.logs.insert(0, info(line));
+        r.requests.push(sent);
         r
+    }
+}
+
+/// The journey's record of one request sent (its URL redacted with the rest of the step).
+pub(crate) fn sent_record(
+    method: String,
+    url: String,
+    outcome: &Result<BufferedResponse, OutboundError>,
+    elapsed: Duration,
+) -> HttpRequestRecord {
+    HttpRequestRecord {
+        method,
+        url,
+        status: outcome.as_ref().ok().map(|r| r.status),
+        error: outcome.as_ref().err().map(|e| e.to_string()),
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
     }
 }
 
@@ -422,6 +455,7 @@ impl Element for CallApi {
             }
             // Secrets never reach journeys, variables or messages.
             shared.redact_logs(&mut r.logs);
+            shared.redact_requests(&mut r.requests);
             for v in r.set.values_mut() {
                 shared.secrets.redact_value(v);
             }

@@ -209,29 +209,7 @@ impl Element for PluginElement {
                 .host
                 .execute(&self.plugin, &invocation, input.variables.clone())
                 .await;
-            // Each request it sent, with its status and time, first in the journey's log.
-            let mut logs: Vec<LogLine> = run
-                .requests
-                .iter()
-                .map(|r| LogLine {
-                    level: if r.status.is_some() {
-                        LogLevel::Info
-                    } else {
-                        LogLevel::Warn
-                    },
-                    message: format!(
-                        "{} {} -> {} in {:.1} ms",
-                        r.method,
-                        r.url,
-                        r.status
-                            .map(|s| s.to_string())
-                            .or_else(|| r.error.clone())
-                            .unwrap_or_default(),
-                        r.duration_ms
-                    ),
-                })
-                .collect();
-            logs.extend(run.logs);
+            let mut logs = run.logs;
             let (outcome, data) = match run.result {
                 Ok((exit, data)) => (StepOutcome::Exit(exit), data),
                 Err(failure) => {
@@ -259,6 +237,7 @@ impl Element for PluginElement {
                 set,
                 logs,
                 data,
+                requests: run.requests,
                 ..StepResult::new(outcome)
             }
         })

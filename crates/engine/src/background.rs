@@ -161,6 +161,7 @@ impl Engine {
             waiting_until: None,
             duration_us: started.elapsed().as_micros() as u64,
             retried: 0,
+            requests: report.requests,
         };
         self.inner
             .store

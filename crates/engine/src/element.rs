@@ -11,6 +11,7 @@ use flowhost_flow::{ElementDef, FlowDef, Issue};
 use flowhost_store::{ElementState, ParticipantState};
 use flowhost_types::clock::Millis;
 use flowhost_types::log::LogLine;
+use flowhost_types::participant::HttpRequestRecord;
 use flowhost_types::person::Person;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -137,6 +138,8 @@ pub struct StepResult {
     /// What the element's analytics count for this step besides its exit (Start chatbot:
     /// `sessions`, and the end reason); see [`ElementCounts::details`](flowhost_store::ElementCounts::details).
     pub tally: Vec<String>,
+    /// The HTTP requests the step sent, for the journey (secrets redacted).
+    pub requests: Vec<HttpRequestRecord>,
 }
 
 impl std::fmt::Debug for StepResult {
@@ -150,6 +153,7 @@ impl std::fmt::Debug for StepResult {
             .field("background", &self.background)
             .field("enter", &self.enter)
             .field("wake", &self.wake)
+            .field("requests", &self.requests)
             .finish()
     }
 }
@@ -163,6 +167,8 @@ pub struct BackgroundReport {
     pub data: Option<Value>,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// The HTTP requests it sent (secrets redacted).
+    pub requests: Vec<HttpRequestRecord>,
 }
 
 impl StepResult {
@@ -178,6 +184,7 @@ impl StepResult {
             enter: Vec::new(),
             wake: Vec::new(),
             tally: Vec::new(),
+            requests: Vec::new(),
         }
     }
 

@@ -370,6 +370,11 @@ impl Engine {
         self.inner.store.as_ref()
     }
 
+    /// The clock the engine tells time by.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
     /// The name this engine claims participants under.
     pub fn owner(&self) -> &str {
         &self.inner.owner

@@ -411,6 +411,7 @@ impl Engine {
             entry.variables_changed = result.set;
             entry.logs = result.logs;
             entry.data = result.data;
+            entry.requests = result.requests;
             follow.extend(result.enter.iter().map(|e| e.id.clone()));
             follow.extend(result.wake);
             let step = |entry| PendingStep {
@@ -536,6 +537,7 @@ impl Engine {
             waiting_until: None,
             duration_us: 0,
             retried: 0,
+            requests: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use flowhost::flow::{FlowDef, FlowStatus};
+use flowhost::store::StatusCounts;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -23,6 +24,10 @@ struct Summary {
     status: FlowStatus,
     version: u32,
     elements: usize,
+    /// Its participants (of every version) by status.
+    participants: StatusCounts,
+    /// Participants that failed in the last hour.
+    failed_last_hour: u64,
 }
 
 /// `?version=N`: one version of a flow; the current one when absent.
@@ -79,14 +84,18 @@ pub async fn deploy(
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Problem> {
     let engine = state.engine();
     let mut flows = Vec::new();
+    let hour_ago = engine.clock().now_ms() - 3_600_000;
     for id in engine.flow_ids() {
         let flow = engine.flow_at(&id, 0).await?;
+        let participants = engine.store().status_counts(&id, hour_ago).await?;
         flows.push(Summary {
             id: flow.def.id.clone(),
             name: flow.def.name.clone(),
             status: flow.def.status,
             version: flow.version,
             elements: flow.def.elements.len(),
+            participants,
+            failed_last_hour: participants.failed_since,
         });
     }
     Ok(Json(json!({ "flows": flows })))

@@ -211,6 +211,7 @@ impl Server {
                 "/v1/flows/{id}/participants",
                 post(participants::add).get(participants::list),
             )
+            .route("/v1/participants", get(participants::of_person))
             .route("/v1/participants/{id}", get(participants::get))
             .route("/v1/participants/{id}/journey", get(participants::journey))
             .route("/v1/people", post(people::create).get(people::find))

@@ -1,7 +1,7 @@
 //! Participants, modelled on Infobip's Flow API: add 1–1000 people to a flow's API entry
 //! point in one call (by People id, by contact, or inline, each with variables), with an
 //! `Idempotency-Key` so a retried call adds nobody twice; get one, its journey, list a
-//! flow's by status.
+//! flow's by status, find a person's.
 //!
 //! Added participants are committed to the store before the answer (`202 Accepted`), then
 //! run in the background; the scheduler finds any that were not started (after a restart).
@@ -353,4 +353,53 @@ pub async fn list(
     };
     let ids = engine.store().participants_of(&flow_id, &statuses).await?;
     Ok(Json(json!({ "flow": flow_id, "participants": ids })))
+}
+
+/// Most participants `GET /v1/participants` answers with.
+const MAX_OF_PERSON: usize = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByPerson {
+    #[serde(default)]
+    person: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/participants?person=ID` or `?contact=+385911234567` (`&limit=N`, default 50,
+/// at most 500): the person's participants in every flow, newest first.
+pub async fn of_person(
+    State(state): State<AppState>,
+    Query(query): Query<ByPerson>,
+) -> Result<Json<Value>, Problem> {
+    let engine = state.engine();
+    let person_id = match (query.person, query.contact) {
+        (Some(id), None) => id,
+        (None, Some(contact)) => crate::people::by_contact(&state, &contact).await?.id,
+        _ => {
+            return Err(Problem::bad_request(
+                "give exactly one of person (a People id) or contact (a phone number, email or external id)",
+            ));
+        }
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_OF_PERSON);
+    let ids = engine
+        .store()
+        .participants_of_person(&person_id, limit)
+        .await?;
+    let mut participants = Vec::with_capacity(ids.len());
+    for id in ids {
+        // One finished and pruned since the list was read is left out.
+        match engine.participant(&id).await {
+            Ok(p) => participants.push(ParticipantView::from(p)),
+            Err(EngineError::UnknownParticipant(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(
+        json!({ "person": person_id, "participants": participants }),
+    ))
 }

@@ -84,7 +84,13 @@ pub async fn find(
     State(state): State<AppState>,
     Query(query): Query<ByContact>,
 ) -> Result<Json<Person>, Problem> {
-    let contact = Contact::guess(&query.contact).map_err(|message| Problem {
+    by_contact(&state, &query.contact).await.map(Json)
+}
+
+/// The person in People with `contact` (the query parameter `contact`): 400 when it is not a
+/// contact, 404 when nobody has it.
+pub(crate) async fn by_contact(state: &AppState, contact: &str) -> Result<Person, Problem> {
+    let parsed = Contact::guess(contact).map_err(|message| Problem {
         errors: vec![FieldError {
             path: "contact".into(),
             message: message.clone(),
@@ -92,13 +98,7 @@ pub async fn find(
         ..Problem::bad_request(format!("contact: {message}"))
     })?;
     People::new(state.engine().store())
-        .find(&contact)
+        .find(&parsed)
         .await?
-        .map(Json)
-        .ok_or_else(|| {
-            Problem::not_found(format!(
-                "nobody in People has the contact {:?}",
-                query.contact
-            ))
-        })
+        .ok_or_else(|| Problem::not_found(format!("nobody in People has the contact {contact:?}")))
 }

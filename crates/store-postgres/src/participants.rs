@@ -5,7 +5,7 @@ use super::*;
 use crate::rows::{append, count, earlier_answer, insert, wake, write_leased};
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, ElementState, IdempotentRequest, JourneyEntry, Lease,
-    ParticipantState, ParticipantStore, Record, Status, StepRecord, parse_status,
+    ParticipantState, ParticipantStore, Record, Status, StatusCounts, StepRecord, parse_status,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -424,6 +424,55 @@ impl ParticipantStore for PostgresStore {
             )
             .await
             .map_err(db("listing a flow's participants"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn status_counts(
+        &self,
+        flow_id: &str,
+        failed_since: Millis,
+    ) -> Result<StatusCounts, StoreError> {
+        let what = "counting a flow's participants";
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT status, COUNT(*) FROM participants WHERE flow_id = $1 GROUP BY status",
+                &[&flow_id],
+            )
+            .await
+            .map_err(db(what))?;
+        let mut counts = StatusCounts::default();
+        for r in &rows {
+            let (status, n): (String, i64) = (r.get(0), r.get(1));
+            counts.add(parse_status(&status)?, n as u64);
+        }
+        let failed: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM participants
+                 WHERE flow_id = $1 AND status = 'failed' AND updated_at >= $2",
+                &[&flow_id, &failed_since],
+            )
+            .await
+            .map_err(db(what))?
+            .get(0);
+        counts.failed_since = failed as u64;
+        Ok(counts)
+    }
+
+    async fn participants_of_person(
+        &self,
+        person_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM participants WHERE (person::json ->> 'id') = $1
+                 ORDER BY seq DESC LIMIT $2",
+                &[&person_id, &(limit as i64)],
+            )
+            .await
+            .map_err(db("listing a person's participants"))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 

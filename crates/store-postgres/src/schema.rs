@@ -42,6 +42,8 @@ CREATE INDEX IF NOT EXISTS participants_due ON participants (status, waiting_unt
 CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
 CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);
 CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, seq);
+CREATE INDEX IF NOT EXISTS participants_flow_status ON participants (flow_id, status);
+CREATE INDEX IF NOT EXISTS participants_person ON participants ((person::json ->> 'id'), seq);
 CREATE TABLE IF NOT EXISTS journey (
     participant_id TEXT NOT NULL,
     seq BIGINT NOT NULL,

@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use flowhost_store::{
     Claim, Durability, EarlierAnswer, ElementCounts, FlowStore, IdempotentRequest, JourneyEntry,
     Lease, ParticipantState, ParticipantStore, PeopleStore, QueueStore, Record, RecordStore,
-    SavedFlow, Status, StepRecord, StoreError, parse_status,
+    SavedFlow, Status, StatusCounts, StepRecord, StoreError, parse_status,
 };
 use flowhost_types::clock::Millis;
 use flowhost_types::person::Person;

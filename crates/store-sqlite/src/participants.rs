@@ -439,6 +439,65 @@ impl ParticipantStore for SqliteStore {
         .await
     }
 
+    async fn status_counts(
+        &self,
+        flow_id: &str,
+        failed_since: Millis,
+    ) -> Result<StatusCounts, StoreError> {
+        let flow_id = flow_id.to_owned();
+        self.call(move |conn| {
+            let what = "counting a flow's participants";
+            let mut counts = StatusCounts::default();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM participants WHERE flow_id = ?1 GROUP BY status",
+                )
+                .map_err(db(what))?;
+            let rows = stmt
+                .query_map([&flow_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(db(what))?;
+            for row in rows {
+                let (status, n) = row.map_err(db(what))?;
+                counts.add(parse_status(&status)?, n as u64);
+            }
+            counts.failed_since = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM participants
+                     WHERE flow_id = ?1 AND status = 'failed' AND updated_at >= ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![flow_id, failed_since], |r| r.get::<_, i64>(0))
+                })
+                .map_err(db(what))? as u64;
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn participants_of_person(
+        &self,
+        person_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let person_id = person_id.to_owned();
+        self.call(move |conn| {
+            let what = "listing a person's participants";
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM participants WHERE json_extract(person, '$.id') = ?1
+                     ORDER BY rowid DESC LIMIT ?2",
+                )
+                .map_err(db(what))?;
+            let rows = stmt
+                .query_map(params![person_id, limit as i64], |r| r.get(0))
+                .map_err(db(what))?;
+            rows.collect::<Result<_, _>>().map_err(db(what))
+        })
+        .await
+    }
+
     async fn element_counts(
         &self,
         flow_id: &str,

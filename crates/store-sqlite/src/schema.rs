@@ -151,7 +151,9 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
     }
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
-         CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);",
+         CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);
+         CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, status);
+         CREATE INDEX IF NOT EXISTS participants_person ON participants (json_extract(person, '$.id'));",
     )
     .map_err(db("creating an index"))?;
     // Before versions: one definition per flow and counters per flow, both version 1 now.

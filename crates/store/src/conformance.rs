@@ -16,10 +16,10 @@
 
 use crate::{
     EarlierAnswer, IdempotentRequest, Lease, ParticipantState, Record, SavedFlow, StateStore,
-    Status, StepRecord, StepWrite, StoreError,
+    Status, StatusCounts, StepRecord, StepWrite, StoreError,
 };
 use flowhost_types::log::{LogLevel, LogLine};
-use flowhost_types::participant::{ElementState, JourneyEntry};
+use flowhost_types::participant::{ElementState, HttpRequestRecord, JourneyEntry};
 use flowhost_types::person::{Contact, Person};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             background_entries_take_the_next_seq,
             work_left_by_a_step_is_kept_with_it_and_finished_once,
             participants_of_a_flow_by_status,
+            participants_are_counted_by_status_and_found_by_person,
             slots_are_spaced,
             waiting_is_counted_by_reason,
             people_are_found_by_any_contact,
@@ -97,6 +98,13 @@ fn entry(element: &str, exit: Option<&str>) -> JourneyEntry {
         waiting_until: None,
         duration_us: 12,
         retried: 0,
+        requests: vec![HttpRequestRecord {
+            method: "GET".into(),
+            url: "https://api.example.com/profile".into(),
+            status: Some(200),
+            error: None,
+            duration_ms: 1.5,
+        }],
     }
 }
 
@@ -915,6 +923,73 @@ pub async fn participants_of_a_flow_by_status(store: &impl StateStore) {
             .await
             .unwrap(),
         [running.participant]
+    );
+}
+
+/// A flow's participants are counted by status, failures since a time apart; a person's
+/// participants are found in any flow, newest first.
+pub async fn participants_are_counted_by_status_and_found_by_person(store: &impl StateStore) {
+    // Ends `p` with `status` in a step that ended at `at`.
+    async fn ended(store: &impl StateStore, mut p: ParticipantState, status: Status, at: i64) {
+        let lease = store.insert_claimed(&p, OWNER, 60_000).await.unwrap();
+        p.status = status;
+        p.current = None;
+        p.steps = 1;
+        let step = JourneyEntry {
+            at_ms: at,
+            ..entry("a", None)
+        };
+        store
+            .record_step(&lease, &p, &step, StepWrite::default())
+            .await
+            .unwrap();
+    }
+    let early = participant("f", "a");
+    ended(store, early.clone(), Status::Failed, 1_000).await;
+    ended(store, participant("f", "a"), Status::Failed, 5_000).await;
+    ended(store, participant("f", "a"), Status::Completed, 5_000).await;
+    let w = waiting(store, participant("f", "w"), Some(10), None).await;
+    let mut grace = participant("g", "a");
+    grace.person.id = "grace".into();
+    ended(store, grace, Status::Failed, 5_000).await;
+
+    let counts = store.status_counts("f", 2_000).await.unwrap();
+    assert_eq!(
+        counts,
+        StatusCounts {
+            waiting: 1,
+            completed: 1,
+            failed: 2,
+            failed_since: 1,
+            ..StatusCounts::default()
+        }
+    );
+    assert_eq!(
+        store.status_counts("none", 0).await.unwrap(),
+        StatusCounts::default()
+    );
+    let ada = store.participants_of_person("ada", 10).await.unwrap();
+    assert_eq!(ada.len(), 4, "{ada:?}");
+    assert_eq!(ada[0], w.id, "newest first");
+    assert_eq!(ada[3], early.id);
+    assert_eq!(
+        store.participants_of_person("ada", 2).await.unwrap(),
+        ada[..2]
+    );
+    assert_eq!(
+        store
+            .participants_of_person("grace", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .participants_of_person("nobody", 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

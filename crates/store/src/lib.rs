@@ -221,6 +221,40 @@ pub struct EarlierAnswer {
     pub answer: Value,
 }
 
+/// How many of a flow's participants stand where ([`ParticipantStore::status_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    /// Being advanced now.
+    pub running: u64,
+    /// Entered, not started yet.
+    pub queued: u64,
+    /// Waiting for a time or an event.
+    pub waiting: u64,
+    /// Reached the end.
+    pub completed: u64,
+    /// Stopped by an error.
+    pub failed: u64,
+    /// Stopped with their flow.
+    pub canceled: u64,
+    /// Of the failed, those that failed at the time asked about or later.
+    #[serde(skip)]
+    pub failed_since: u64,
+}
+
+impl StatusCounts {
+    /// Adds `n` participants with `status`.
+    pub fn add(&mut self, status: Status, n: u64) {
+        *match status {
+            Status::Running => &mut self.running,
+            Status::Queued => &mut self.queued,
+            Status::Waiting => &mut self.waiting,
+            Status::Completed => &mut self.completed,
+            Status::Failed => &mut self.failed,
+            Status::Canceled => &mut self.canceled,
+        } += n;
+    }
+}
+
 /// A flow as deployed now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedFlow {
@@ -396,6 +430,23 @@ pub trait ParticipantStore: Send + Sync {
         &self,
         flow_id: &str,
         statuses: &[Status],
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// How many of a flow's participants have each status (statuses with none are left
+    /// out), and how many failed at `failed_since` or later. Served by an index, not by
+    /// reading journeys.
+    async fn status_counts(
+        &self,
+        flow_id: &str,
+        failed_since: Millis,
+    ) -> Result<StatusCounts, StoreError>;
+
+    /// Ids of the participants of the person `person_id`, in any flow, newest first, at
+    /// most `limit`.
+    async fn participants_of_person(
+        &self,
+        person_id: &str,
+        limit: usize,
     ) -> Result<Vec<String>, StoreError>;
 
     /// Analytics of a flow's elements, by element id: of one version, or of all of them.

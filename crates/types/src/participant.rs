@@ -212,6 +212,26 @@ pub struct JourneyEntry {
     /// under the same idempotency keys.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retried: u32,
+    /// The HTTP requests the step sent, in order, with secrets redacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<HttpRequestRecord>,
+}
+
+/// One HTTP request a step sent (a plugin's, or a Call API attempt), as the journey keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequestRecord {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The URL, with secrets redacted.
+    pub url: String,
+    /// The response status; `None` when no response came (see `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -74,7 +74,14 @@ pub(super) fn send(shared: Arc<Shared>, work: Value) -> BoxFuture<'static, Backg
             let started = Instant::now();
             let outcome =
                 outbound::send_buffered(&shared.client, &shared.policy, request.clone()).await;
-            let ms = started.elapsed().as_millis();
+            let elapsed = started.elapsed();
+            let ms = elapsed.as_millis();
+            report.requests.push(super::sent_record(
+                later.method.clone(),
+                later.url.clone(),
+                &outcome,
+                elapsed,
+            ));
             let now = SystemClock.now_ms();
             let delay = match (&later.retry, retryable(idempotent, &outcome)) {
                 (Some(retry), true) => {
@@ -115,6 +122,7 @@ pub(super) fn send(shared: Arc<Shared>, work: Value) -> BoxFuture<'static, Backg
             break;
         }
         shared.redact_logs(&mut report.logs);
+        shared.redact_requests(&mut report.requests);
         if let Some(d) = &mut report.data {
             secrets.redact_value(d);
         }

@@ -52,22 +52,9 @@ pub struct HttpCap {
     pub(crate) requests: Vec<RequestRecord>,
 }
 
-/// One request a plugin sent, for the journey and `flowhost plugins run`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct RequestRecord {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The URL (secrets redacted).
-    pub url: String,
-    /// The response status; `None` when no response came (see `error`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Why no response came.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// How long it took, in milliseconds.
-    pub duration_ms: f64,
-}
+/// One request a plugin sent, for the journey and `flowhost plugins run`: the journey's own
+/// record of a request.
+pub use flowhost_types::participant::HttpRequestRecord as RequestRecord;
 
 impl HttpCap {
     /// A fresh budget under `policy`, sending through `client`.
