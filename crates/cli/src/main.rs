@@ -97,7 +97,7 @@ enum Command {
     /// Run as a service: the HTTP API and the scheduler, until SIGTERM or Ctrl-C.
     Serve(serve::Args),
     /// Run the sample flows against local API emulators (the README's first command).
-    Demo,
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +163,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chatbots { command } => chatbots::run(command, config).await,
         Command::Answers(args) => answers::run(args, config).await,
         Command::Serve(args) => serve::run(args, config).await,
-        Command::Demo => demo::run(config).await,
+        Command::Demo(args) => demo::run(args, config).await,
     }
 }

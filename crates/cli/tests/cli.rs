@@ -2,6 +2,8 @@
 //! tests by area under `cli/`, each one user session through several commands, sharing the
 //! workspace helpers here.
 
+#[path = "cli/console.rs"]
+mod console;
 #[path = "cli/crash.rs"]
 mod crash;
 #[path = "cli/flows.rs"]

@@ -38,6 +38,7 @@
 
 pub mod auth;
 mod chatbots;
+mod console;
 mod conversations;
 mod flows;
 mod inbound;
@@ -230,6 +231,10 @@ impl Server {
             ));
         Router::new()
             .route("/livez", get(livez))
+            // The console's files; its data comes from the API above, with a key.
+            .route("/console", get(console::redirect))
+            .route("/console/", get(console::index))
+            .route("/console/{file}", get(console::asset))
             // Channel webhooks and chatbots prove themselves with their own secrets instead
             // of a key.
             .route("/v1/channels/{channel}/messages", post(inbound::receive))

@@ -37,8 +37,20 @@ fn grant_emulator(
         .insert(secret.0.into(), SecretSource::Value(secret.1.into()));
 }
 
+/// `flowhost demo [--hold]`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keep `flowhost serve` and the emulators running at the end, with the web console open
+    /// to look around, until Enter (or the end of input). The default when the input is a
+    /// terminal.
+    #[arg(long)]
+    hold: bool,
+}
+
 /// The main job: the sample flows, run against local emulators of the APIs they call.
-pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args, mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let hold = args.hold || std::io::stdin().is_terminal();
     use flowhost::demo::{crm::CrmApi, genai::ChatApi, webinar::WebinarApi};
     let shop = flowhost::demo::ShopApi::start().await?;
     println!("shop API listening on {}", shop.url());
@@ -177,7 +189,7 @@ pub async fn run(mut config: OperatorConfig) -> anyhow::Result<ExitCode> {
         print_participant(engine, &p, false).await?;
     }
 
-    service::support_desk(&service_config, &state_dir).await?;
+    service::support_desk(&service_config, &state_dir, &shop, hold).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,9 @@ use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
 use flowhost::answers::{Answers, Chatbot};
 use flowhost::config::OperatorConfig;
+use flowhost::demo::ShopApi;
 use flowhost::engine::ElementAnalytics;
+use flowhost::person::{AttributeType, People};
 use flowhost::runtime::open_store;
 use flowhost::testing::{Reply, TestServer};
 use http_body_util::{BodyExt, Full};
@@ -21,12 +23,14 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 const SENDER: &str = "447491163443";
 const API_KEY: &str = "demo-operator-key";
 const WEBHOOK_SECRET: &str = "demo-whatsapp-secret";
+/// The customer left waiting for an agent.
+const WAITING_CUSTOMER: &str = "+447700900789";
 
 /// The service's HTTP API, with the operator's key.
 struct Api {
@@ -157,13 +161,30 @@ impl Drop for Service {
     }
 }
 
-/// Runs the support desk through `flowhost serve`, keeping its state in `state_dir`.
-pub async fn support_desk(config: &OperatorConfig, state_dir: &Path) -> anyhow::Result<()> {
-    // The WhatsApp gateway: takes each outgoing message and gives it an id.
+/// Runs the support desk through `flowhost serve`, keeping its state in `state_dir`, and
+/// order updates beside it (their plugin and Call API reach `shop`). With `hold`, the
+/// service stays up with its console until Enter.
+pub async fn support_desk(
+    config: &OperatorConfig,
+    state_dir: &Path,
+    shop: &ShopApi,
+    hold: bool,
+) -> anyhow::Result<()> {
+    // The WhatsApp gateway: takes each outgoing message and gives it an id; while the
+    // service is held open, it says what it took (an agent's reply from the console).
     let taken = Arc::new(AtomicUsize::new(0));
-    let counter = taken.clone();
-    let gateway = TestServer::start_replying(move |_| {
+    let echo = Arc::new(AtomicBool::new(false));
+    let (counter, echoing) = (taken.clone(), echo.clone());
+    let gateway = TestServer::start_replying(move |r| {
         let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if echoing.load(Ordering::SeqCst) {
+            let body: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            println!(
+                "  gateway took wamid.{n:04} to {}: {}",
+                body["to"].as_str().unwrap_or_default(),
+                body["text"].as_str().unwrap_or_default()
+            );
+        }
         Reply::json(202, &format!(r#"{{"id": "wamid.{n:04}"}}"#))
     })
     .await;
@@ -180,6 +201,10 @@ pub async fn support_desk(config: &OperatorConfig, state_dir: &Path) -> anyhow::
         "../../../../../examples/chatbots/helper-bot.json"
     ))?;
     Answers::save_chatbot(store.as_ref(), &bot).await?;
+    // The custom attribute order updates branch on, as `flowhost people define` does it.
+    People::new(store.as_ref())
+        .define_attribute("tier", AttributeType::Text)
+        .await?;
     drop(store);
 
     let toml_path = |p: &Path| -> anyhow::Result<String> {
@@ -197,6 +222,14 @@ cache_dir = {cache}
 [outbound]
 allow_private = ["127.0.0.1"]
 
+[call_api]
+secrets = {{ shop_token = {token:?} }}
+
+[plugins.order-status]
+allow_hosts = [{shop_host:?}]
+settings = {{ base_url = {shop_url:?} }}
+secrets = {{ api_token = {token:?} }}
+
 [server]
 api_keys = [{{ name = "demo", env = "FLOWHOST_DEMO_API_KEY" }}]
 scheduler_every_ms = 100
@@ -212,10 +245,14 @@ headers = {{ Authorization = "Bearer demo-gateway-token" }}
             database = toml_path(&database)?,
             cache = toml_path(&config.cache_dir)?,
             gateway = gateway.url(),
+            token = flowhost::demo::DEMO_TOKEN,
+            shop_host = shop.addr.to_string(),
+            shop_url = shop.url(),
         ),
     )?;
     let (service, addr) = Service::start(&file)?;
     println!("\nsupport desk, as a service: flowhost serve on http://{addr}");
+    println!("  web console: http://{addr}/console/ (API key: {API_KEY})");
     let api = Api {
         base: format!("http://{addr}"),
         client: Client::builder(TokioExecutor::new()).build_http(),
@@ -237,6 +274,41 @@ headers = {{ Authorization = "Bearer demo-gateway-token" }}
             deployed["version"]
         );
     }
+
+    // Order updates, added through the API this time: a plugin and a Call API per person,
+    // each a profile in People first.
+    let order_updates: Value =
+        serde_json::from_str(include_str!("../../../../../examples/order-updates.json"))?;
+    api.post("/v1/flows", &order_updates).await?;
+    let mut people = Vec::new();
+    for (name, order, tier) in [
+        ("grace", "1001", "gold"),
+        ("alan", "1002", "silver"),
+        ("ada", "1003", "silver"),
+        ("linus", "9999", "silver"),
+    ] {
+        let person = api
+            .post(
+                "/v1/people",
+                &json!({"emails": [format!("{name}@example.com")],
+                        "attributes": {"firstName": name, "tier": tier}}),
+            )
+            .await?;
+        people.push(json!({
+            "person_id": person["id"],
+            "variables": {"order_id": order, "shop_url": shop.url()},
+        }));
+    }
+    let added = api
+        .post(
+            "/v1/flows/order-updates/participants",
+            &json!({ "participants": people }),
+        )
+        .await?;
+    println!(
+        "  POST /v1/flows/order-updates/participants -> {} participants",
+        added["participants"].as_array().map_or(0, Vec::len)
+    );
 
     let chats = [
         (
@@ -300,6 +372,14 @@ headers = {{ Authorization = "Bearer demo-gateway-token" }}
             );
         }
     }
+    // One more customer asks for an agent, and that conversation is left open for the
+    // console's agent desk.
+    for (text, id) in [("help", "wa-in-90"), ("agent", "wa-in-91")] {
+        api.customer_says(WAITING_CUSTOMER, text, id).await?;
+    }
+    println!(
+        "  {WAITING_CUSTOMER} asked for an agent: the conversation waits in the console's agent desk"
+    );
     println!(
         "  the WhatsApp gateway at {} took {} message(s)",
         gateway.url(),
@@ -309,6 +389,18 @@ headers = {{ Authorization = "Bearer demo-gateway-token" }}
     let analytics = api.get("/v1/flows/support-desk/analytics").await?;
     let elements: Vec<ElementAnalytics> = serde_json::from_value(analytics["elements"].clone())?;
     print_analytics(&elements);
+    if hold {
+        echo.store(true, Ordering::SeqCst);
+        println!(
+            "\nconsole: http://{addr}/console/ (API key: {API_KEY})\n\
+             the service runs until you press Enter"
+        );
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)
+        })
+        .await??;
+    }
     let status = service.stop()?;
     ensure!(status.success(), "flowhost serve exited with {status}");
     println!("flowhost serve stopped on SIGTERM ({status})");
