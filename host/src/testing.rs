@@ -28,6 +28,7 @@ use crate::elements::{ElementType, PluginElementType, StepInput, StepOutcome, St
 use crate::flow::ElementDef;
 use crate::person::Person;
 use crate::plugin::capabilities::LogLine;
+use crate::store::HttpRequestRecord;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -290,6 +291,8 @@ pub struct PluginRun {
     pub logs: Vec<LogLine>,
     /// Outcome data.
     pub data: Option<Value>,
+    /// The HTTP requests it sent, as the journey keeps them.
+    pub requests: Vec<HttpRequestRecord>,
 }
 
 impl PluginRun {
@@ -457,6 +460,7 @@ pub async fn run_element(
         set,
         logs,
         data,
+        requests,
         ..
     } = element
         .run(StepInput {
@@ -481,5 +485,6 @@ pub async fn run_element(
         changed: set,
         logs,
         data,
+        requests,
     })
 }

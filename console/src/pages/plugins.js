@@ -36,9 +36,9 @@ export function pluginsPage(main) {
           h("th", { scope: "row" }, p.id, p.name && p.name !== p.id ? h("div", { class: "sub" }, p.name) : null),
           h("td", {}, p.version),
           h("td", {}, p.wit_version),
-          h("td", {}, (p.exits ?? []).join(", ")),
+          h("td", { class: "exits" }, (p.exits ?? []).map((e) => h("span", { class: "exit", title: e.label }, e.id)).flatMap((x, i) => (i ? [", ", x] : [x]))),
           h("td", {}, (p.granted_hosts ?? []).join(", ") || "none"),
-          h("td", {}, p.cache),
+          h("td", { class: "cache" }, cacheText(p.cache)),
           h(
             "td",
             {},
@@ -68,4 +68,12 @@ export function pluginsPage(main) {
         : h("li", {}, "No reload since the service started."),
     );
   });
+}
+
+/** `{"status": "rebuilt", "reason": "..."}` as `rebuilt: ...`. */
+function cacheText(cache) {
+  if (!cache) return "";
+  const names = { hit: "from the cache", compiled: "compiled, cached", rebuilt: "cache entry unusable, rebuilt", uncached: "compiled, not cached" };
+  const name = names[cache.status] ?? cache.status;
+  return cache.reason ? `${name}: ${cache.reason}` : name;
 }

@@ -209,15 +209,7 @@ fn print_entry(e: &JourneyEntry) {
         println!("         error: {err}");
     }
     for r in &e.requests {
-        let answer = match (r.status, &r.error) {
-            (Some(status), _) => status.to_string(),
-            (None, Some(error)) => error.clone(),
-            (None, None) => "no answer".into(),
-        };
-        println!(
-            "         request {} {} -> {answer} in {:.1} ms",
-            r.method, r.url, r.duration_ms
-        );
+        println!("         request {}", request_line(r));
     }
     for l in &e.logs {
         println!("         log {:?}: {}", l.level, l.message);
@@ -233,4 +225,17 @@ pub fn format_ms(ms: i64) -> String {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => format!("{ms} ms since the epoch"),
     }
+}
+
+/// A request a step sent: `GET https://... -> 200 in 1.2 ms`.
+pub fn request_line(r: &flowhost::store::HttpRequestRecord) -> String {
+    let answer = match (r.status, &r.error) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(error)) => error.clone(),
+        (None, None) => "no answer".into(),
+    };
+    format!(
+        "{} {} -> {answer} in {:.1} ms",
+        r.method, r.url, r.duration_ms
+    )
 }

@@ -14,6 +14,10 @@
 //!    reaches a local gateway (through the channel's connector), then sends the next; the
 //!    latency is from sending the webhook to the gateway receiving the reply. Baseline: a
 //!    `GET /livez` round trip with the same 50 clients.
+//! 3. **What the console reads, with 100,000 participants stored**: 100 calls of 1000 put
+//!    100,000 participants into a waiting flow beside a flow of 100 elements; then each read
+//!    the console's pages make (flows with counts by status, analytics, a definition, a
+//!    person's participants, a journey) is timed, one at a time. Baseline: `GET /livez`.
 
 use bytes::Bytes;
 use flowhost::answers::{Answers, Chatbot};
@@ -389,5 +393,145 @@ fn main() {
     rt.block_on(async {
         flow_api(&http).await;
         chatbot_replies(&http).await;
+        console_reads(&http).await;
     });
+}
+
+/// A flow of `n` elements: set-variable steps in a row, every tenth a branch.
+fn long_flow(n: usize) -> Value {
+    let elements: Vec<Value> = (0..n)
+        .map(|i| {
+            let next = |k: usize| format!("e{}", (i + k).min(n - 1));
+            if i == n - 1 {
+                json!({"id": format!("e{i}"), "type": "exit"})
+            } else if i % 10 == 5 {
+                json!({"id": format!("e{i}"), "type": "branch",
+                       "config": {"conditions": [{"exit": "big",
+                           "all": [{"variable": "n", "op": "greater_than", "value": 500}]}]},
+                       "exits": {"big": next(1), "otherwise": next(2)}})
+            } else {
+                json!({"id": format!("e{i}"), "type": "set-variable",
+                       "config": {"set": {format!("v{i}"): i}}, "exits": {"next": next(1)}})
+            }
+        })
+        .collect();
+    json!({"id": "hundred", "name": "A hundred elements",
+           "entry_points": [{"type": "api", "start": "e0"}], "elements": elements})
+}
+
+async fn console_reads(http: &Http) {
+    const STORED: usize = 100_000;
+    const READS: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let (base, stop) = serve(&config).await;
+    for flow in [waiting_flow(), long_flow(100)] {
+        let (status, answer) = call(
+            http,
+            Method::POST,
+            &format!("{base}/v1/flows"),
+            KEY,
+            flow.to_string(),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let started = Instant::now();
+    let mut first = None;
+    for n in 0..STORED / PER_CALL {
+        let (status, answer) = call(
+            http,
+            Method::POST,
+            &format!("{base}/v1/flows/later/participants"),
+            KEY,
+            batch(n).to_string(),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        first.get_or_insert(answer["participants"][0].as_str().unwrap().to_owned());
+    }
+    // Until all of them wait.
+    loop {
+        let (_, flows) = call(
+            http,
+            Method::GET,
+            &format!("{base}/v1/flows"),
+            KEY,
+            String::new(),
+        )
+        .await;
+        let later = flows["flows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "later")
+            .cloned();
+        if later.is_some_and(|f| f["participants"]["waiting"] == STORED) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = started.elapsed();
+    let first = first.unwrap();
+    let (_, p) = call(
+        http,
+        Method::GET,
+        &format!("{base}/v1/participants/{first}"),
+        KEY,
+        String::new(),
+    )
+    .await;
+    let person = p["person"]["id"].as_str().unwrap().to_owned();
+    let reads = [
+        ("GET /livez (baseline)", "/livez".to_owned()),
+        ("GET /v1/flows (counts by status)", "/v1/flows".to_owned()),
+        (
+            "GET /v1/flows/later/analytics",
+            "/v1/flows/later/analytics".to_owned(),
+        ),
+        (
+            "GET /v1/flows/hundred (100 elements)",
+            "/v1/flows/hundred".to_owned(),
+        ),
+        (
+            "GET /v1/flows/hundred/analytics",
+            "/v1/flows/hundred/analytics".to_owned(),
+        ),
+        (
+            "GET /v1/participants?person=",
+            format!("/v1/participants?person={person}"),
+        ),
+        (
+            "GET /v1/participants/{id}/journey",
+            format!("/v1/participants/{first}/journey"),
+        ),
+    ];
+    println!(
+        "\n3. What the console reads, {STORED} participants stored (added and run in {:.1} s), median of {READS}",
+        stored.as_secs_f64()
+    );
+    println!("{:<44} {:>10} {:>10}", "", "median", "p90");
+    for (name, path) in reads {
+        let mut times = Vec::new();
+        for _ in 0..READS {
+            let started = Instant::now();
+            let (status, answer) = call(
+                http,
+                Method::GET,
+                &format!("{base}{path}"),
+                KEY,
+                String::new(),
+            )
+            .await;
+            times.push(started.elapsed());
+            assert_eq!(status, 200, "{path}: {answer}");
+        }
+        times.sort();
+        println!(
+            "{name:<44} {:>7.2} ms {:>7.2} ms",
+            ms(median(times.clone())),
+            ms(percentile(&times, 0.9))
+        );
+    }
+    let _ = stop.send(());
 }

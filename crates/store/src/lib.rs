@@ -43,7 +43,7 @@
 pub mod conformance;
 
 pub use flowhost_types::participant::{
-    ElementCounts, ElementState, JourneyEntry, ParticipantState, Status,
+    ElementCounts, ElementState, HttpRequestRecord, JourneyEntry, ParticipantState, Status,
 };
 
 use async_trait::async_trait;

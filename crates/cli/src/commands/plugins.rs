@@ -305,6 +305,7 @@ async fn run_once(
                 "failure": run.failure(),
                 "set": run.changed,
                 "logs": run.logs,
+                "requests": run.requests,
                 "data": run.data,
                 "duration_ms": took,
             })
@@ -330,6 +331,9 @@ fn print_run(key: &str, run: &flowhost::testing::PluginRun, took: f64) {
     }
     for (k, v) in &run.changed {
         println!("  set {k} = {v}");
+    }
+    for r in &run.requests {
+        println!("  request {}", crate::output::request_line(r));
     }
     for line in &run.logs {
         println!("  log {:?}: {}", line.level, line.message);

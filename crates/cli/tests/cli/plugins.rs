@@ -157,7 +157,7 @@ fn plugins_run_tries_an_element_without_a_flow() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("log Warn: GET http://127.0.0.1:9/record -> could not connect"),
+        stdout.contains("request GET http://127.0.0.1:9/record -> could not connect"),
         "{stdout}"
     );
 
