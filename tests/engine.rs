@@ -344,8 +344,32 @@ async fn the_scheduler_resumes_what_is_due_and_flows_deployed_elsewhere_until_sh
     ));
     let round = finished.recv().await.unwrap();
     assert!(round.problems.is_empty(), "{:?}", round.problems);
+    assert_eq!(round.flows, ["napper"]);
     let resumed: Vec<_> = round.resumed.iter().map(|r| (&r.id, r.status)).collect();
     assert_eq!(resumed, [(&p.id, Status::Completed)]);
+    // A flow that did not change is not loaded again.
+    let round = finished.recv().await.unwrap();
+    assert!(round.flows.is_empty(), "{:?}", round.flows);
+    // Paused elsewhere: the next round loads that change, and ours holds the flow's
+    // participants too.
+    other
+        .engine
+        .set_flow_status("napper", flowhost::flow::FlowStatus::Paused)
+        .await
+        .unwrap();
+    let round = loop {
+        let round = finished.recv().await.unwrap();
+        if !round.flows.is_empty() {
+            break round;
+        }
+    };
+    assert_eq!(round.flows, ["napper"]);
+    assert_eq!(
+        ours.engine.flow_def("napper").unwrap().status,
+        flowhost::flow::FlowStatus::Paused
+    );
+    let round = finished.recv().await.unwrap();
+    assert!(round.flows.is_empty(), "{:?}", round.flows);
     stop.send(()).unwrap();
     running.await.unwrap();
     // Stopped: the rounds' sender went with the loop.

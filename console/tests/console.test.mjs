@@ -205,6 +205,20 @@ try {
   await page.hover("g.node[data-element=e55]");
   await page.waitForFunction(() => document.querySelector("#element-tip h2")?.textContent === "e55");
 
+  step("counts refresh while the page is open");
+  const entered = () => page.locator("g.node[data-element=e0] .counts .n").first().textContent();
+  assert.equal(await entered(), "0");
+  await api("/v1/flows/hundred/participants", {
+    method: "POST",
+    body: JSON.stringify({ participants: [{ contact: "+385911112222" }] }),
+  });
+  await page.waitForFunction(
+    () => document.querySelector("g.node[data-element=e99] .counts .n")?.textContent === "1",
+    null,
+    { timeout: 10_000 },
+  );
+  assert.equal(await entered(), "1");
+
   step("an earlier version of a flow is selectable");
   elements[0].config.set.v0 = "changed";
   const v2 = await api("/v1/flows", {

@@ -3,6 +3,8 @@
 //! and analytics per element.
 
 use super::*;
+use flowhost_store::SavedFlow;
+use std::sync::atomic::Ordering;
 
 impl Engine {
     /// Checks a flow completely (structure, element types, configuration, exits) and builds
@@ -360,8 +362,27 @@ impl Engine {
     /// Loads every flow saved in the store (after a restart). Flows that no longer compile,
     /// e.g. because a plugin is gone, are returned as errors; the rest load.
     pub async fn load_saved_flows(&self) -> Result<Vec<FlowError>, EngineError> {
+        let saved = self.inner.store.flows().await?;
+        Ok(self.load(saved).1)
+    }
+
+    /// Loads the flows saved since this engine last looked (deployed, changed or paused
+    /// through another process, or through this one): only those, so that a scheduler round
+    /// reads nothing when no flow changed. The ids loaded, and the flows that did not
+    /// compile (each reported once, with the change that brought it).
+    pub async fn load_changed_flows(&self) -> Result<(Vec<String>, Vec<FlowError>), EngineError> {
+        let seen = self.inner.flows_seen.load(Ordering::SeqCst);
+        let saved = self.inner.store.flows_changed_since(seen).await?;
+        Ok(self.load(saved))
+    }
+
+    fn load(&self, saved: Vec<SavedFlow>) -> (Vec<String>, Vec<FlowError>) {
         let mut errors = Vec::new();
-        for saved in self.inner.store.flows().await? {
+        let mut loaded = Vec::new();
+        for saved in saved {
+            self.inner
+                .flows_seen
+                .fetch_max(saved.changed, Ordering::SeqCst);
             let source = format!("saved flow {:?}", saved.id);
             // Saved flows were checked when activated; what the account looked like then
             // is not checked again, so their participants can always continue.
@@ -371,6 +392,7 @@ impl Engine {
                 Ok(mut flow) => {
                     flow.version = saved.version;
                     self.forget_earlier(&saved.id);
+                    loaded.push(saved.id.clone());
                     self.inner
                         .flows
                         .write()
@@ -380,7 +402,7 @@ impl Engine {
                 Err(e) => errors.push(e),
             }
         }
-        Ok(errors)
+        (loaded, errors)
     }
 
     /// Ids of the paused flows, whose participants are held where they are.

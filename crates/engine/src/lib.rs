@@ -263,6 +263,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     types: ElementTypes,
     flows: RwLock<HashMap<String, Arc<CompiledFlow>>>,
+    /// The latest flow change loaded from the store ([`SavedFlow::changed`](flowhost_store::SavedFlow::changed)).
+    flows_seen: std::sync::atomic::AtomicU64,
     /// Earlier versions of flows that participants still run on, built when first needed.
     earlier: RwLock<HashMap<(String, u32), Arc<CompiledFlow>>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
@@ -337,6 +339,7 @@ impl Engine {
                 clock,
                 types,
                 flows: RwLock::new(HashMap::new()),
+                flows_seen: Default::default(),
                 earlier: RwLock::new(HashMap::new()),
                 background: Default::default(),
                 doing: Default::default(),

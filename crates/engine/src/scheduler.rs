@@ -1,5 +1,6 @@
-//! The scheduler: the engine's long-running loop. Every round it loads the flows deployed
-//! through other processes since the last one, then resumes every participant that is due:
+//! The scheduler: the engine's long-running loop. Every round it loads the flows deployed,
+//! changed or paused through other processes since the last one (only those: the store
+//! stamps each save), then resumes every participant that is due:
 //! waits that ended, Call API delivery windows that opened, sending-speed queues whose slot
 //! came, retries, chatbot sessions that timed out, and participants queued by Add to Flow or
 //! an inbound message; and it does the background work still recorded (requests sent
@@ -18,6 +19,8 @@ use std::time::Duration;
 pub struct Round {
     /// Participants resumed, in their state after running.
     pub resumed: Vec<ParticipantState>,
+    /// Flows loaded because they were saved since the round before.
+    pub flows: Vec<String>,
     /// What went wrong without stopping the loop: flows that no longer load, a round that
     /// failed (the next round tries again).
     pub problems: Vec<String>,
@@ -41,10 +44,13 @@ impl Scheduler {
     /// One round: reload deployed flows, resume what is due.
     pub async fn round(&self) -> Round {
         let mut round = Round::default();
-        match self.engine.load_saved_flows().await {
-            Ok(errors) => round
-                .problems
-                .extend(errors.iter().map(ToString::to_string)),
+        match self.engine.load_changed_flows().await {
+            Ok((flows, errors)) => {
+                round.flows = flows;
+                round
+                    .problems
+                    .extend(errors.iter().map(ToString::to_string));
+            }
             Err(e) => round.problems.push(e.to_string()),
         }
         match self.engine.resume_due().await {

@@ -109,6 +109,27 @@ impl PostgresStore {
             fix: "check that PostgreSQL runs and accepts this node; flowhost tries again".into(),
         })
     }
+
+    /// Saved flows, `clause` filtering (by `$1`, a change stamp) and ordering them.
+    async fn saved_flows(&self, clause: &str, changed: u64) -> Result<Vec<SavedFlow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT id, version, definition, changed FROM flows {clause}"),
+                &[&(changed as i64)],
+            )
+            .await
+            .map_err(db("listing flows"))?;
+        Ok(rows
+            .iter()
+            .map(|r| SavedFlow {
+                id: r.get(0),
+                version: r.get::<_, i64>(1) as u32,
+                definition: r.get(2),
+                changed: r.get::<_, i64>(3) as u64,
+            })
+            .collect())
+    }
 }
 
 fn json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
@@ -121,9 +142,17 @@ impl FlowStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("saving a flow"))?;
         let version = i64::from(version);
+        // Saves of flows take turns (they are rare; reads and participants' writes do not
+        // wait), so each stamp is larger than every one committed before it and a node
+        // reading the changes since its last stamp misses none.
+        tx.batch_execute("LOCK TABLE flows IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(db("saving a flow"))?;
         tx.execute(
-            "INSERT INTO flows (id, definition, version) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET definition = $2, version = $3",
+            "INSERT INTO flows (id, definition, version, changed)
+             VALUES ($1, $2, $3, (SELECT COALESCE(MAX(changed), 0) + 1 FROM flows))
+             ON CONFLICT (id) DO UPDATE SET definition = $2, version = $3,
+                 changed = (SELECT COALESCE(MAX(changed), 0) + 1 FROM flows)",
             &[&id, &definition, &version],
         )
         .await
@@ -139,19 +168,12 @@ impl FlowStore for PostgresStore {
     }
 
     async fn flows(&self) -> Result<Vec<SavedFlow>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query("SELECT id, version, definition FROM flows ORDER BY id", &[])
+        self.saved_flows("WHERE changed >= $1 ORDER BY id", 0).await
+    }
+
+    async fn flows_changed_since(&self, changed: u64) -> Result<Vec<SavedFlow>, StoreError> {
+        self.saved_flows("WHERE changed > $1 ORDER BY changed", changed)
             .await
-            .map_err(db("listing flows"))?;
-        Ok(rows
-            .iter()
-            .map(|r| SavedFlow {
-                id: r.get(0),
-                version: r.get::<_, i64>(1) as u32,
-                definition: r.get(2),
-            })
-            .collect())
     }
 
     async fn flow_version(&self, id: &str, version: u32) -> Result<Option<String>, StoreError> {

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS flows (
     definition TEXT NOT NULL,
     version BIGINT NOT NULL DEFAULT 1
 );
+ALTER TABLE flows ADD COLUMN IF NOT EXISTS changed BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS flow_versions (
     flow_id TEXT NOT NULL,
     version BIGINT NOT NULL,
@@ -42,7 +43,7 @@ CREATE INDEX IF NOT EXISTS participants_due ON participants (status, waiting_unt
 CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
 CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);
 CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, seq);
-CREATE INDEX IF NOT EXISTS participants_flow_status ON participants (flow_id, status);
+CREATE INDEX IF NOT EXISTS participants_flow_status ON participants (flow_id, status, flow_version, current);
 CREATE INDEX IF NOT EXISTS participants_person ON participants ((person::json ->> 'id'), seq);
 CREATE TABLE IF NOT EXISTS journey (
     participant_id TEXT NOT NULL,

@@ -180,9 +180,12 @@ impl FlowStore for SqliteStore {
     async fn save_flow(&self, id: &str, version: u32, definition: &str) -> Result<(), StoreError> {
         let (id, definition) = (id.to_owned(), definition.to_owned());
         self.write(move |conn| {
+            // Writes run one at a time on the database thread, so stamps grow in commit order.
             conn.execute(
-                "INSERT INTO flows (id, definition, version) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET definition = ?2, version = ?3",
+                "INSERT INTO flows (id, definition, version, changed)
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(changed), 0) + 1 FROM flows))
+                 ON CONFLICT (id) DO UPDATE SET definition = ?2, version = ?3,
+                     changed = (SELECT COALESCE(MAX(changed), 0) + 1 FROM flows)",
                 params![id, definition, version],
             )
             .and_then(|_| {
@@ -199,22 +202,12 @@ impl FlowStore for SqliteStore {
     }
 
     async fn flows(&self) -> Result<Vec<SavedFlow>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, version, definition FROM flows ORDER BY id")
-                .map_err(db("listing flows"))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(SavedFlow {
-                        id: r.get(0)?,
-                        version: r.get(1)?,
-                        definition: r.get(2)?,
-                    })
-                })
-                .map_err(db("listing flows"))?;
-            rows.collect::<Result<_, _>>().map_err(db("listing flows"))
-        })
-        .await
+        self.call(|conn| saved_flows(conn, "ORDER BY id", 0)).await
+    }
+
+    async fn flows_changed_since(&self, changed: u64) -> Result<Vec<SavedFlow>, StoreError> {
+        self.call(move |conn| saved_flows(conn, "WHERE changed > ?1 ORDER BY changed", changed))
+            .await
     }
 
     async fn flow_version(&self, id: &str, version: u32) -> Result<Option<String>, StoreError> {
@@ -275,4 +268,34 @@ impl QueueStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Saved flows, `clause` filtering (by `?1`, the stamp) and ordering them.
+fn saved_flows(
+    conn: &Connection,
+    clause: &str,
+    changed: u64,
+) -> Result<Vec<SavedFlow>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT id, version, definition, changed FROM flows {clause}"
+        ))
+        .map_err(db("listing flows"))?;
+    let changed = changed as i64;
+    let params: &[&dyn rusqlite::ToSql] = if clause.contains("?1") {
+        &[&changed]
+    } else {
+        &[]
+    };
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok(SavedFlow {
+                id: r.get(0)?,
+                version: r.get(1)?,
+                definition: r.get(2)?,
+                changed: r.get::<_, i64>(3)? as u64,
+            })
+        })
+        .map_err(db("listing flows"))?;
+    rows.collect::<Result<_, _>>().map_err(db("listing flows"))
 }

@@ -95,6 +95,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // Flow versions: what existed before them is version 1.
     ("participants", "flow_version", "INTEGER NOT NULL DEFAULT 1"),
     ("flows", "version", "INTEGER NOT NULL DEFAULT 1"),
+    ("flows", "changed", "INTEGER NOT NULL DEFAULT 0"),
     // Takeover of an expired lease: how the claimed participant goes on ('waiting' resumes
     // in its element, 'queued' enters it), and how many takeovers since its last commit.
     ("participants", "claimed_from", "TEXT"),
@@ -152,7 +153,7 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
     conn.execute_batch(
         "CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
          CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);
-         CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, status);
+         CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, status, flow_version, current);
          CREATE INDEX IF NOT EXISTS participants_person ON participants (json_extract(person, '$.id'));",
     )
     .map_err(db("creating an index"))?;

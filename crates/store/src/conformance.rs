@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
     ($fresh:ident) => {
         $crate::conformance_tests!(@each $fresh;
             flows_are_saved_and_replaced,
+            flow_changes_are_listed_after_a_stamp,
             flow_versions_keep_participants_and_counts_apart,
             participants_round_trip,
             steps_append_journeys_and_count,
@@ -127,19 +128,64 @@ async fn waiting(
     p
 }
 
+/// Every save of a flow (a new version, or the same one with another status) is listed by
+/// `flows_changed_since` the stamp seen before it, once, in order; nothing else is.
+pub async fn flow_changes_are_listed_after_a_stamp(store: &impl StateStore) {
+    assert!(store.flows_changed_since(0).await.unwrap().is_empty());
+    store.save_flow("a", 1, "{\"v\":1}").await.unwrap();
+    store.save_flow("b", 1, "{\"v\":1}").await.unwrap();
+    let all = store.flows_changed_since(0).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(all[0].changed > 0 && all[1].changed > all[0].changed);
+    let seen = all[1].changed;
+    assert!(store.flows_changed_since(seen).await.unwrap().is_empty());
+
+    // A status change keeps the version and is still a change; a's later save comes after.
+    store
+        .save_flow("b", 1, "{\"v\":1,\"paused\":true}")
+        .await
+        .unwrap();
+    store.save_flow("a", 2, "{\"v\":2}").await.unwrap();
+    let since = store.flows_changed_since(seen).await.unwrap();
+    let changes: Vec<(&str, u32, &str)> = since
+        .iter()
+        .map(|f| (f.id.as_str(), f.version, f.definition.as_str()))
+        .collect();
+    assert_eq!(
+        changes,
+        [("b", 1, "{\"v\":1,\"paused\":true}"), ("a", 2, "{\"v\":2}")]
+    );
+    assert!(since[1].changed > since[0].changed && since[0].changed > seen);
+    // The full list carries the same stamps.
+    let listed = store.flows().await.unwrap();
+    assert_eq!(listed[0].changed, since[1].changed);
+    assert!(
+        store
+            .flows_changed_since(since[1].changed)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Flows: the list is each flow's current version, by id; saving a version again replaces
 /// it; every version stays readable.
 pub async fn flows_are_saved_and_replaced(store: &impl StateStore) {
-    let saved = |id: &str, version, definition: &str| SavedFlow {
-        id: id.into(),
-        version,
-        definition: definition.into(),
+    // Without the change stamp, which the next test is about.
+    let listed = |flows: Vec<SavedFlow>| -> Vec<(String, u32, String)> {
+        flows
+            .into_iter()
+            .map(|f| (f.id, f.version, f.definition))
+            .collect()
     };
+    let saved =
+        |id: &str, version, definition: &str| (id.to_owned(), version, definition.to_owned());
     store.save_flow("b", 1, "{\"v\":1}").await.unwrap();
     store.save_flow("a", 1, "{\"v\":1}").await.unwrap();
     store.save_flow("b", 2, "{\"v\":2}").await.unwrap();
     assert_eq!(
-        store.flows().await.unwrap(),
+        listed(store.flows().await.unwrap()),
         [saved("a", 1, "{\"v\":1}"), saved("b", 2, "{\"v\":2}")]
     );
     store
@@ -147,7 +193,7 @@ pub async fn flows_are_saved_and_replaced(store: &impl StateStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.flows().await.unwrap()[1],
+        listed(store.flows().await.unwrap())[1],
         saved("b", 2, "{\"v\":2,\"paused\":true}")
     );
     assert_eq!(

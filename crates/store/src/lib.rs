@@ -264,6 +264,9 @@ pub struct SavedFlow {
     pub version: u32,
     /// The definition (JSON text).
     pub definition: String,
+    /// When it was last saved, as a number that every save makes larger than all before
+    /// (in commit order), so [`FlowStore::flows_changed_since`] misses none.
+    pub changed: u64,
 }
 
 /// Deployed flow definitions, every version kept: participants run on the version they
@@ -276,6 +279,9 @@ pub trait FlowStore: Send + Sync {
     async fn save_flow(&self, id: &str, version: u32, definition: &str) -> Result<(), StoreError>;
     /// Every flow's current version, by id.
     async fn flows(&self) -> Result<Vec<SavedFlow>, StoreError>;
+    /// The flows saved after `changed` (a [`SavedFlow::changed`] seen before; 0 for all),
+    /// oldest change first: what another process deployed or paused since.
+    async fn flows_changed_since(&self, changed: u64) -> Result<Vec<SavedFlow>, StoreError>;
     /// One version of a flow, as saved last.
     async fn flow_version(&self, id: &str, version: u32) -> Result<Option<String>, StoreError>;
 }
