@@ -3,6 +3,7 @@
 mod call_api;
 mod engine;
 mod journeys;
+mod nodes;
 mod other_languages;
 mod plugin_output;
 mod recovery;

@@ -196,7 +196,8 @@ fn requests_sent_without_waiting_survive_a_crash() {
             .spawn(|| {
                 let rt = tokio::runtime::Runtime::new().unwrap();
                 let id = rt.block_on(async {
-                    let a = engine(store(dir.path()), Arc::new(SystemClock));
+                    // Short leases: what it held is free soon after it dies.
+                    let a = engine(store(dir.path()), Arc::new(SystemClock)).with_lease(150);
                     a.deploy(def, "later.json").await.unwrap();
                     let person = Person {
                         id: "ada".into(),
@@ -216,6 +217,7 @@ fn requests_sent_without_waiting_survive_a_crash() {
             .unwrap()
     });
 
+    std::thread::sleep(Duration::from_millis(200));
     main.block_on(async {
         let b = engine(store(dir.path()), Arc::new(SystemClock));
         assert_eq!(
@@ -237,4 +239,52 @@ fn requests_sent_without_waiting_survive_a_crash() {
             .collect();
         assert_eq!(reports, [json!(200)], "{journey:?}");
     });
+}
+
+/// Two engines on one database: a request sent without waiting goes out once, though the
+/// other engine's scheduler finds it recorded while it is being sent.
+#[tokio::test]
+async fn a_request_sent_without_waiting_is_sent_by_one_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv =
+        TestServer::start_replying(|_| Reply::json(200, "{}").after(Duration::from_millis(400)))
+            .await;
+    let store = store(dir.path());
+    let a = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    let b = engine(store.clone(), Arc::new(SystemClock)).with_lease(150);
+    let def = json!({
+        "id": "later", "name": "Later",
+        "entry_points": [{"type": "api", "start": "send"}],
+        "elements": [
+            {"id": "send", "type": "call-api", "exits": {"next": "done"}, "config": {
+                "url": format!("{}/later", srv.url()), "wait_for_response": false}},
+            {"id": "done", "type": "exit"}
+        ]
+    });
+    a.deploy(
+        FlowDef::parse(&def.to_string(), "later.json").unwrap(),
+        "later.json",
+    )
+    .await
+    .unwrap();
+    b.load_saved_flows().await.unwrap();
+    let person = Person {
+        id: "ada".into(),
+        ..Person::default()
+    };
+    let p = a.start("later", person, BTreeMap::new()).await.unwrap();
+    assert_eq!(p.status, Status::Completed);
+    // Engine b's rounds see the record for as long as the request takes (several of a's
+    // renewals), and leave it alone.
+    for _ in 0..4 {
+        b.send_background().await.unwrap();
+        b.finish_background().await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    a.finish_background().await;
+    assert_eq!(b.send_background().await.unwrap(), 0, "done and removed");
+    assert_eq!(srv.received().len(), 1, "sent once");
+    let journey = a.journey(&p.id).await.unwrap();
+    let reports = journey.iter().filter(|e| e.data.is_some()).count();
+    assert_eq!(reports, 1, "{journey:?}");
 }

@@ -172,6 +172,21 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Waits until `GET path` answers as `done` says, and returns that answer.
+    async fn when(&self, path: &str, what: &str, done: impl Fn(&Answer) -> bool) -> Answer {
+        for _ in 0..400 {
+            let answer = self.get(path).await;
+            if done(&answer) {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let last = self.get(path).await;
+        panic!("{what}: {} {}", last.status, last.body);
+    }
+}
+
 /// Waits a second and ends.
 fn nap_flow() -> Value {
     json!({

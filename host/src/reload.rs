@@ -15,7 +15,6 @@
 
 use crate::runtime::Runtime;
 use flowhost_engine::CompiledFlow;
-use flowhost_flow::FlowStatus;
 use flowhost_plugin_host::{LoadedPlugin, PluginRegistry};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +51,7 @@ pub struct KeptPlugin {
 
 /// A flow whose participants may still run: its plugins must stay.
 fn still_runs(flow: &CompiledFlow) -> bool {
-    !matches!(flow.def.status, FlowStatus::Draft | FlowStatus::Canceled)
+    flow.def.status.has_participants_to_run()
 }
 
 /// The plugin ids a flow's elements name, and for each `plugin:` element whether it pins a
@@ -151,6 +150,15 @@ impl Runtime {
             match self.engine().rebuild(&flow.def.id) {
                 Ok(_) => report.rebuilt.push(flow.def.id.clone()),
                 Err(e) => report.not_rebuilt.push(format!("{}: {e}", flow.def.id)),
+            }
+        }
+        // Saved flows that did not build here before may now.
+        if !report.loaded.is_empty() {
+            match self.engine().load_unbuilt_flows().await {
+                Ok((loaded, _still_not)) => report.rebuilt.extend(loaded),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the saved flows that did not build")
+                }
             }
         }
         for flow in &report.not_rebuilt {

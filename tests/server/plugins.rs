@@ -34,14 +34,9 @@ fn install(plugins: &Path, component: &str, name: &str) {
 impl Service {
     /// Waits until `/v1/plugins` satisfies `ready`, and returns it.
     async fn plugins_when(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..400 {
-            let now = self.get("/v1/plugins").await.body;
-            if ready(&now) {
-                return now;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("{what}: {}", self.get("/v1/plugins").await.body);
+        self.when("/v1/plugins", what, |a| ready(&a.body))
+            .await
+            .body
     }
 
     async fn add_one(&self, flow: &str) -> Value {
@@ -205,4 +200,70 @@ async fn a_plugin_replaced_while_participants_run_serves_new_steps_and_old_ones_
     assert_eq!(versions(&now), ["relay@2.0.0"]);
     assert_eq!(service.next_in_latest_runs().await, "2.0.0");
     service.stop().await;
+}
+
+/// Two nodes on one store, one lacking a plugin that a flow deployed through the other
+/// needs: it says it is not ready (and why) until the plugin is copied into its folder, then
+/// builds the flow and runs its participants.
+#[tokio::test]
+async fn a_node_without_a_plugin_a_deployed_flow_needs_is_not_ready_until_it_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("plugins");
+    let other_folder = dir.path().join("other-plugins");
+    for f in [&folder, &other_folder] {
+        std::fs::create_dir_all(f).unwrap();
+    }
+    install(&folder, components::RELAY_V1, "relay.wasm");
+    let upstream = TestServer::start_replying(|_| Reply::json(200, "{}")).await;
+    let grant = |c: &mut OperatorConfig| {
+        c.outbound.allow_private = vec!["127.0.0.1".into()];
+        c.plugins.entry("relay".into()).or_default().allow_hosts = vec!["127.0.0.1".into()];
+        c.server.plugin_rescan_ms = 100;
+    };
+    let node = Service::start(dir.path(), grant).await;
+    let other = Service::start(dir.path(), |c| {
+        grant(c);
+        c.plugins_dir = other_folder.clone();
+    })
+    .await;
+    let ready = other.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+
+    let deployed = node
+        .post("/v1/flows", &relay_flow("latest", None, &upstream.url()))
+        .await;
+    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.body);
+    let ready = other
+        .when("/readyz", "the other node sees the flow", |a| {
+            a.status == StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await;
+    let unbuilt = &ready.body["unbuilt_flows"];
+    assert_eq!(unbuilt.as_array().unwrap().len(), 1, "{}", ready.body);
+    assert_eq!(unbuilt[0]["flow"], "latest");
+    assert_eq!(unbuilt[0]["version"], 1);
+    let reason = unbuilt[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("\"relay\" is not loaded"), "{reason}");
+    let problem = ready.body["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("\"latest\"") && problem.contains("give this node the plugins"),
+        "{problem}"
+    );
+    assert_eq!(node.get("/readyz").await.status, StatusCode::OK);
+
+    // The node that has the plugin runs the participants meanwhile.
+    let first = node.add_one("latest").await;
+    assert_eq!(node.relay_version(&first).await.0, "1.0.0");
+
+    install(&other_folder, components::RELAY_V1, "relay.wasm");
+    let ready = other
+        .when("/readyz", "the other node builds the flow", |a| {
+            a.status == StatusCode::OK
+        })
+        .await;
+    assert_eq!(ready.body["unbuilt_flows"], json!([]));
+    let second = other.add_one("latest").await;
+    assert_eq!(other.relay_version(&second).await.0, "1.0.0");
+    other.stop().await;
+    node.stop().await;
 }

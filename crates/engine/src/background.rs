@@ -2,7 +2,9 @@
 //! waiting for its response). It is written as a record in the step's own transaction, done
 //! once the step is committed, and its report appended to the journey in one transaction with
 //! the record's removal. A crash in between loses nothing: [`Engine::send_background`] (each
-//! scheduler round) does what is still recorded, so the work runs at least once.
+//! scheduler round) does what is still recorded, so the work runs at least once. Processes
+//! sharing the store take turns through a hold ([`Engine::holding`]): while one does a piece
+//! of work, the others leave it alone.
 
 use super::*;
 use flowhost_store::Record;
@@ -115,7 +117,22 @@ impl Engine {
         // Finished tasks are dropped as new ones come, so the set stays small.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            if let Err(e) = engine.do_background(&record).await {
+            // One process sharing the store does it; the one holding it may have done it
+            // meanwhile (its record is gone then).
+            let done = engine
+                .holding(BACKGROUND, &id, async {
+                    match engine.inner.store.record(BACKGROUND, &id).await? {
+                        Some(now) if now.status == record.status => {
+                            engine.do_background(&record).await
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .await;
+            if let Err(e) = done
+                .map_err(EngineError::from)
+                .and_then(|d| d.unwrap_or(Ok(())))
+            {
                 tracing::error!(
                     record = %record.id,
                     error = %e,

@@ -222,6 +222,7 @@ impl Engine {
             .save_flow(&id, compiled.version, &text)
             .await?;
         self.forget_earlier(&id);
+        self.unbuilt().remove(&id);
         self.inner
             .flows
             .write()
@@ -376,6 +377,34 @@ impl Engine {
         Ok(self.load(saved))
     }
 
+    /// Builds again the saved flows that did not build here before (see
+    /// [`Engine::unbuilt_flows`]), after the plugins changed: the ids now loaded, and the
+    /// flows that still do not build.
+    pub async fn load_unbuilt_flows(&self) -> Result<(Vec<String>, Vec<FlowError>), EngineError> {
+        let wanted: Vec<String> = self.unbuilt().keys().cloned().collect();
+        if wanted.is_empty() {
+            return Ok(Default::default());
+        }
+        let saved = self.inner.store.flows().await?;
+        Ok(self.load(
+            saved
+                .into_iter()
+                .filter(|f| wanted.contains(&f.id))
+                .collect(),
+        ))
+    }
+
+    /// The deployed flows that this engine could not build (a plugin they name is not
+    /// loaded here, say), each with why; flows of other nodes it cannot run. A flow that
+    /// built before keeps running the version it was built at.
+    pub fn unbuilt_flows(&self) -> Vec<UnbuiltFlow> {
+        self.unbuilt().values().cloned().collect()
+    }
+
+    fn unbuilt(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, UnbuiltFlow>> {
+        self.inner.unbuilt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn load(&self, saved: Vec<SavedFlow>) -> (Vec<String>, Vec<FlowError>) {
         let mut errors = Vec::new();
         let mut loaded = Vec::new();
@@ -386,12 +415,13 @@ impl Engine {
             let source = format!("saved flow {:?}", saved.id);
             // Saved flows were checked when activated; what the account looked like then
             // is not checked again, so their participants can always continue.
-            match FlowDef::parse(&saved.definition, &source)
-                .and_then(|def| self.build(def, &source))
-            {
+            let def = FlowDef::parse(&saved.definition, &source);
+            let status = def.as_ref().map_or(FlowStatus::Active, |d| d.status);
+            match def.and_then(|def| self.build(def, &source)) {
                 Ok(mut flow) => {
                     flow.version = saved.version;
                     self.forget_earlier(&saved.id);
+                    self.unbuilt().remove(&saved.id);
                     loaded.push(saved.id.clone());
                     self.inner
                         .flows
@@ -399,7 +429,18 @@ impl Engine {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(saved.id, Arc::new(flow));
                 }
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    self.unbuilt().insert(
+                        saved.id.clone(),
+                        UnbuiltFlow {
+                            flow: saved.id,
+                            version: saved.version,
+                            status,
+                            reason: e.to_string(),
+                        },
+                    );
+                    errors.push(e);
+                }
             }
         }
         (loaded, errors)

@@ -267,11 +267,34 @@ struct Inner {
     flows_seen: std::sync::atomic::AtomicU64,
     /// Earlier versions of flows that participants still run on, built when first needed.
     earlier: RwLock<HashMap<(String, u32), Arc<CompiledFlow>>>,
+    /// Saved flows that did not build here, by id.
+    unbuilt: std::sync::Mutex<BTreeMap<String, UnbuiltFlow>>,
     background: std::sync::Mutex<tokio::task::JoinSet<()>>,
     /// The records of background work this engine is doing now, by id.
     doing: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Participants that finished, as their last step is committed.
     finished: tokio::sync::broadcast::Sender<Finished>,
+}
+
+/// A saved flow this engine could not build: deployed through another node that has a
+/// plugin this one lacks, or saved before a plugin it names was removed here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UnbuiltFlow {
+    /// The flow's id.
+    pub flow: String,
+    /// The version saved.
+    pub version: u32,
+    /// Its status as saved.
+    pub status: FlowStatus,
+    /// Why it did not build, in one line.
+    pub reason: String,
+}
+
+impl UnbuiltFlow {
+    /// Whether its participants may still need to run (it is not a draft, nor canceled).
+    pub fn still_runs(&self) -> bool {
+        self.status.has_participants_to_run()
+    }
 }
 
 /// A participant that has finished (completed, failed or canceled), announced by
@@ -341,6 +364,7 @@ impl Engine {
                 flows: RwLock::new(HashMap::new()),
                 flows_seen: Default::default(),
                 earlier: RwLock::new(HashMap::new()),
+                unbuilt: Default::default(),
                 background: Default::default(),
                 doing: Default::default(),
                 finished: tokio::sync::broadcast::channel(FINISHED_BACKLOG).0,
@@ -428,6 +452,47 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Does `work` while holding `kind`/`id` ([`RecordStore::hold`](flowhost_store::RecordStore::hold))
+    /// for this engine, renewing the hold every third of the lease length and letting go
+    /// after: among the processes sharing the store, one does a piece of work at a time.
+    /// `None` when another process holds it (and `work` is not started). A hold lost while
+    /// `work` runs (the store did not answer for a whole lease) is logged, and `work` goes
+    /// on: work done under a hold is at least once, with its idempotency key.
+    pub async fn holding<T>(
+        &self,
+        kind: &str,
+        id: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<Option<T>, StoreError> {
+        let store = &self.inner.store;
+        let owner = &self.inner.owner;
+        if !store
+            .hold(kind, id, owner, self.now(), self.lease_expiry())
+            .await?
+        {
+            return Ok(None);
+        }
+        let mut work = std::pin::pin!(work);
+        let every = std::time::Duration::from_millis((self.inner.lease_ms / 3) as u64);
+        let out = loop {
+            tokio::select! {
+                biased;
+                out = &mut work => break out,
+                () = tokio::time::sleep(every) => {
+                    match store.hold(kind, id, owner, self.now(), self.lease_expiry()).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(kind, id, "another process took this work over; it may be done twice"),
+                        Err(e) => tracing::warn!(kind, id, error = %e, "cannot renew a hold; trying again"),
+                    }
+                }
+            }
+        };
+        if let Err(e) = store.let_go(kind, id, owner).await {
+            tracing::warn!(kind, id, error = %e, "cannot let go of a hold; it expires");
+        }
+        Ok(Some(out))
     }
 
     /// The current time by the engine's clock.

@@ -70,20 +70,39 @@ impl Scheduler {
     }
 
     /// Runs rounds until `shutdown` completes, handing each round to `each`. The first round
-    /// starts at once.
+    /// starts at once; the next ones every `every`, or sooner when the store signals work
+    /// from another process ([`work_signals`](flowhost_store::ParticipantStore::work_signals)).
     pub async fn run(self, shutdown: impl Future<Output = ()>, mut each: impl FnMut(Round)) {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut signals = self.engine.store().work_signals();
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
+            let trigger = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                _ = tick.tick() => {}
-            }
+                _ = tick.tick() => "tick",
+                () = signalled(&mut signals) => {
+                    tick.reset();
+                    "signal"
+                }
+            };
+            metrics::counter!("flowhost_scheduler_rounds_total", "trigger" => trigger).increment(1);
             each(self.round().await);
         }
         tracing::info!("scheduler stopped; waiting for background requests");
         self.engine.finish_background().await;
     }
+}
+
+/// Completes when the store signals work; never when it has no signals (or stopped giving
+/// them).
+async fn signalled(signals: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(receiver) = signals
+        && receiver.changed().await.is_ok()
+    {
+        return;
+    }
+    *signals = None;
+    std::future::pending().await
 }

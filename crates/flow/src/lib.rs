@@ -95,6 +95,12 @@ impl FlowStatus {
         }
     }
 
+    /// Whether participants may still be inside and run (anything but a draft or a
+    /// canceled flow): its element types must stay available.
+    pub fn has_participants_to_run(self) -> bool {
+        !matches!(self, FlowStatus::Draft | FlowStatus::Canceled)
+    }
+
     /// Whether a flow may go from this status to `to`.
     pub fn can_become(self, to: FlowStatus) -> bool {
         use FlowStatus::*;

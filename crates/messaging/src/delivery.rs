@@ -147,6 +147,9 @@ pub struct Route {
 /// The messages to one person from one sender on one channel: sent in order.
 type Thread = (Channel, String, String);
 
+/// What a thread being sent is held as ([`Engine::holding`]).
+const THREAD_HOLD: &str = "message-thread";
+
 /// A thread being sent; when it is done (or its task ends any other way), the thread is free
 /// again and the outbox looks at once for what came meanwhile.
 struct InFlight {
@@ -218,7 +221,8 @@ impl Outbox {
                             outbox: self.clone(),
                         };
                         tasks.spawn(async move {
-                            if let Err(e) = done.outbox.send_thread(messages).await {
+                            if let Err(e) = done.outbox.send_thread(&done.thread, messages).await
+                            {
                                 tracing::warn!(error = %e, "recording a sent message; it is sent again");
                             }
                             drop(done);
@@ -300,14 +304,34 @@ impl Outbox {
         }
     }
 
-    /// Sends a thread's messages in order; stops at one that waits for a retry.
-    async fn send_thread(&self, messages: Vec<LoggedMessage>) -> Result<(), StoreError> {
-        for message in messages {
-            if self.attempt(message).await? == SendState::Pending {
-                break;
-            }
-        }
-        Ok(())
+    /// Sends a thread's messages in order; stops at one that waits for a retry. Processes
+    /// sharing the store take turns: the thread is held while it is sent, and each message
+    /// is read again first, in case another process sent it meanwhile.
+    async fn send_thread(
+        &self,
+        (channel, contact, sender): &Thread,
+        messages: Vec<LoggedMessage>,
+    ) -> Result<(), StoreError> {
+        let engine = &self.inner.engine;
+        let thread = format!("{channel}:{contact}:{sender}");
+        let sent = engine
+            .holding(THREAD_HOLD, &thread, async {
+                for message in messages {
+                    let Some(now) = self::message(engine, &message.id).await? else {
+                        break;
+                    };
+                    if now.sending != message.sending {
+                        // Another process tried it since it was listed; list again.
+                        break;
+                    }
+                    if self.attempt(message).await? == SendState::Pending {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        sent.unwrap_or(Ok(()))
     }
 
     /// One attempt at one message, recorded on it.

@@ -356,25 +356,37 @@ async fn livez() -> impl IntoResponse {
     axum::Json(json!({ "status": "live" }))
 }
 
-/// `GET /readyz`: 200 when the store answers and the service is not shutting down; 503
-/// otherwise, with the reason.
+/// `GET /readyz`: 200 when the store answers, every deployed flow with participants to run
+/// builds on this node (its plugins folder has what they name), and the service is not
+/// shutting down; 503 otherwise, with the reason.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let shared = &state.inner;
     let plugins = shared.runtime.plugins().len();
     let failed = shared.runtime.load_errors().len();
-    let (status, problem) = if shared.draining.load(Ordering::SeqCst) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("shutting down".to_owned()),
-        )
+    let unbuilt: Vec<_> = state
+        .engine()
+        .unbuilt_flows()
+        .into_iter()
+        .filter(|f| f.still_runs())
+        .collect();
+    let problem = if shared.draining.load(Ordering::SeqCst) {
+        Some("shutting down".to_owned())
+    } else if let Err(e) = state.engine().store().flows().await {
+        Some(format!("the store does not answer: {e}"))
     } else {
-        match state.engine().store().flows().await {
-            Ok(_) => (StatusCode::OK, None),
-            Err(e) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(format!("the store does not answer: {e}")),
-            ),
-        }
+        unbuilt.first().map(|f| {
+            format!(
+                "{} deployed flow(s) cannot run on this node, first {:?} version {}: {}; give this node the plugins the flow names (the same files as the other nodes' plugins folders)",
+                unbuilt.len(),
+                f.flow,
+                f.version,
+                f.reason
+            )
+        })
+    };
+    let status = match problem {
+        None => StatusCode::OK,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     (
         status,
@@ -382,6 +394,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
             "problem": problem,
             "plugins": { "loaded": plugins, "failed": failed },
+            "unbuilt_flows": unbuilt,
         })),
     )
 }

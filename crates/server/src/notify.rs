@@ -178,7 +178,7 @@ impl Notifier {
                     notifier: self.clone(),
                 };
                 tasks.spawn(async move {
-                    done.notifier.send(n).await;
+                    done.notifier.send_held(n).await;
                     drop(done);
                 });
             }
@@ -246,6 +246,29 @@ impl Notifier {
             }
         }
         Ok(due)
+    }
+
+    /// One attempt, unless another process sharing the store is making it or made it since
+    /// `n` was read: the notification is held while it is sent, and read again first.
+    async fn send_held(&self, n: Notification) {
+        let engine = &self.engine;
+        let participant = n.participant.clone();
+        let held = engine
+            .holding(KIND, &participant, async {
+                let now = engine.store().record(KIND, &participant).await?;
+                let unchanged = now
+                    .filter(|r| r.status == DUE)
+                    .and_then(|r| r.parse::<Notification>().ok())
+                    .is_some_and(|now| now.attempts == n.attempts);
+                if unchanged {
+                    self.send(n).await;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        if let Err(e) = held.and_then(|sent| sent.unwrap_or(Ok(()))) {
+            tracing::warn!(error = %e, "sending a notification; trying again later");
+        }
     }
 
     /// One attempt, recorded.

@@ -7,6 +7,7 @@
 //! accept.
 #![deny(missing_docs)]
 
+mod listen;
 mod participants;
 mod records;
 mod rows;
@@ -18,7 +19,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use flowhost_store::{FlowStore, QueueStore, SavedFlow, StoreError};
 use flowhost_types::clock::Millis;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio_postgres::NoTls;
 
 /// Connections a node keeps open.
@@ -30,6 +31,12 @@ pub struct PostgresStore {
     pool: Pool,
     /// The database, for errors (no password).
     name: Arc<str>,
+    /// This store's name in the notifications it sends (unique per process and store).
+    node: Arc<str>,
+    /// Where to connect to listen for other nodes' notifications.
+    config: tokio_postgres::Config,
+    /// Listening for them, from the first time a scheduler asks.
+    listener: Arc<OnceLock<listen::Listener>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -67,7 +74,7 @@ impl PostgresStore {
             config.get_dbname().unwrap_or_default()
         );
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -77,9 +84,16 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| StoreError::database("building the connection pool", e))?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let store = PostgresStore {
             pool,
             name: name.into(),
+            node: format!("{}-{started:x}", std::process::id()).into(),
+            config,
+            listener: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -98,6 +112,16 @@ impl PostgresStore {
         tx.batch_execute(schema::SCHEMA)
             .await
             .map_err(db("creating the schema"))?;
+        let old: i64 = tx
+            .query_one(schema::HAS_OLD_COUNTERS, &[])
+            .await
+            .map_err(db("creating the schema"))?
+            .get(0);
+        if old > 0 {
+            tx.batch_execute(schema::MOVE_OLD_COUNTERS)
+                .await
+                .map_err(db("moving analytics counters"))?;
+        }
         tx.commit().await.map_err(db("creating the schema"))
     }
 
@@ -164,6 +188,7 @@ impl FlowStore for PostgresStore {
         )
         .await
         .map_err(db("saving a flow"))?;
+        listen::notify(&*tx, &self.node).await?;
         tx.commit().await.map_err(db("saving a flow"))
     }
 

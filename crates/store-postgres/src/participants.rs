@@ -15,6 +15,13 @@ const DETAIL: &str = "detail:";
 
 #[async_trait]
 impl ParticipantStore for PostgresStore {
+    fn work_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let listener = self
+            .listener
+            .get_or_init(|| listen::Listener::start(self.config.clone(), self.node.clone()));
+        Some(listener.subscribe())
+    }
+
     async fn insert_claimed(
         &self,
         p: &ParticipantState,
@@ -67,6 +74,9 @@ impl ParticipantStore for PostgresStore {
             let mut p = p.clone();
             p.status = Status::Queued;
             insert(&*tx, &p, None).await?;
+        }
+        if !participants.is_empty() {
+            listen::notify(&*tx, &self.node).await?;
         }
         tx.commit().await.map_err(db("entering participants"))?;
         Ok(None)
@@ -233,6 +243,9 @@ impl ParticipantStore for PostgresStore {
                 count(&*tx, p, &entry.element_id, &format!("{DETAIL}{detail}")).await?;
             }
         }
+        if steps.iter().any(|s| !s.write.enter.is_empty()) {
+            listen::notify(&*tx, &self.node).await?;
+        }
         tx.commit().await.map_err(db("recording a step"))
     }
 
@@ -377,7 +390,11 @@ impl ParticipantStore for PostgresStore {
 
     async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
-        wake(&**client, key, &event.to_string(), now).await
+        let ids = wake(&**client, key, &event.to_string(), now).await?;
+        if !ids.is_empty() {
+            listen::notify(&**client, &self.node).await?;
+        }
+        Ok(ids)
     }
 
     async fn wake_saving(
@@ -394,6 +411,9 @@ impl ParticipantStore for PostgresStore {
             .map_err(db("waking participants"))?;
         records::put(&*tx, record).await?;
         let ids = wake(&*tx, key, &event.to_string(), now).await?;
+        if !ids.is_empty() {
+            listen::notify(&*tx, &self.node).await?;
+        }
         tx.commit().await.map_err(db("waking participants"))?;
         Ok(ids)
     }
@@ -486,7 +506,7 @@ impl ParticipantStore for PostgresStore {
         let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
         let rows = client
             .query(
-                "SELECT element_id, exit, SUM(n)::BIGINT FROM version_counts
+                "SELECT element_id, exit, SUM(n)::BIGINT FROM step_counts
                  WHERE flow_id = $1 AND ($2::BIGINT IS NULL OR version = $2)
                  GROUP BY element_id, exit",
                 &[&flow_id, &version],

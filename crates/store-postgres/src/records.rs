@@ -42,6 +42,39 @@ impl RecordStore for PostgresStore {
         put(&**client, r).await
     }
 
+    async fn hold(
+        &self,
+        kind: &str,
+        id: &str,
+        owner: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let changed = client
+            .execute(
+                "INSERT INTO holds (kind, id, owner, until) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (kind, id) DO UPDATE SET owner = $3, until = $4
+                     WHERE holds.owner = $3 OR holds.until <= $5",
+                &[&kind, &id, &owner, &until, &now],
+            )
+            .await
+            .map_err(db("holding work"))?;
+        Ok(changed == 1)
+    }
+
+    async fn let_go(&self, kind: &str, id: &str, owner: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM holds WHERE kind = $1 AND id = $2 AND owner = $3",
+                &[&kind, &id, &owner],
+            )
+            .await
+            .map_err(db("letting go of work"))?;
+        Ok(())
+    }
+
     async fn prune_records(
         &self,
         kind: &str,

@@ -126,11 +126,17 @@ pub(crate) async fn count(
 ) -> Result<(), StoreError> {
     client
         .execute(
-            "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
-             VALUES ($1, $2, $3, $4, 1)
-             ON CONFLICT (flow_id, version, element_id, exit)
-                 DO UPDATE SET n = version_counts.n + 1",
-            &[&p.flow_id, &i64::from(p.flow_version), &element_id, &exit],
+            "INSERT INTO step_counts (flow_id, version, element_id, exit, shard, n)
+             VALUES ($1, $2, $3, $4, $5, 1)
+             ON CONFLICT (flow_id, version, element_id, exit, shard)
+                 DO UPDATE SET n = step_counts.n + 1",
+            &[
+                &p.flow_id,
+                &i64::from(p.flow_version),
+                &element_id,
+                &exit,
+                &crate::schema::shard(&p.id),
+            ],
         )
         .await
         .map_err(db("counting a step"))?;

@@ -4,6 +4,30 @@
 /// Taken while the schema is created (any number, the same for every node).
 pub(crate) const SCHEMA_LOCK: i64 = 0x666c_6f77_686f_7374;
 
+/// Rows each analytics counter is spread over. Steps of many participants through one
+/// element, on any node, would otherwise all wait for one row's lock; each participant
+/// counts in the row its id picks ([`shard`]), and reads add the rows up.
+pub(crate) const COUNTER_SHARDS: u32 = 16;
+
+/// The counter row a participant counts in: FNV-1a of its id.
+pub(crate) fn shard(participant: &str) -> i16 {
+    let hash = participant.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (hash % COUNTER_SHARDS) as i16
+}
+
+/// Whether a database still has the counters of before [`COUNTER_SHARDS`] (one row per
+/// counter), to be moved by [`MOVE_OLD_COUNTERS`].
+pub(crate) const HAS_OLD_COUNTERS: &str = "SELECT COUNT(*) FROM information_schema.tables
+    WHERE table_schema = current_schema() AND table_name = 'version_counts'";
+
+pub(crate) const MOVE_OLD_COUNTERS: &str = "
+INSERT INTO step_counts (flow_id, version, element_id, exit, shard, n)
+    SELECT flow_id, version, element_id, exit, 0, n FROM version_counts;
+DROP TABLE version_counts;
+";
+
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS flows (
     id TEXT PRIMARY KEY,
@@ -51,13 +75,14 @@ CREATE TABLE IF NOT EXISTS journey (
     entry TEXT NOT NULL,
     PRIMARY KEY (participant_id, seq)
 );
-CREATE TABLE IF NOT EXISTS version_counts (
+CREATE TABLE IF NOT EXISTS step_counts (
     flow_id TEXT NOT NULL,
     version BIGINT NOT NULL,
     element_id TEXT NOT NULL,
     exit TEXT NOT NULL,
+    shard SMALLINT NOT NULL,
     n BIGINT NOT NULL,
-    PRIMARY KEY (flow_id, version, element_id, exit)
+    PRIMARY KEY (flow_id, version, element_id, exit, shard)
 );
 CREATE TABLE IF NOT EXISTS rate_queues (
     queue TEXT PRIMARY KEY,
@@ -89,6 +114,13 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (kind, id)
 );
 CREATE INDEX IF NOT EXISTS records_lookup ON records (kind, key, status);
+CREATE TABLE IF NOT EXISTS holds (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    until BIGINT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -20,6 +20,39 @@ impl RecordStore for SqliteStore {
         self.write(move |conn| put(conn, &r)).await
     }
 
+    async fn hold(
+        &self,
+        kind: &str,
+        id: &str,
+        owner: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StoreError> {
+        let (kind, id, owner) = (kind.to_owned(), id.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO holds (kind, id, owner, until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, id) DO UPDATE SET owner = ?3, until = ?4
+                     WHERE holds.owner = ?3 OR holds.until <= ?5",
+            )
+            .and_then(|mut stmt| stmt.execute(params![kind, id, owner, until, now]))
+            .map(|changed| changed == 1)
+            .map_err(db("holding work"))
+        })
+        .await
+    }
+
+    async fn let_go(&self, kind: &str, id: &str, owner: &str) -> Result<(), StoreError> {
+        let (kind, id, owner) = (kind.to_owned(), id.to_owned(), owner.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached("DELETE FROM holds WHERE kind = ?1 AND id = ?2 AND owner = ?3")
+                .and_then(|mut stmt| stmt.execute(params![kind, id, owner]))
+                .map(drop)
+                .map_err(db("letting go of work"))
+        })
+        .await
+    }
+
     async fn prune_records(
         &self,
         kind: &str,

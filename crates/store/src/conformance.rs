@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             waiting_is_counted_by_reason,
             people_are_found_by_any_contact,
             records_by_key_status_and_recency,
+            holds_are_exclusive_until_they_expire,
             what_is_done_is_pruned_and_the_rest_kept,
         );
     };
@@ -1203,6 +1204,78 @@ pub async fn records_by_key_status_and_recency(store: &impl StateStore) {
         json!({"n": 99})
     );
     assert_eq!(store.record("conversation", "nope").await.unwrap(), None);
+}
+
+/// Holds: one owner at a time does a piece of work; a hold renews, expires and is let go.
+pub async fn holds_are_exclusive_until_they_expire(store: &impl StateStore) {
+    assert!(
+        store
+            .hold("background", "p-1:3", "node-a", 1_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .hold("background", "p-1:3", "node-b", 2_000, 6_000)
+            .await
+            .unwrap(),
+        "held by node-a"
+    );
+    assert!(
+        store
+            .hold("background", "p-2:1", "node-b", 2_000, 6_000)
+            .await
+            .unwrap(),
+        "other work is free"
+    );
+    assert!(
+        store
+            .hold("message", "p-1:3", "node-b", 2_000, 6_000)
+            .await
+            .unwrap(),
+        "the same id of another kind is free"
+    );
+    assert!(
+        store
+            .hold("background", "p-1:3", "node-a", 4_000, 9_000)
+            .await
+            .unwrap(),
+        "the owner renews"
+    );
+    assert!(
+        !store
+            .hold("background", "p-1:3", "node-b", 8_999, 12_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .hold("background", "p-1:3", "node-b", 9_000, 12_000)
+            .await
+            .unwrap(),
+        "an expired hold is taken over"
+    );
+    assert!(
+        !store
+            .hold("background", "p-1:3", "node-a", 9_500, 14_000)
+            .await
+            .unwrap()
+    );
+    store.let_go("background", "p-1:3", "node-a").await.unwrap();
+    assert!(
+        !store
+            .hold("background", "p-1:3", "node-a", 9_500, 14_000)
+            .await
+            .unwrap(),
+        "letting go of another's hold does nothing"
+    );
+    store.let_go("background", "p-1:3", "node-b").await.unwrap();
+    assert!(
+        store
+            .hold("background", "p-1:3", "node-a", 9_500, 14_000)
+            .await
+            .unwrap()
+    );
 }
 
 /// Retention: finished participants whose last step is old go with their journeys, and

@@ -289,6 +289,15 @@ pub trait FlowStore: Send + Sync {
 /// Participants, their journeys, claims, waits and analytics counters.
 #[async_trait]
 pub trait ParticipantStore: Send + Sync {
+    /// Wake-ups from other processes sharing this store: the value changes soon after
+    /// another process commits work that any engine may take (participants queued or woken,
+    /// a flow saved), so a scheduler can run a round before its next tick. A hint, not a
+    /// queue: the work is found by the next round in any case. `None` (the default) when
+    /// the backend has no way to tell (one process per database).
+    fn work_signals(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Inserts a new participant already claimed by `owner` until `expires_at` (its status
     /// is stored as [`Status::Running`]), and returns the lease.
     async fn insert_claimed(
@@ -524,6 +533,20 @@ pub trait PeopleStore: Send + Sync {
 pub trait RecordStore: Send + Sync {
     /// Inserts or replaces a record.
     async fn put_record(&self, r: &Record) -> Result<(), StoreError>;
+    /// Takes hold of the work `kind`/`id` (a record to send, a thread of messages) for
+    /// `owner` until `until`, so that one process among those sharing the store does it:
+    /// `false` when another owner holds it until after `now`. Holding it again renews the
+    /// hold. Holds are kept apart from records; one that is not let go expires.
+    async fn hold(
+        &self,
+        kind: &str,
+        id: &str,
+        owner: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool, StoreError>;
+    /// Lets go of a hold of `owner`'s (another's is left as it is).
+    async fn let_go(&self, kind: &str, id: &str, owner: &str) -> Result<(), StoreError>;
     /// A record by kind and id.
     async fn record(&self, kind: &str, id: &str) -> Result<Option<Record>, StoreError>;
     /// Removes up to `limit` records of `kind` with one of `statuses` whose body's number
