@@ -98,6 +98,9 @@ pub const MAX_STEPS_PER_RUN: usize = 1000;
 /// by the scheduler once its lease has expired.
 pub const LEASE_MS: Millis = 30_000;
 
+/// Claimed participants a scheduler round runs at a time ([`Engine::resume_due`]).
+pub const RUN_AT_ONCE: usize = 32;
+
 /// Participants one call runs after the one it was about (entered by Add to Flow, woken by
 /// an event); the rest stay queued for [`Engine::resume_due`].
 pub const MAX_FOLLOW_UPS: usize = 1000;
@@ -432,25 +435,29 @@ impl Engine {
         lease: &Lease,
         step: impl std::future::Future<Output = T>,
     ) -> Result<T, EngineError> {
-        let mut step = std::pin::pin!(step);
         let every = std::time::Duration::from_millis((self.inner.lease_ms / 3) as u64);
-        loop {
-            tokio::select! {
-                biased;
-                out = &mut step => return Ok(out),
-                () = tokio::time::sleep(every) => {
-                    match self.inner.store.renew(lease, self.lease_expiry()).await {
-                        Ok(_) => {}
-                        Err(e @ flowhost_store::StoreError::LeaseLost { .. }) => return Err(e.into()),
-                        // The next renewal may get through; the lease has two thirds left.
-                        Err(e) => tracing::warn!(
-                            participant = %lease.participant,
-                            error = %e,
-                            "cannot renew a lease; trying again"
-                        ),
-                    }
+        // The renewals run beside the step, never instead of it: a step in the middle of a
+        // write holds a connection (and perhaps a row lock) that a renewal may be waiting
+        // for.
+        let renewals = async {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.inner.store.renew(lease, self.lease_expiry()).await {
+                    Ok(_) => {}
+                    Err(e @ flowhost_store::StoreError::LeaseLost { .. }) => return e,
+                    // The next renewal may get through; the lease has two thirds left.
+                    Err(e) => tracing::warn!(
+                        participant = %lease.participant,
+                        error = %e,
+                        "cannot renew a lease; trying again"
+                    ),
                 }
             }
+        };
+        tokio::select! {
+            biased;
+            out = step => Ok(out),
+            lost = renewals => Err(lost.into()),
         }
     }
 
@@ -474,20 +481,31 @@ impl Engine {
         {
             return Ok(None);
         }
-        let mut work = std::pin::pin!(work);
         let every = std::time::Duration::from_millis((self.inner.lease_ms / 3) as u64);
-        let out = loop {
-            tokio::select! {
-                biased;
-                out = &mut work => break out,
-                () = tokio::time::sleep(every) => {
-                    match store.hold(kind, id, owner, self.now(), self.lease_expiry()).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::warn!(kind, id, "another process took this work over; it may be done twice"),
-                        Err(e) => tracing::warn!(kind, id, error = %e, "cannot renew a hold; trying again"),
+        // Renewed beside the work, never instead of it (see `renewing`).
+        let renewals = async {
+            loop {
+                tokio::time::sleep(every).await;
+                match store
+                    .hold(kind, id, owner, self.now(), self.lease_expiry())
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        kind,
+                        id,
+                        "another process took this work over; it may be done twice"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(kind, id, error = %e, "cannot renew a hold; trying again")
                     }
                 }
             }
+        };
+        let out = tokio::select! {
+            biased;
+            out = work => out,
+            never = renewals => never,
         };
         if let Err(e) = store.let_go(kind, id, owner).await {
             tracing::warn!(kind, id, error = %e, "cannot let go of a hold; it expires");

@@ -84,6 +84,10 @@ pub(super) fn listen_address(stderr: &mut impl std::io::BufRead) -> String {
 pub(super) fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // A service that stops answering fails the test rather than hanging it.
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -91,7 +95,9 @@ pub(super) fn http(addr: &str, method: &str, path: &str, key: &str, body: &str) 
     )
     .unwrap();
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer from the service: {e}"));
     let status = answer[9..12].parse().unwrap();
     let body = answer
         .split_once("\r\n\r\n")
