@@ -188,7 +188,7 @@ impl FlowStore for PostgresStore {
         )
         .await
         .map_err(db("saving a flow"))?;
-        listen::notify(&*tx, &self.node).await?;
+        listen::notify(&tx, &self.node).await?;
         tx.commit().await.map_err(db("saving a flow"))
     }
 

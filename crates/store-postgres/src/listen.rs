@@ -9,11 +9,12 @@
 //! hints: a node that misses some (its connection dropped) bumps the value once it listens
 //! again, and its scheduler's next round finds the work in any case.
 
+use deadpool_postgres::GenericClient;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-use tokio_postgres::{AsyncMessage, GenericClient, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::db;
 use flowhost_store::StoreError;

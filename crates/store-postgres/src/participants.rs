@@ -2,7 +2,7 @@
 //! and counters, waits and wake-ups, analytics, retention.
 
 use super::*;
-use crate::rows::{append, count, earlier_answer, insert, wake, write_leased};
+use crate::rows::{append, append_all, count_all, earlier_answer, insert, wake, write_leased};
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, ElementState, IdempotentRequest, JourneyEntry, Lease,
     ParticipantState, ParticipantStore, Record, Status, StatusCounts, StepRecord, parse_status,
@@ -31,7 +31,7 @@ impl ParticipantStore for PostgresStore {
         let mut p = p.clone();
         p.status = Status::Running;
         let client = self.client().await?;
-        insert(&**client, &p, Some((owner, expires_at))).await?;
+        insert(&client, &p, Some((owner, expires_at))).await?;
         Ok(Lease {
             participant: p.id,
             owner: owner.to_owned(),
@@ -67,16 +67,16 @@ impl ParticipantStore for PostgresStore {
                 .await
                 .map_err(db("entering participants"))?;
             if inserted == 0 {
-                return earlier_answer(&*tx, r.scope, r.key).await;
+                return earlier_answer(&tx, r.scope, r.key).await;
             }
         }
         for p in participants {
             let mut p = p.clone();
             p.status = Status::Queued;
-            insert(&*tx, &p, None).await?;
+            insert(&tx, &p, None).await?;
         }
         if !participants.is_empty() {
-            listen::notify(&*tx, &self.node).await?;
+            listen::notify(&tx, &self.node).await?;
         }
         tx.commit().await.map_err(db("entering participants"))?;
         Ok(None)
@@ -88,7 +88,7 @@ impl ParticipantStore for PostgresStore {
         key: &str,
     ) -> Result<Option<EarlierAnswer>, StoreError> {
         let client = self.client().await?;
-        earlier_answer(&**client, scope, key).await
+        earlier_answer(&client, scope, key).await
     }
 
     async fn claim(
@@ -213,45 +213,42 @@ impl ParticipantStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("recording a step"))?;
-        write_leased(&*tx, lease, p).await?;
-        if let Some(last) = steps.iter().map(|s| s.entry.at_ms).max() {
-            tx.execute(
-                "UPDATE participants SET updated_at = $2 WHERE id = $1",
-                &[&p.id, &last],
-            )
-            .await
-            .map_err(db("recording a step"))?;
-        }
+        let last = steps.iter().map(|s| s.entry.at_ms).max();
+        write_leased(&tx, lease, p, last).await?;
+        let entries: Vec<&JourneyEntry> = steps.iter().map(|s| s.entry).collect();
+        append_all(&tx, &p.id, &entries).await?;
+        let mut counts: BTreeMap<(&str, String), i64> = BTreeMap::new();
         for step in steps {
             let (entry, write) = (step.entry, step.write);
-            append(&*tx, &p.id, entry).await?;
             for record in write.records {
-                records::put(&*tx, record).await?;
+                records::put(&tx, record).await?;
             }
             for other in write.enter {
                 let mut other = other.clone();
                 other.status = Status::Queued;
-                insert(&*tx, &other, None).await?;
+                insert(&tx, &other, None).await?;
             }
-            if write.entered {
-                count(&*tx, p, &entry.element_id, "").await?;
-            }
-            if let Some(exit) = &entry.exit {
-                count(&*tx, p, &entry.element_id, exit).await?;
-            }
-            for detail in write.tally {
-                count(&*tx, p, &entry.element_id, &format!("{DETAIL}{detail}")).await?;
+            let element = entry.element_id.as_str();
+            let exits = write
+                .entered
+                .then(String::new)
+                .into_iter()
+                .chain(entry.exit.clone())
+                .chain(write.tally.iter().map(|d| format!("{DETAIL}{d}")));
+            for exit in exits {
+                *counts.entry((element, exit)).or_default() += 1;
             }
         }
+        count_all(&tx, p, &counts).await?;
         if steps.iter().any(|s| !s.write.enter.is_empty()) {
-            listen::notify(&*tx, &self.node).await?;
+            listen::notify(&tx, &self.node).await?;
         }
         tx.commit().await.map_err(db("recording a step"))
     }
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
         let client = self.client().await?;
-        write_leased(&**client, lease, p).await
+        write_leased(&client, lease, p, None).await
     }
 
     async fn finish_record(
@@ -276,7 +273,7 @@ impl ParticipantStore for PostgresStore {
         if removed == 0 {
             return Ok(false);
         }
-        append(&*tx, participant_id, entry).await?;
+        append(&tx, participant_id, entry).await?;
         tx.commit().await.map_err(db("finishing a record"))?;
         Ok(true)
     }
@@ -390,9 +387,9 @@ impl ParticipantStore for PostgresStore {
 
     async fn wake(&self, key: &str, event: &Value, now: Millis) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
-        let ids = wake(&**client, key, &event.to_string(), now).await?;
+        let ids = wake(&client, key, &event.to_string(), now).await?;
         if !ids.is_empty() {
-            listen::notify(&**client, &self.node).await?;
+            listen::notify(&client, &self.node).await?;
         }
         Ok(ids)
     }
@@ -409,10 +406,10 @@ impl ParticipantStore for PostgresStore {
             .transaction()
             .await
             .map_err(db("waking participants"))?;
-        records::put(&*tx, record).await?;
-        let ids = wake(&*tx, key, &event.to_string(), now).await?;
+        records::put(&tx, record).await?;
+        let ids = wake(&tx, key, &event.to_string(), now).await?;
         if !ids.is_empty() {
-            listen::notify(&*tx, &self.node).await?;
+            listen::notify(&tx, &self.node).await?;
         }
         tx.commit().await.map_err(db("waking participants"))?;
         Ok(ids)
@@ -576,7 +573,7 @@ impl ParticipantStore for PostgresStore {
         entry: &JourneyEntry,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
-        append(&**client, participant_id, entry).await
+        append(&client, participant_id, entry).await
     }
 
     async fn count_waiting(

@@ -1,9 +1,9 @@
 //! Records (small JSON documents by kind, key and status) and People.
 
 use super::*;
+use deadpool_postgres::GenericClient;
 use flowhost_store::{PeopleStore, Record, RecordStore};
 use flowhost_types::person::Person;
-use tokio_postgres::GenericClient;
 
 /// Inserts or replaces a record, on its own or in a step's transaction.
 pub(crate) async fn put(client: &impl GenericClient, r: &Record) -> Result<(), StoreError> {
@@ -39,7 +39,7 @@ fn record(
 impl RecordStore for PostgresStore {
     async fn put_record(&self, r: &Record) -> Result<(), StoreError> {
         let client = self.client().await?;
-        put(&**client, r).await
+        put(&client, r).await
     }
 
     async fn hold(
@@ -187,7 +187,7 @@ impl PeopleStore for PostgresStore {
 
     async fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
         let client = self.client().await?;
-        read_person(&**client, id).await
+        read_person(&client, id).await
     }
 
     async fn person_by_contact(&self, key: &str) -> Result<Option<Person>, StoreError> {
@@ -201,7 +201,7 @@ impl PeopleStore for PostgresStore {
             .map_err(db("finding a person by contact"))?
             .map(|r| r.get::<_, String>(0));
         match id {
-            Some(id) => read_person(&**client, &id).await,
+            Some(id) => read_person(&client, &id).await,
             None => Ok(None),
         }
     }

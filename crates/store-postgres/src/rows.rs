@@ -1,10 +1,13 @@
 //! The statements participants' writes share: insert, save under a lease, append to a
-//! journey, count, look up an idempotency key, wake.
+//! journey, count, look up an idempotency key, wake. The ones every step runs are prepared
+//! once per connection and cached (a statement sent as text is parsed on each call, one more
+//! round trip), and a run's journey rows and counters are each written in one statement.
 
 use super::*;
+use deadpool_postgres::GenericClient;
 use flowhost_store::{EarlierAnswer, JourneyEntry, Lease, ParticipantState, Status};
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use std::collections::BTreeMap;
 
 pub(crate) async fn insert(
     client: &impl GenericClient,
@@ -52,19 +55,27 @@ pub(crate) async fn write_leased(
     client: &impl GenericClient,
     lease: &Lease,
     p: &ParticipantState,
+    updated_at: Option<Millis>,
 ) -> Result<(), StoreError> {
     let running = p.status == Status::Running;
     let state = p.element_state.as_ref().map(|s| s.data.to_string());
     let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
     let event = p.event.as_ref().map(Value::to_string);
-    let changed = client
-        .execute(
+    let update = client
+        .prepare_cached(
             "UPDATE participants SET person = $3, variables = $4, current = $5, status = $6,
                  waiting_until = $7, steps = $8, element_state = $9, wait_key = $10, event = $11,
                  lease_owner = CASE WHEN $12 THEN lease_owner END,
                  lease_expires = CASE WHEN $12 THEN lease_expires END, wait_reason = $13,
-                 claimed_from = CASE WHEN $12 THEN 'queued' END, retried = 0
+                 claimed_from = CASE WHEN $12 THEN 'queued' END, retried = 0,
+                 updated_at = COALESCE($14, updated_at)
              WHERE id = $1 AND epoch = $2 AND status = 'running'",
+        )
+        .await
+        .map_err(db("saving a participant"))?;
+    let changed = client
+        .execute(
+            &update,
             &[
                 &p.id,
                 &(lease.epoch as i64),
@@ -79,6 +90,7 @@ pub(crate) async fn write_leased(
                 &event,
                 &running,
                 &reason,
+                &updated_at,
             ],
         )
         .await
@@ -98,44 +110,84 @@ pub(crate) async fn append(
     participant_id: &str,
     entry: &JourneyEntry,
 ) -> Result<(), StoreError> {
-    let seq: i64 = client
-        .query_one(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = $1",
-            &[&participant_id],
-        )
+    append_all(client, participant_id, &[entry]).await
+}
+
+/// Appends entries in order at the participant's next sequence numbers, in one statement.
+pub(crate) async fn append_all(
+    client: &impl GenericClient,
+    participant_id: &str,
+    entries: &[&JourneyEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let last = client
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM journey WHERE participant_id = $1")
+        .await
+        .map_err(db("numbering a journey entry"))?;
+    let last: i64 = client
+        .query_one(&last, &[&participant_id])
         .await
         .map_err(db("numbering a journey entry"))?
         .get(0);
-    let mut entry = entry.clone();
-    entry.seq = seq as u64;
-    client
-        .execute(
-            "INSERT INTO journey (participant_id, seq, entry) VALUES ($1, $2, $3)",
-            &[&participant_id, &seq, &json("journey entry", &entry)?],
+    let mut seqs = Vec::with_capacity(entries.len());
+    let mut texts = Vec::with_capacity(entries.len());
+    for (n, entry) in entries.iter().enumerate() {
+        let mut entry = (*entry).clone();
+        let seq = last + 1 + n as i64;
+        entry.seq = seq as u64;
+        seqs.push(seq);
+        texts.push(json("journey entry", &entry)?);
+    }
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO journey (participant_id, seq, entry)
+             SELECT $1, t.seq, t.entry FROM unnest($2::BIGINT[], $3::TEXT[]) AS t (seq, entry)",
         )
+        .await
+        .map_err(db("appending a journey entry"))?;
+    client
+        .execute(&insert, &[&participant_id, &seqs, &texts])
         .await
         .map_err(db("appending a journey entry"))?;
     Ok(())
 }
 
-pub(crate) async fn count(
+/// Adds `counts` (by element and exit; an empty exit counts entries) to a participant's
+/// flow version's counters, in one statement. The counters are taken in key order, so
+/// transactions counting the same ones never wait for each other in a circle.
+pub(crate) async fn count_all(
     client: &impl GenericClient,
     p: &ParticipantState,
-    element_id: &str,
-    exit: &str,
+    counts: &BTreeMap<(&str, String), i64>,
 ) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let elements: Vec<&str> = counts.keys().map(|(e, _)| *e).collect();
+    let exits: Vec<&str> = counts.keys().map(|(_, x)| x.as_str()).collect();
+    let ns: Vec<i64> = counts.values().copied().collect();
+    let upsert = client
+        .prepare_cached(
+            "INSERT INTO step_counts (flow_id, version, element_id, exit, shard, n)
+             SELECT $1, $2, t.element_id, t.exit, $3, t.n
+             FROM unnest($4::TEXT[], $5::TEXT[], $6::BIGINT[]) AS t (element_id, exit, n)
+             ON CONFLICT (flow_id, version, element_id, exit, shard)
+                 DO UPDATE SET n = step_counts.n + EXCLUDED.n",
+        )
+        .await
+        .map_err(db("counting a step"))?;
     client
         .execute(
-            "INSERT INTO step_counts (flow_id, version, element_id, exit, shard, n)
-             VALUES ($1, $2, $3, $4, $5, 1)
-             ON CONFLICT (flow_id, version, element_id, exit, shard)
-                 DO UPDATE SET n = step_counts.n + 1",
+            &upsert,
             &[
                 &p.flow_id,
                 &i64::from(p.flow_version),
-                &element_id,
-                &exit,
                 &crate::schema::shard(&p.id),
+                &elements,
+                &exits,
+                &ns,
             ],
         )
         .await
