@@ -1,9 +1,9 @@
 //! The flow engine: participants advance element by element; after every step the
 //! participant's state and one journey entry are written to the [`StateStore`].
 //!
-//! It owns four jobs, one file each: compiling and deploying flows (`compile.rs`), running
-//! participants (`run.rs`), the [`scheduler`] that resumes due participants until shut
-//! down, and analytics. What it runs is behind the [`element`] traits; it knows no element,
+//! It owns four jobs: compiling and deploying flows (`compile.rs`, and `saved.rs` for the
+//! flows saved in the store), running participants (`run.rs`, and `due.rs` for the ones that
+//! are due), the [`scheduler`] that resumes due participants until shut down, and analytics. What it runs is behind the [`element`] traits; it knows no element,
 //! no plugin host and no messaging service, and it talks to any backend of the storage API.
 //!
 //! An element type is registered once; a flow names it by its `type`:
@@ -68,8 +68,10 @@
 
 mod background;
 mod compile;
+mod due;
 pub mod element;
 mod run;
+mod saved;
 pub mod scheduler;
 
 use element::{

@@ -27,8 +27,12 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Tells the other nodes, when the transaction `client` is in commits, that there is work.
 pub(crate) async fn notify(client: &impl GenericClient, node: &str) -> Result<(), StoreError> {
+    let notify = client
+        .prepare_cached("SELECT pg_notify($1, $2)")
+        .await
+        .map_err(db("waking the other nodes"))?;
     client
-        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &node])
+        .execute(&notify, &[&CHANNEL, &node])
         .await
         .map_err(db("waking the other nodes"))?;
     Ok(())

@@ -1,6 +1,9 @@
 //! Participants: inserts, claims and leases, steps with their journey entries and counters,
 //! waits and wake-ups, analytics.
 
+// One file of more than 600 lines: it is the one `ParticipantStore` impl for SQLite (a trait
+// impl cannot be split across files); the statements it shares are in `rows.rs`.
+
 use super::*;
 /// How an element's analytics details are kept beside its exits: as `detail:<name>`.
 const DETAIL: &str = "detail:";

@@ -38,6 +38,8 @@
 //! # let _ = Lease { participant: "p-1".into(), owner: "node-a".into(), expires_at: 0, epoch: 3 };
 //! ```
 #![deny(missing_docs)]
+// One file of more than 600 lines: it is the storage contract (every trait, with the value
+// types its methods take and return), read as one by whoever writes a backend.
 
 #[cfg(any(feature = "conformance", doc))]
 pub mod conformance;
