@@ -233,3 +233,55 @@ async fn retries_honour_retry_after_and_only_repeat_idempotent_methods() {
         logs(&journey[1])
     );
 }
+
+/// Participants resuming a plain wait run side by side: one waiting for a slow answer does
+/// not hold up the others that fell due with it (only a sending speed's queue keeps order,
+/// above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_resuming_a_wait_run_side_by_side() {
+    const SLOW: std::time::Duration = std::time::Duration::from_secs(2);
+    let dir = tempfile::tempdir().unwrap();
+    let arrived = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = arrived.clone();
+    let srv = TestServer::start_replying(move |_| {
+        seen.lock().unwrap().push(std::time::Instant::now());
+        Reply::json(200, "{}").after(SLOW)
+    })
+    .await;
+    let h = harness(dir.path());
+    let def = json!({
+        "id": "nap", "name": "Nap", "entry_points": [{"type": "api", "start": "nap"}],
+        "elements": [
+            {"id": "nap", "type": "wait", "config": {"duration": "1h"}, "exits": {"next": "call"}},
+            {"id": "call", "type": "call-api", "config": {"url": format!("{}/slow", srv.url())},
+             "exits": {"2xx": "done", "4xx": "done", "5xx": "done", "error": "done"}},
+            {"id": "done", "type": "exit"}
+        ]
+    });
+    let def = FlowDef::parse(&def.to_string(), "nap.json").unwrap();
+    h.engine.deploy(def, "nap.json").await.unwrap();
+    for name in ["p1", "p2", "p3", "p4"] {
+        let person = Person {
+            id: name.into(),
+            ..Person::default()
+        };
+        let p = h
+            .engine
+            .start("nap", person, BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(p.status, Status::Waiting);
+    }
+    h.clock.advance_ms(3_600_000);
+    let resumed = h.engine.resume_due().await.unwrap();
+    assert_eq!(resumed.len(), 4);
+    assert!(resumed.iter().all(|p| p.status == Status::Completed));
+    let arrived = arrived.lock().unwrap();
+    assert_eq!(arrived.len(), 4);
+    // One after another, the last request would have left after three slow answers.
+    let spread = arrived[3] - arrived[0];
+    assert!(
+        spread < SLOW,
+        "the four requests arrived over {spread:?}: the participants ran one after another"
+    );
+}

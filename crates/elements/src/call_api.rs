@@ -431,6 +431,11 @@ pub(crate) fn sent_record(
 }
 
 impl Element for CallApi {
+    /// A sending speed's queue is first in, first out.
+    fn resumes_in_order(&self) -> bool {
+        self.rate.is_some()
+    }
+
     fn exits(&self) -> Vec<String> {
         if self.wait {
             vec![

@@ -1,14 +1,16 @@
-//! Running the participants that are due, in batches claimed in one statement: those
-//! entering a flow side by side, those resuming a wait in the order they fell due.
+//! Running the participants that are due, in batches claimed in one statement, side by
+//! side; those resuming in an element whose queue is first in, first out (a sending speed)
+//! one after another, in the order they fell due.
 
 use super::*;
 
 impl Engine {
     /// Resumes every waiting participant whose time has come (and queued ones); returns
-    /// their new states, in the order they were claimed. Participants entering a flow run up
-    /// to [`RUN_AT_ONCE`] at a time, so one waiting for a plugin or an HTTP answer holds up
-    /// only itself and their writes share commits; participants resuming a wait go on in
-    /// the order they fell due, beside them.
+    /// their new states, in the order they were claimed. They run up to [`RUN_AT_ONCE`] at a
+    /// time, so one waiting for a plugin or an HTTP answer holds up only itself and their
+    /// writes share commits. Participants resuming in an element that keeps order
+    /// ([`Element::resumes_in_order`]) go on one after another in the order they fell due,
+    /// as one of those.
     pub async fn resume_due(&self) -> Result<Vec<ParticipantState>, EngineError> {
         let now = self.inner.clock.now_ms();
         let held = self.paused_flows();
@@ -27,32 +29,39 @@ impl Engine {
             let mut progressed = false;
             // Every claimed participant runs, even after one fails: the rest would otherwise
             // wait for their leases to expire.
-            // Participants resuming a wait go on one after another, in the order they fell
-            // due (a sending speed's queue is first in, first out); those entering a flow run
-            // beside them, up to `RUN_AT_ONCE` at a time.
-            let (resuming, entering): (Vec<_>, Vec<_>) = claims
-                .into_iter()
-                .enumerate()
-                .partition(|(_, c)| c.was == Status::Waiting);
-            let mut running = tokio::task::JoinSet::new();
-            let engine = self.clone();
-            running.spawn(async move {
-                let mut ran = Vec::new();
-                for (order, claim) in resuming {
-                    ran.push((order, engine.run_claim_and_follow(claim, now).await));
+            let mut lanes: Vec<Vec<(usize, flowhost_store::Claim)>> = Vec::new();
+            let mut ordered: HashMap<(String, String), usize> = HashMap::new();
+            for (order, claim) in claims.into_iter().enumerate() {
+                let key = match claim.was {
+                    Status::Waiting => self.order_key(&claim).await,
+                    _ => None,
+                };
+                match key {
+                    Some(key) => match ordered.get(&key) {
+                        Some(&lane) => lanes[lane].push((order, claim)),
+                        None => {
+                            ordered.insert(key, lanes.len());
+                            lanes.push(vec![(order, claim)]);
+                        }
+                    },
+                    None => lanes.push(vec![(order, claim)]),
                 }
-                ran
-            });
+            }
+            let mut running = tokio::task::JoinSet::new();
             let mut done = Vec::new();
-            for (order, claim) in entering {
-                if running.len() > RUN_AT_ONCE
+            for lane in lanes {
+                if running.len() >= RUN_AT_ONCE
                     && let Some(finished) = running.join_next().await
                 {
                     done.extend(finished.expect("a claimed participant's run panicked"));
                 }
                 let engine = self.clone();
                 running.spawn(async move {
-                    vec![(order, engine.run_claim_and_follow(claim, now).await)]
+                    let mut ran = Vec::with_capacity(lane.len());
+                    for (order, claim) in lane {
+                        ran.push((order, engine.run_claim_and_follow(claim, now).await));
+                    }
+                    ran
                 });
             }
             while let Some(finished) = running.join_next().await {
@@ -87,6 +96,24 @@ impl Engine {
             Some(e) => Err(e),
             None => Ok(resumed),
         }
+    }
+
+    /// The queue a participant resuming a wait keeps its place in: its flow and element, if
+    /// that element resumes in order. A participant the store did not read with its claim,
+    /// or whose flow cannot be built here, is taken to keep order (the safe answer).
+    async fn order_key(&self, claim: &flowhost_store::Claim) -> Option<(String, String)> {
+        let Some(state) = &claim.state else {
+            return Some((String::new(), String::new()));
+        };
+        let current = state.current.clone().unwrap_or_default();
+        let keeps_order = match self.flow_at(&state.flow_id, state.flow_version).await {
+            Ok(flow) => flow
+                .nodes
+                .get(&current)
+                .is_none_or(|node| node.element.resumes_in_order()),
+            Err(_) => true,
+        };
+        keeps_order.then(|| (state.flow_id.clone(), current))
     }
 
     /// Runs a claimed participant, then the ones it entered or woke.

@@ -212,6 +212,12 @@ pub trait Element: Send + Sync {
     fn has_effects(&self) -> bool {
         true
     }
+    /// Whether participants waiting in this element must resume in the order they fell due
+    /// (a queue that is first in, first out, such as a sending speed's). Those run one after
+    /// another; participants resuming anywhere else run side by side.
+    fn resumes_in_order(&self) -> bool {
+        false
+    }
     /// The flows it enters participants into (Add to Flow's target), checked against the
     /// deployed flows when the flow is validated or deployed.
     fn flows_entered(&self) -> Vec<String> {

@@ -213,12 +213,15 @@ impl Engine {
                 "taking over a participant whose lease expired before its step was committed; the step runs again"
             );
         }
-        let state = self
-            .inner
-            .store
-            .participant(id)
-            .await?
-            .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
+        let state = match claim.state.take() {
+            Some(state) => state,
+            None => self
+                .inner
+                .store
+                .participant(id)
+                .await?
+                .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?,
+        };
         // A list of due participants can be stale: one that was queued when the list was
         // read may have run and started waiting since. A wait that has not ended (no event,
         // its time not come) goes back untouched.

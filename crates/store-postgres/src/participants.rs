@@ -120,6 +120,7 @@ impl ParticipantStore for PostgresStore {
         Ok(Some(Claim {
             was: parse_status(row.get::<_, Option<&str>>(1).unwrap_or("queued"))?,
             retried: row.get::<_, i64>(2) as u32,
+            state: None,
             lease: Lease {
                 participant: id.to_owned(),
                 owner: owner.to_owned(),
@@ -156,7 +157,9 @@ impl ParticipantStore for PostgresStore {
                      epoch = p.epoch + 1
                  FROM due WHERE p.id = due.id
                  RETURNING p.id, p.epoch, p.claimed_from, p.retried,
-                     COALESCE(p.waiting_until, 0), p.seq",
+                     COALESCE(p.waiting_until, 0), p.seq, p.flow_id, p.person, p.variables,
+                     p.current, p.status, p.waiting_until, p.steps, p.element_state,
+                     p.wait_key, p.event, p.wait_reason, p.flow_version",
                 &[&owner, &now, &expires_at, &(limit as i64), &held],
             )
             .await
@@ -169,6 +172,7 @@ impl ParticipantStore for PostgresStore {
                     Claim {
                         was: parse_status(r.get::<_, Option<&str>>(2).unwrap_or("queued"))?,
                         retried: r.get::<_, i64>(3) as u32,
+                        state: Some(state_from(r.get(0), r, 6)?),
                         lease: Lease {
                             participant: r.get(0),
                             owner: owner.to_owned(),
@@ -336,32 +340,10 @@ impl ParticipantStore for PostgresStore {
             )
             .await
             .map_err(db("reading a participant"))?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
-        let parse_opt = |s: Option<&str>| {
-            s.map(serde_json::from_str::<Value>)
-                .transpose()
-                .map_err(corrupt)
-        };
-        Ok(Some(ParticipantState {
-            id: id.to_owned(),
-            flow_id: r.get(0),
-            flow_version: r.get::<_, i64>(11) as u32,
-            person: serde_json::from_str(r.get::<_, &str>(1)).map_err(corrupt)?,
-            variables: serde_json::from_str(r.get::<_, &str>(2)).map_err(corrupt)?,
-            current: r.get(3),
-            status: parse_status(r.get::<_, &str>(4))?,
-            waiting_until: r.get(5),
-            steps: r.get::<_, i64>(6) as u64,
-            element_state: parse_opt(r.get(7))?.map(|data| ElementState {
-                reason: r.get::<_, Option<String>>(10).unwrap_or_default(),
-                data,
-            }),
-            wait_key: r.get(8),
-            event: parse_opt(r.get(9))?,
-        }))
+        match row {
+            Some(r) => Ok(Some(state_from(id, &r, 0)?)),
+            None => Ok(None),
+        }
     }
 
     async fn due(
@@ -594,4 +576,37 @@ impl ParticipantStore for PostgresStore {
             .get(0);
         Ok(n as u64)
     }
+}
+
+/// A participant from its columns `flow_id, person, variables, current, status,
+/// waiting_until, steps, element_state, wait_key, event, wait_reason, flow_version`, the
+/// first at index `at` of `r`.
+fn state_from(
+    id: &str,
+    r: &tokio_postgres::Row,
+    at: usize,
+) -> Result<ParticipantState, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
+    let parse_opt = |s: Option<&str>| {
+        s.map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(corrupt)
+    };
+    Ok(ParticipantState {
+        id: id.to_owned(),
+        flow_id: r.get(at),
+        flow_version: r.get::<_, i64>(at + 11) as u32,
+        person: serde_json::from_str(r.get::<_, &str>(at + 1)).map_err(corrupt)?,
+        variables: serde_json::from_str(r.get::<_, &str>(at + 2)).map_err(corrupt)?,
+        current: r.get(at + 3),
+        status: parse_status(r.get::<_, &str>(at + 4))?,
+        waiting_until: r.get(at + 5),
+        steps: r.get::<_, i64>(at + 6) as u64,
+        element_state: parse_opt(r.get(at + 7))?.map(|data| ElementState {
+            reason: r.get::<_, Option<String>>(at + 10).unwrap_or_default(),
+            data,
+        }),
+        wait_key: r.get(at + 8),
+        event: parse_opt(r.get(at + 9))?,
+    })
 }

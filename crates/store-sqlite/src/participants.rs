@@ -122,6 +122,7 @@ impl ParticipantStore for SqliteStore {
             Ok(Some(Claim {
                 was: parse_status(was.as_deref().unwrap_or("queued"))?,
                 retried: retried as u32,
+                state: None,
                 lease: Lease {
                     participant: id,
                     owner,
@@ -178,6 +179,7 @@ impl ParticipantStore for SqliteStore {
                     Claim {
                         was: parse_status(was.as_deref().unwrap_or("queued"))?,
                         retried: retried as u32,
+                        state: None,
                         lease: Lease {
                             participant: id,
                             owner: owner.clone(),
@@ -187,8 +189,16 @@ impl ParticipantStore for SqliteStore {
                     },
                 ));
             }
+            drop(stmt);
             claimed.sort_by_key(|(order, _)| *order);
-            Ok(claimed.into_iter().map(|(_, c)| c).collect())
+            // Read here, on the database thread, rather than one round trip each later.
+            claimed
+                .into_iter()
+                .map(|(_, mut claim)| {
+                    claim.state = read_participant(conn, &claim.lease.participant)?;
+                    Ok(claim)
+                })
+                .collect()
         })
         .await
     }

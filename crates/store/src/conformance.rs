@@ -616,6 +616,11 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
     );
     let running = store.participant(&late.id).await.unwrap().unwrap();
     assert_eq!(running.status, Status::Running);
+    // Each claim carries the participant as claimed, as a read after it would find them.
+    assert_eq!(rest[1].state.as_ref(), Some(&running));
+    let early_now = store.participant(&early.id).await.unwrap().unwrap();
+    assert_eq!(first[0].state.as_ref(), Some(&early_now));
+    assert_eq!(early_now.waiting_until, early.waiting_until);
     // Their leases fence as single claims do.
     assert!(matches!(
         store.renew(&rest[1].lease, 95_000).await,

@@ -159,7 +159,7 @@ pub struct Lease {
 }
 
 /// A successful claim.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Claim {
     /// The lease now held.
     pub lease: Lease,
@@ -170,6 +170,9 @@ pub struct Claim {
     /// lease expired before it committed its step: the step about to run may have run
     /// before, up to its outside effects.
     pub retried: u32,
+    /// The participant as claimed, when the store read it with the claim
+    /// ([`ParticipantStore::claim_due`] does): saves the runner a read of its own.
+    pub state: Option<ParticipantState>,
 }
 
 /// What else a step writes, in the same transaction as the participant and its journey entry.
