@@ -223,40 +223,6 @@ fn raw_sqlite(dir: &Path) -> (f64, f64) {
     (single, RAW_COMMITS as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn raw_postgres(server: &Server) -> (f64, f64) {
-    let (mut client, connection) = tokio_postgres::connect(&server.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute("CREATE TABLE raw (id TEXT PRIMARY KEY, body TEXT)")
-        .await
-        .unwrap();
-    let insert = client
-        .prepare("INSERT INTO raw VALUES ($1, $2)")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    for i in 0..RAW_COMMITS {
-        client
-            .execute(&insert, &[&format!("one-{i}"), &r#"{"n": 1}"#])
-            .await
-            .unwrap();
-    }
-    let single = RAW_COMMITS as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for batch in 0..RAW_COMMITS / 100 {
-        let tx = client.transaction().await.unwrap();
-        for i in 0..100 {
-            tx.execute(&insert, &[&format!("many-{batch}-{i}"), &r#"{"n": 1}"#])
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-    }
-    (single, RAW_COMMITS as f64 / started.elapsed().as_secs_f64())
-}
-
 /// Section 2, in this (child) process: enter `count` into a day's wait, then release them.
 async fn section_waits(name: &str, store: Arc<dyn StateStore>, count: usize) {
     let plugins = plugins().await;
@@ -402,7 +368,7 @@ fn main() {
         let sqlite = Arc::new(SqliteStore::open(&dir.path().join("steps.db")).unwrap());
         section_steps("SQLite", sqlite, &plugins, sqlite_raw).await;
         let server = tokio::task::spawn_blocking(Server::start).await.unwrap();
-        let pg_raw = raw_postgres(&server).await;
+        let pg_raw = server.raw_commit_rates("engine", RAW_COMMITS).await;
         let pg = Arc::new(PostgresStore::connect(&server.url).await.unwrap());
         section_steps("PostgreSQL", pg, &plugins, pg_raw).await;
         drop(server);

@@ -171,30 +171,6 @@ fn sqlite_store(dir: &std::path::Path) -> Vec<Arc<dyn StateStore>> {
     vec![Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap())]
 }
 
-/// Commits a second, one single-row `INSERT` each, on one PostgreSQL connection.
-async fn raw_postgres(server: &Server) -> f64 {
-    let (client, connection) = tokio_postgres::connect(&server.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute("CREATE TABLE raw (id TEXT PRIMARY KEY, body TEXT)")
-        .await
-        .unwrap();
-    let insert = client
-        .prepare("INSERT INTO raw VALUES ($1, $2)")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    for i in 0..RAW_COMMITS {
-        client
-            .execute(&insert, &[&format!("row-{i}"), &r#"{"n": 1}"#])
-            .await
-            .unwrap();
-    }
-    RAW_COMMITS as f64 / started.elapsed().as_secs_f64()
-}
-
 /// Commits a second, one single-row `INSERT` each, on a SQLite file.
 fn raw_sqlite(dir: &std::path::Path) -> f64 {
     let conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
@@ -237,7 +213,7 @@ fn main() {
         println!(
             "{:<44} {:>12.0}",
             "baseline: raw PostgreSQL commits/s",
-            raw_postgres(&server).await
+            server.raw_commit_rates("nodes", RAW_COMMITS).await.0
         );
         println!(
             "{:<44} {:>12.0}",

@@ -2,10 +2,12 @@
 //! and counters, waits and wake-ups, analytics, retention.
 
 use super::*;
-use crate::rows::{append, append_all, count_all, earlier_answer, insert, wake, write_leased};
+use crate::rows::{
+    append, append_all, count_all, earlier_answer, insert, state_from, wake, write_leased,
+};
 use flowhost_store::{
-    Claim, EarlierAnswer, ElementCounts, ElementState, IdempotentRequest, JourneyEntry, Lease,
-    ParticipantState, ParticipantStore, Record, Status, StatusCounts, StepRecord, parse_status,
+    Claim, EarlierAnswer, ElementCounts, IdempotentRequest, JourneyEntry, Lease, ParticipantState,
+    ParticipantStore, Record, Status, StatusCounts, StepRecord, parse_status,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -576,37 +578,4 @@ impl ParticipantStore for PostgresStore {
             .get(0);
         Ok(n as u64)
     }
-}
-
-/// A participant from its columns `flow_id, person, variables, current, status,
-/// waiting_until, steps, element_state, wait_key, event, wait_reason, flow_version`, the
-/// first at index `at` of `r`.
-fn state_from(
-    id: &str,
-    r: &tokio_postgres::Row,
-    at: usize,
-) -> Result<ParticipantState, StoreError> {
-    let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
-    let parse_opt = |s: Option<&str>| {
-        s.map(serde_json::from_str::<Value>)
-            .transpose()
-            .map_err(corrupt)
-    };
-    Ok(ParticipantState {
-        id: id.to_owned(),
-        flow_id: r.get(at),
-        flow_version: r.get::<_, i64>(at + 11) as u32,
-        person: serde_json::from_str(r.get::<_, &str>(at + 1)).map_err(corrupt)?,
-        variables: serde_json::from_str(r.get::<_, &str>(at + 2)).map_err(corrupt)?,
-        current: r.get(at + 3),
-        status: parse_status(r.get::<_, &str>(at + 4))?,
-        waiting_until: r.get(at + 5),
-        steps: r.get::<_, i64>(at + 6) as u64,
-        element_state: parse_opt(r.get(at + 7))?.map(|data| ElementState {
-            reason: r.get::<_, Option<String>>(at + 10).unwrap_or_default(),
-            data,
-        }),
-        wait_key: r.get(at + 8),
-        event: parse_opt(r.get(at + 9))?,
-    })
 }

@@ -1,11 +1,13 @@
 //! The statements participants' writes share: insert, save under a lease, append to a
-//! journey, count, look up an idempotency key, wake. The ones every step runs are prepared
+//! journey, count, look up an idempotency key, wake; and a participant read from its columns. The ones every step runs are prepared
 //! once per connection and cached (a statement sent as text is parsed on each call, one more
 //! round trip), and a run's journey rows and counters are each written in one statement.
 
 use super::*;
 use deadpool_postgres::GenericClient;
-use flowhost_store::{EarlierAnswer, JourneyEntry, Lease, ParticipantState, Status};
+use flowhost_store::{
+    EarlierAnswer, ElementState, JourneyEntry, Lease, ParticipantState, Status, parse_status,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -234,4 +236,37 @@ pub(crate) async fn wake(
     let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     ids.sort();
     Ok(ids)
+}
+
+/// A participant from its columns `flow_id, person, variables, current, status,
+/// waiting_until, steps, element_state, wait_key, event, wait_reason, flow_version`, the
+/// first at index `at` of `r`.
+pub(crate) fn state_from(
+    id: &str,
+    r: &tokio_postgres::Row,
+    at: usize,
+) -> Result<ParticipantState, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::corrupt(format!("participant {id:?}"), e);
+    let parse_opt = |s: Option<&str>| {
+        s.map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(corrupt)
+    };
+    Ok(ParticipantState {
+        id: id.to_owned(),
+        flow_id: r.get(at),
+        flow_version: r.get::<_, i64>(at + 11) as u32,
+        person: serde_json::from_str(r.get::<_, &str>(at + 1)).map_err(corrupt)?,
+        variables: serde_json::from_str(r.get::<_, &str>(at + 2)).map_err(corrupt)?,
+        current: r.get(at + 3),
+        status: parse_status(r.get::<_, &str>(at + 4))?,
+        waiting_until: r.get(at + 5),
+        steps: r.get::<_, i64>(at + 6) as u64,
+        element_state: parse_opt(r.get(at + 7))?.map(|data| ElementState {
+            reason: r.get::<_, Option<String>>(at + 10).unwrap_or_default(),
+            data,
+        }),
+        wait_key: r.get(at + 8),
+        event: parse_opt(r.get(at + 9))?,
+    })
 }

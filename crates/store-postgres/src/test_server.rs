@@ -143,6 +143,49 @@ impl Server {
 }
 
 impl Server {
+    /// A benchmark's baseline, measured on this server: rows a second written with one-row
+    /// `INSERT`s on one connection, each its own commit, then 100 to a commit. Each call
+    /// writes to a table of its own (`raw_<table>`).
+    pub async fn raw_commit_rates(&self, table: &str, rows: usize) -> (f64, f64) {
+        let (mut client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting for the raw baseline");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE raw_{table} (id TEXT PRIMARY KEY, body TEXT)"
+            ))
+            .await
+            .expect("creating the raw baseline's table");
+        let insert = client
+            .prepare(&format!("INSERT INTO raw_{table} VALUES ($1, $2)"))
+            .await
+            .expect("preparing the raw baseline's insert");
+        let body = r#"{"n": 1}"#;
+        let started = std::time::Instant::now();
+        for i in 0..rows {
+            client
+                .execute(&insert, &[&format!("one-{i}"), &body])
+                .await
+                .expect("a raw one-row commit");
+        }
+        let single = rows as f64 / started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        for batch in 0..rows / 100 {
+            let tx = client.transaction().await.expect("a raw transaction");
+            for i in 0..100 {
+                tx.execute(&insert, &[&format!("many-{batch}-{i}"), &body])
+                    .await
+                    .expect("a raw insert");
+            }
+            tx.commit().await.expect("a raw commit of 100 rows");
+        }
+        (
+            single,
+            (rows / 100 * 100) as f64 / started.elapsed().as_secs_f64(),
+        )
+    }
+
     /// Stops the server at once, as a crash or a lost network would look to its clients.
     pub fn stop(&self) {
         let data = self.dir.path().join("data");
