@@ -28,12 +28,24 @@ impl Engine {
             self.inner.store.person(person_id).await?.ok_or_else(|| {
                 EngineError::Rejected(format!("no person {person_id:?} in People"))
             })?;
-        self.start(flow_id, person, variables).await
+        self.enter(flow_id, EntryKind::Api, person, variables).await
     }
 
     /// Enters a person into a flow at its entry point of `kind` and runs them until the flow
     /// ends or they wait.
     pub async fn start_at(
+        &self,
+        flow_id: &str,
+        kind: EntryKind,
+        person: Person,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<ParticipantState, EngineError> {
+        let person = self.kept_person(person).await?;
+        self.enter(flow_id, kind, person, variables).await
+    }
+
+    /// [`Engine::start_at`] with the person as People keeps them.
+    async fn enter(
         &self,
         flow_id: &str,
         kind: EntryKind,
@@ -214,13 +226,18 @@ impl Engine {
             );
         }
         let state = match claim.state.take() {
+            // With its person as People has it (see `Claim::state`).
             Some(state) => state,
-            None => self
-                .inner
-                .store
-                .participant(id)
-                .await?
-                .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?,
+            None => {
+                let mut state = self
+                    .inner
+                    .store
+                    .participant(id)
+                    .await?
+                    .ok_or_else(|| EngineError::UnknownParticipant(id.to_owned()))?;
+                state.person = self.kept_person(state.person).await?;
+                state
+            }
         };
         // A list of due participants can be stale: one that was queued when the list was
         // read may have run and started waiting since. A wait that has not ended (no event,
@@ -279,12 +296,6 @@ impl Engine {
         p.waiting_until = None;
         p.wait_key = None;
         let mut event = p.event.take();
-        // A person kept in People may have changed since (Add to Flow updates attributes).
-        if !p.person.id.is_empty()
-            && let Some(person) = self.inner.store.person(&p.person.id).await?
-        {
-            p.person = person;
-        }
         // Steps run since the last write, and whether one of them had outside effects: pure
         // steps are written with the next write (see `Element::has_effects`).
         let mut pending: Vec<PendingStep> = Vec::new();
@@ -410,6 +421,15 @@ impl Engine {
         pending.push(PendingStep::new(entry, "engine"));
         self.commit(lease, &p, &mut pending).await?;
         Ok(p)
+    }
+
+    /// The person as People keeps them now, if People has their id: it may have changed
+    /// since the participant entered (Add to Flow updates attributes).
+    async fn kept_person(&self, person: Person) -> Result<Person, EngineError> {
+        if person.id.is_empty() {
+            return Ok(person);
+        }
+        Ok(self.inner.store.person(&person.id).await?.unwrap_or(person))
     }
 
     /// Applies an outcome that leaves the element (or ends the participant there).

@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::rows::{
-    append, append_all, count_all, earlier_answer, insert, state_from, wake, write_leased,
+    append, append_all, count_all, earlier_answer, insert, kept_person, state_from, wake,
+    write_leased,
 };
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, IdempotentRequest, JourneyEntry, Lease, ParticipantState,
@@ -141,16 +142,33 @@ impl ParticipantStore for PostgresStore {
         held: &[String],
     ) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
-        // SKIP LOCKED: rows another node is claiming right now are left to it.
+        // Each kind of due work walks `participants_due_order` in its own order, so a claim
+        // reads about `limit` rows of each however many are due (one `OR` of the three would
+        // sort every due row). SKIP LOCKED: rows another node is claiming right now are left
+        // to it; the rows read past the limit are locked only while this statement runs.
         let rows = client
             .query(
-                "WITH due AS (
-                     SELECT id FROM participants
-                     WHERE ((status = 'waiting' AND waiting_until <= $2) OR status = 'queued'
-                            OR (status = 'running' AND lease_expires <= $2))
+                "WITH waits AS (
+                     SELECT id, waiting_until AS k, seq FROM participants
+                     WHERE status = 'waiting' AND waiting_until <= $2
                        AND NOT (flow_id = ANY($5))
-                     ORDER BY COALESCE(waiting_until, 0), seq LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
+                     ORDER BY waiting_until NULLS FIRST, seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED),
+                 queued AS (
+                     SELECT id, COALESCE(waiting_until, 0) AS k, seq FROM participants
+                     WHERE status = 'queued' AND NOT (flow_id = ANY($5))
+                     ORDER BY waiting_until NULLS FIRST, seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED),
+                 expired AS (
+                     SELECT id, COALESCE(waiting_until, 0) AS k, seq FROM participants
+                     WHERE status = 'running' AND lease_expires <= $2
+                       AND NOT (flow_id = ANY($5))
+                     ORDER BY waiting_until NULLS FIRST, seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED),
+                 due AS (
+                     SELECT id FROM (SELECT * FROM waits UNION ALL SELECT * FROM queued
+                                     UNION ALL SELECT * FROM expired) d
+                     ORDER BY k, seq LIMIT $4)
                  UPDATE participants p SET
                      claimed_from = CASE WHEN p.status = 'running'
                          THEN COALESCE(p.claimed_from, 'queued') ELSE p.status END,
@@ -161,7 +179,8 @@ impl ParticipantStore for PostgresStore {
                  RETURNING p.id, p.epoch, p.claimed_from, p.retried,
                      COALESCE(p.waiting_until, 0), p.seq, p.flow_id, p.person, p.variables,
                      p.current, p.status, p.waiting_until, p.steps, p.element_state,
-                     p.wait_key, p.event, p.wait_reason, p.flow_version",
+                     p.wait_key, p.event, p.wait_reason, p.flow_version,
+                     (SELECT profile FROM people WHERE people.id = p.person::json ->> 'id')",
                 &[&owner, &now, &expires_at, &(limit as i64), &held],
             )
             .await
@@ -174,7 +193,7 @@ impl ParticipantStore for PostgresStore {
                     Claim {
                         was: parse_status(r.get::<_, Option<&str>>(2).unwrap_or("queued"))?,
                         retried: r.get::<_, i64>(3) as u32,
-                        state: Some(state_from(r.get(0), r, 6)?),
+                        state: Some(kept_person(state_from(r.get(0), r, 6)?, r.get(18))?),
                         lease: Lease {
                             participant: r.get(0),
                             owner: owner.to_owned(),

@@ -270,3 +270,16 @@ pub(crate) fn state_from(
         event: parse_opt(r.get(at + 9))?,
     })
 }
+
+/// A participant with the person People keeps under its person's id (`profile`, when People
+/// has one) in place of its own.
+pub(crate) fn kept_person(
+    mut state: ParticipantState,
+    profile: Option<&str>,
+) -> Result<ParticipantState, StoreError> {
+    if let Some(profile) = profile {
+        state.person = serde_json::from_str(profile)
+            .map_err(|e| StoreError::corrupt(format!("person {:?}", state.person.id), e))?;
+    }
+    Ok(state)
+}

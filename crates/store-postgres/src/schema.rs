@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS participants (
     retried BIGINT NOT NULL DEFAULT 0,
     updated_at BIGINT
 );
-CREATE INDEX IF NOT EXISTS participants_due ON participants (status, waiting_until);
+DROP INDEX IF EXISTS participants_due;
+CREATE INDEX IF NOT EXISTS participants_due_order
+    ON participants (status, waiting_until NULLS FIRST, seq);
 CREATE INDEX IF NOT EXISTS participants_wait_key ON participants (wait_key, status);
 CREATE INDEX IF NOT EXISTS participants_updated ON participants (status, updated_at);
 CREATE INDEX IF NOT EXISTS participants_flow ON participants (flow_id, seq);

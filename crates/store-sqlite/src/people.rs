@@ -60,7 +60,7 @@ impl PeopleStore for SqliteStore {
     }
 }
 
-fn read_person(conn: &Connection, id: &str) -> Result<Option<Person>, StoreError> {
+pub(crate) fn read_person(conn: &Connection, id: &str) -> Result<Option<Person>, StoreError> {
     let text: Option<String> = conn
         .prepare_cached("SELECT profile FROM people WHERE id = ?1")
         .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())

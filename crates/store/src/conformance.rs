@@ -591,6 +591,14 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
             .is_empty()
     );
 
+    // Ada's attributes changed in People since she entered (Add to Flow does that).
+    let kept = Person {
+        id: "ada".into(),
+        attributes: serde_json::Map::from_iter([("tier".to_owned(), json!("gold"))]),
+        ..Person::default()
+    };
+    store.save_person(&kept).await.unwrap();
+
     // Claimed in one go, in the same order, leaving held flows; then there is nothing left.
     let ids = |claims: &[crate::Claim]| -> Vec<String> {
         claims.iter().map(|c| c.lease.participant.clone()).collect()
@@ -614,11 +622,15 @@ pub async fn due_is_ordered_and_limited(store: &impl StateStore) {
             .unwrap()
             .is_empty()
     );
-    let running = store.participant(&late.id).await.unwrap().unwrap();
+    let mut running = store.participant(&late.id).await.unwrap().unwrap();
     assert_eq!(running.status, Status::Running);
-    // Each claim carries the participant as claimed, as a read after it would find them.
+    // Each claim carries the participant as claimed, as a read after it would find them,
+    // with the person People keeps now.
+    assert_eq!(running.person.attributes.get("tier"), None);
+    running.person = kept.clone();
     assert_eq!(rest[1].state.as_ref(), Some(&running));
-    let early_now = store.participant(&early.id).await.unwrap().unwrap();
+    let mut early_now = store.participant(&early.id).await.unwrap().unwrap();
+    early_now.person = kept;
     assert_eq!(first[0].state.as_ref(), Some(&early_now));
     assert_eq!(early_now.waiting_until, early.waiting_until);
     // Their leases fence as single claims do.

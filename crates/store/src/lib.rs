@@ -171,7 +171,9 @@ pub struct Claim {
     /// before, up to its outside effects.
     pub retried: u32,
     /// The participant as claimed, when the store read it with the claim
-    /// ([`ParticipantStore::claim_due`] does): saves the runner a read of its own.
+    /// ([`ParticipantStore::claim_due`] does): saves the runner a read of its own. Its
+    /// person is the one People keeps under the person's id, when People has one (it may
+    /// have changed since the participant entered), else the participant's own.
     pub state: Option<ParticipantState>,
 }
 
