@@ -138,6 +138,11 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(db("setting synchronous mode"))?;
+    // Each write of a group commit runs in a savepoint, whose undo copies of the pages it
+    // changes go to a statement journal: in memory, not a temporary file written (and opened)
+    // for every savepoint. Nothing durable is in it; the WAL holds the commit.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(db("keeping temporary data in memory"))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(db("setting the busy timeout"))?;
     // Every statement the store runs stays prepared (rusqlite keeps 16 by default, fewer
