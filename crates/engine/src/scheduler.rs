@@ -17,7 +17,10 @@ use std::time::Duration;
 /// What one round did.
 #[derive(Debug, Default)]
 pub struct Round {
-    /// Participants resumed, in their state after running.
+    /// How many participants were resumed.
+    pub count: usize,
+    /// The participants resumed, in their state after running; empty when the scheduler
+    /// does not keep them ([`Scheduler::keep_states`]).
     pub resumed: Vec<ParticipantState>,
     /// Flows loaded because they were saved since the round before.
     pub flows: Vec<String>,
@@ -30,6 +33,7 @@ pub struct Round {
 pub struct Scheduler {
     engine: Engine,
     every: Duration,
+    keep_states: bool,
 }
 
 impl Scheduler {
@@ -38,7 +42,16 @@ impl Scheduler {
         Scheduler {
             engine,
             every: every.max(Duration::from_millis(10)),
+            keep_states: true,
         }
+    }
+
+    /// Whether each [`Round`] keeps the states of the participants it resumed (it does
+    /// unless told otherwise). A service that only counts them says no: then a round's
+    /// memory does not grow with the number of participants due.
+    pub fn keep_states(mut self, keep: bool) -> Self {
+        self.keep_states = keep;
+        self
     }
 
     /// One round: reload deployed flows, resume what is due.
@@ -53,11 +66,21 @@ impl Scheduler {
             }
             Err(e) => round.problems.push(e.to_string()),
         }
-        match self.engine.resume_due().await {
-            Ok(resumed) => round.resumed = resumed,
-            // A participant of a flow this engine cannot run stays waiting; the next round
-            // tries the rest again.
-            Err(e) => round.problems.push(e.to_string()),
+        let resumed = if self.keep_states {
+            self.engine.resume_due().await.map(|resumed| {
+                round.count = resumed.len();
+                round.resumed = resumed;
+            })
+        } else {
+            self.engine
+                .resume_due_each(|_| {})
+                .await
+                .map(|count| round.count = count)
+        };
+        // A participant of a flow this engine cannot run stays waiting; the next round
+        // tries the rest again.
+        if let Err(e) = resumed {
+            round.problems.push(e.to_string());
         }
         // Background work a crashed or stopped process left recorded.
         if let Err(e) = self.engine.send_background().await {

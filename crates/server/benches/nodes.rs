@@ -93,12 +93,16 @@ async fn steps_per_second(stores: &[Arc<dyn StateStore>]) -> f64 {
         .iter()
         .map(|e| {
             let mut stopping = stopping.clone();
-            tokio::spawn(Scheduler::new(e.clone(), Duration::from_millis(10)).run(
-                async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                },
-                |_| {},
-            ))
+            tokio::spawn(
+                Scheduler::new(e.clone(), Duration::from_millis(10))
+                    .keep_states(false)
+                    .run(
+                        async move {
+                            let _ = stopping.wait_for(|s| *s).await;
+                        },
+                        |_| {},
+                    ),
+            )
         })
         .collect();
     loop {

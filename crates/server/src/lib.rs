@@ -264,7 +264,9 @@ impl Server {
         let scheduler = Scheduler::new(
             self.state.engine().clone(),
             Duration::from_millis(config.scheduler_every_ms),
-        );
+        )
+        // Counted, not kept: a round may resume a million participants.
+        .keep_states(false);
         let mut scheduler_stop = stopping.clone();
         let outbox = self.state.outbox().clone();
         let scheduler = tokio::spawn(scheduler.run(
@@ -272,8 +274,8 @@ impl Server {
                 let _ = scheduler_stop.wait_for(|s| *s).await;
             },
             move |round| {
-                if !round.resumed.is_empty() {
-                    tracing::debug!(resumed = round.resumed.len(), "scheduler round");
+                if round.count > 0 {
+                    tracing::debug!(resumed = round.count, "scheduler round");
                     // A session that timed out, or a participant that went on, may have
                     // written to someone.
                     outbox.nudge();
