@@ -5,6 +5,8 @@
 //! the machine go in docs/BENCHMARKS.md. `FLOWHOST_BENCH_WAITING` sets how many participants
 //! the wait section holds (default 100,000); `FLOWHOST_BENCH_STORED` the largest number
 //! stored before the growth section's last row (default 1,000,000).
+//! `FLOWHOST_BENCH_PROFILE=native:64` (a flow and a number in flight) runs only that case of
+//! section 1, on SQLite, over and over, for a profiler to attach to.
 //!
 //! 1. **Steps a second.** Participants through a flow of five native elements
 //!    (set-variable, branch, set-variable, set-variable, exit), each entered with
@@ -363,6 +365,32 @@ fn main() {
     }
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    if let Ok(case) = std::env::var("FLOWHOST_BENCH_PROFILE") {
+        let (flow, in_flight) = case
+            .split_once(':')
+            .and_then(|(f, n)| Some((f.to_owned(), n.parse::<usize>().ok()?)))
+            .expect("FLOWHOST_BENCH_PROFILE is a flow (native or plugin), a colon and a count");
+        rt.block_on(async {
+            let plugins = plugins().await;
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn StateStore> =
+                Arc::new(SqliteStore::open(&dir.path().join("steps.db")).unwrap());
+            let engine = engine(&store, Arc::new(SystemClock), &plugins);
+            engine
+                .deploy(five("native", "set"), "native.json")
+                .await
+                .unwrap();
+            engine
+                .deploy(five("plugin", "plugin"), "plugin.json")
+                .await
+                .unwrap();
+            let flow: &'static str = if flow == "plugin" { "plugin" } else { "native" };
+            loop {
+                let rate = steps_per_second(&engine, flow, in_flight).await;
+                println!("{case}: {rate:.0} steps/s");
+            }
+        });
     }
     rt.block_on(async {
         let plugins = plugins().await;
