@@ -30,11 +30,11 @@ impl Engine {
     /// starts that work, so its report always follows its step in the journey.
     pub(super) async fn commit(
         &self,
-        lease: &Lease,
+        held: &mut run::Held,
         p: &ParticipantState,
         pending: &mut Vec<run::PendingStep>,
     ) -> Result<(), EngineError> {
-        if pending.is_empty() {
+        if pending.is_empty() && held.stored {
             return Ok(());
         }
         let work: Vec<Option<Record>> = pending
@@ -70,7 +70,19 @@ impl Engine {
                 },
             })
             .collect();
-        self.inner.store.record_steps(lease, p, &records).await?;
+        if held.stored {
+            self.inner
+                .store
+                .record_steps(&held.lease, p, &records)
+                .await?;
+        } else {
+            held.lease = self
+                .inner
+                .store
+                .insert_with_steps(p, &self.inner.owner, self.lease_expiry(), &records)
+                .await?;
+            held.stored = true;
+        }
         pending.clear();
         for record in work.into_iter().flatten() {
             self.spawn_background(record);

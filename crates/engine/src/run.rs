@@ -54,14 +54,19 @@ impl Engine {
     ) -> Result<ParticipantState, EngineError> {
         let (flow, start) = self.entry_point(flow_id, kind)?;
         let state = ParticipantState::new(flow_id, flow.version, &start, person, variables);
-        let lease = self
-            .inner
-            .store
-            .insert_claimed(&state, &self.inner.owner, self.lease_expiry())
-            .await?;
+        // Stored with its first write (see `Held`): the caller hears of it only after that.
+        let mut held = Held {
+            lease: Lease {
+                participant: state.id.clone(),
+                owner: self.inner.owner.clone(),
+                expires_at: self.lease_expiry(),
+                epoch: 1,
+            },
+            stored: false,
+        };
         let mut follow = Vec::new();
         let state = self
-            .advance(&flow, state, &lease, false, 0, &mut follow)
+            .advance(&flow, state, &mut held, false, 0, &mut follow)
             .await?;
         self.announce(&state);
         self.follow_up(follow).await?;
@@ -269,11 +274,15 @@ impl Engine {
             self.inner.store.release(&claim.lease, &state).await?;
             return Ok(None);
         }
+        let mut held = Held {
+            lease: claim.lease,
+            stored: true,
+        };
         let state = self
             .advance(
                 &flow,
                 state,
-                &claim.lease,
+                &mut held,
                 before == Status::Waiting,
                 claim.retried,
                 follow,
@@ -287,7 +296,7 @@ impl Engine {
         &self,
         flow: &CompiledFlow,
         mut p: ParticipantState,
-        lease: &Lease,
+        held: &mut Held,
         mut resumed: bool,
         mut retried: u32,
         follow: &mut Vec<String>,
@@ -303,10 +312,10 @@ impl Engine {
         for _ in 0..MAX_STEPS_PER_RUN {
             let Some(current) = p.current.clone() else {
                 p.status = Status::Completed;
-                if pending.is_empty() {
-                    self.inner.store.release(lease, &p).await?;
+                if pending.is_empty() && held.stored {
+                    self.inner.store.release(&held.lease, &p).await?;
                 } else {
-                    self.commit(lease, &p, &mut pending).await?;
+                    self.commit(held, &p, &mut pending).await?;
                 }
                 return Ok(p);
             };
@@ -321,14 +330,15 @@ impl Engine {
                 p.steps += 1;
                 p.current = None;
                 pending.push(PendingStep::new(entry, "?"));
-                self.commit(lease, &p, &mut pending).await?;
+                self.commit(held, &p, &mut pending).await?;
                 return Ok(p);
             };
             let effects = node.element.has_effects();
             // Two steps with effects never share a write: after a crash, only the last one
-            // runs again.
-            if effects && pending_effects {
-                self.commit(lease, &p, &mut pending).await?;
+            // runs again. A participant not stored yet is stored before its first: a crash
+            // during the step leaves it to be taken over, not lost after its effects.
+            if effects && (pending_effects || !held.stored) {
+                self.commit(held, &p, &mut pending).await?;
                 pending_effects = false;
             }
             let now = self.inner.clock.now_ms();
@@ -352,7 +362,13 @@ impl Engine {
                 flows: self,
                 step: p.steps + 1,
             });
-            let result = self.renewing(lease, run.instrument(span.clone())).await?;
+            let run = run.instrument(span.clone());
+            let result = if held.stored {
+                self.renewing(&held.lease, run).await?
+            } else {
+                // Nobody else can claim a participant the store has not seen: no renewals.
+                run.await
+            };
             pending_effects |= effects;
             let entered = !resumed;
             resumed = false;
@@ -394,7 +410,7 @@ impl Engine {
                     entry.seq = p.steps;
                     pending.push(step(entry));
                     if p.status != Status::Running {
-                        self.commit(lease, &p, &mut pending).await?;
+                        self.commit(held, &p, &mut pending).await?;
                         return Ok(p);
                     }
                     continue;
@@ -408,7 +424,7 @@ impl Engine {
             p.steps += 1;
             entry.seq = p.steps;
             pending.push(step(entry));
-            self.commit(lease, &p, &mut pending).await?;
+            self.commit(held, &p, &mut pending).await?;
             return Ok(p);
         }
         p.status = Status::Failed;
@@ -419,7 +435,7 @@ impl Engine {
         p.steps += 1;
         entry.seq = p.steps;
         pending.push(PendingStep::new(entry, "engine"));
-        self.commit(lease, &p, &mut pending).await?;
+        self.commit(held, &p, &mut pending).await?;
         Ok(p)
     }
 
@@ -518,6 +534,16 @@ impl Engine {
 fn state_waiting(mut state: ParticipantState) -> ParticipantState {
     state.status = Status::Waiting;
     state
+}
+
+/// The lease a run holds, and whether its participant is stored yet. A participant entered
+/// by [`Engine::start_at`] is inserted with its first write, or before its first step with
+/// outside effects if that comes first: a run of steps without outside effects from the entry
+/// point to a wait or the end is then one write. A crash before that write loses a
+/// participant nobody has heard of: the caller is answered only after it.
+pub(super) struct Held {
+    pub(super) lease: Lease,
+    pub(super) stored: bool,
 }
 
 /// A step run but not yet written.

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::rows::{
-    append, append_all, count_all, earlier_answer, insert, kept_person, state_from, wake,
-    write_leased,
+    append, append_all, count_all, earlier_answer, insert, insert_as, kept_person, state_from,
+    wake, write_leased,
 };
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, IdempotentRequest, JourneyEntry, Lease, ParticipantState,
@@ -238,37 +238,35 @@ impl ParticipantStore for PostgresStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("recording a step"))?;
-        let last = steps.iter().map(|s| s.entry.at_ms).max();
-        write_leased(&tx, lease, p, last).await?;
-        let entries: Vec<&JourneyEntry> = steps.iter().map(|s| s.entry).collect();
-        append_all(&tx, &p.id, &entries).await?;
-        let mut counts: BTreeMap<(&str, String), i64> = BTreeMap::new();
-        for step in steps {
-            let (entry, write) = (step.entry, step.write);
-            for record in write.records {
-                records::put(&tx, record).await?;
-            }
-            for other in write.enter {
-                let mut other = other.clone();
-                other.status = Status::Queued;
-                insert(&tx, &other, None).await?;
-            }
-            let element = entry.element_id.as_str();
-            let exits = write
-                .entered
-                .then(String::new)
-                .into_iter()
-                .chain(entry.exit.clone())
-                .chain(write.tally.iter().map(|d| format!("{DETAIL}{d}")));
-            for exit in exits {
-                *counts.entry((element, exit)).or_default() += 1;
-            }
-        }
-        count_all(&tx, p, &counts).await?;
-        if steps.iter().any(|s| !s.write.enter.is_empty()) {
-            listen::notify(&tx, &self.node).await?;
-        }
+        write_leased(&tx, lease, p, last_step_at(steps)).await?;
+        self.write_steps(&tx, p, steps).await?;
         tx.commit().await.map_err(db("recording a step"))
+    }
+
+    async fn insert_with_steps(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+        steps: &[StepRecord<'_>],
+    ) -> Result<Lease, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(db("inserting a participant"))?;
+        let running = p.status == Status::Running;
+        // Epoch 1, as if inserted claimed and saved under that lease.
+        let lease = running.then_some((owner, expires_at));
+        insert_as(&tx, p, lease, 1, last_step_at(steps)).await?;
+        self.write_steps(&tx, p, steps).await?;
+        tx.commit().await.map_err(db("inserting a participant"))?;
+        Ok(Lease {
+            participant: p.id.clone(),
+            owner: owner.to_owned(),
+            expires_at,
+            epoch: 1,
+        })
     }
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
@@ -596,5 +594,51 @@ impl ParticipantStore for PostgresStore {
             .map_err(db("counting waiting participants"))?
             .get(0);
         Ok(n as u64)
+    }
+}
+
+/// When the last of `steps` was recorded.
+fn last_step_at(steps: &[StepRecord<'_>]) -> Option<Millis> {
+    steps.iter().map(|s| s.entry.at_ms).max()
+}
+
+impl PostgresStore {
+    /// Writes what `p`'s steps wrote besides `p` itself: journey entries, records,
+    /// participants entered (and the notice that wakes other nodes for them) and counts.
+    async fn write_steps(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        p: &ParticipantState,
+        steps: &[StepRecord<'_>],
+    ) -> Result<(), StoreError> {
+        let entries: Vec<&JourneyEntry> = steps.iter().map(|s| s.entry).collect();
+        append_all(tx, &p.id, &entries).await?;
+        let mut counts: BTreeMap<(&str, String), i64> = BTreeMap::new();
+        for step in steps {
+            let (entry, write) = (step.entry, step.write);
+            for record in write.records {
+                records::put(tx, record).await?;
+            }
+            for other in write.enter {
+                let mut other = other.clone();
+                other.status = Status::Queued;
+                insert(tx, &other, None).await?;
+            }
+            let element = entry.element_id.as_str();
+            let exits = write
+                .entered
+                .then(String::new)
+                .into_iter()
+                .chain(entry.exit.clone())
+                .chain(write.tally.iter().map(|d| format!("{DETAIL}{d}")));
+            for exit in exits {
+                *counts.entry((element, exit)).or_default() += 1;
+            }
+        }
+        count_all(tx, p, &counts).await?;
+        if steps.iter().any(|s| !s.write.enter.is_empty()) {
+            listen::notify(tx, &self.node).await?;
+        }
+        Ok(())
     }
 }

@@ -11,22 +11,34 @@ use flowhost_store::{
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// Inserts a new participant with its status, and a lease when it is running.
 pub(crate) async fn insert(
     client: &impl GenericClient,
     p: &ParticipantState,
     lease: Option<(&str, Millis)>,
 ) -> Result<(), StoreError> {
+    insert_as(client, p, lease, i64::from(lease.is_some()), None).await
+}
+
+/// [`insert`] under fencing `epoch` (claims so far), its last step recorded at `updated_at`.
+pub(crate) async fn insert_as(
+    client: &impl GenericClient,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+    epoch: i64,
+    updated_at: Option<Millis>,
+) -> Result<(), StoreError> {
     let state = p.element_state.as_ref().map(|s| s.data.to_string());
     let reason = p.element_state.as_ref().map(|s| s.reason.as_str());
     let event = p.event.as_ref().map(Value::to_string);
-    let epoch = i64::from(lease.is_some());
     let claimed_from = lease.map(|_| "queued");
     client
         .execute(
             "INSERT INTO participants (id, flow_id, flow_version, person, variables, current,
                  status, waiting_until, steps, element_state, wait_reason, wait_key, event,
-                 lease_owner, lease_expires, epoch, claimed_from)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 lease_owner, lease_expires, epoch, claimed_from, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18)",
             &[
                 &p.id,
                 &p.flow_id,
@@ -45,6 +57,7 @@ pub(crate) async fn insert(
                 &lease.map(|l| l.1),
                 &epoch,
                 &claimed_from,
+                &updated_at,
             ],
         )
         .await

@@ -79,27 +79,48 @@ impl SqliteStore {
             })?;
         }
         let name = path.display().to_string();
-        let conn = Connection::open(path)
-            .map_err(|e| explain(&name, StoreError::database("opening it", e)))?;
-        Self::start(conn, &name, durability)
+        let open = || {
+            Connection::open(path)
+                .map_err(|e| explain(&name, StoreError::database("opening it", e)))
+        };
+        let conn = open()?;
+        schema::prepare(&conn, durability).map_err(|e| explain(&name, e))?;
+        let checkpointer = open()?;
+        schema::prepare_checkpointer(&checkpointer, durability).map_err(|e| explain(&name, e))?;
+        Self::start(conn, Some(checkpointer), &name)
     }
 
     /// A private in-memory database.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::start(
-            Connection::open_in_memory().map_err(db("opening an in-memory database"))?,
-            ":memory:",
-            Durability::Fast,
-        )
+        let conn = Connection::open_in_memory().map_err(db("opening an in-memory database"))?;
+        schema::prepare(&conn, Durability::Fast)?;
+        Self::start(conn, None, ":memory:")
     }
 
-    /// Serves `conn` (the file `path`): migrates it and starts its thread.
-    fn start(conn: Connection, path: &str, durability: Durability) -> Result<Self, StoreError> {
-        schema::prepare(&conn, durability).map_err(|e| explain(path, e))?;
+    /// Serves `conn` (the file `path`, with a second connection for its checkpoints): starts
+    /// its thread.
+    fn start(
+        conn: Connection,
+        checkpointer: Option<Connection>,
+        path: &str,
+    ) -> Result<Self, StoreError> {
         Ok(SqliteStore {
-            worker: Worker::spawn(conn)?,
+            worker: Worker::spawn(conn, checkpointer).map_err(|e| explain(path, e))?,
             path: path.into(),
         })
+    }
+
+    /// Runs `f`'s writes like [`SqliteStore::write`], with a [`rows::Tally`] for the counters
+    /// they increment: summed with the counts of the writes committed with them and written
+    /// once.
+    async fn write_tallied<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut rows::Tally) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.worker
+            .write_tallied(f)
+            .await
+            .map_err(|e| explain(&self.path, e))
     }
 
     async fn call<T: Send + 'static>(

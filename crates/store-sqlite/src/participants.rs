@@ -9,7 +9,9 @@ use super::*;
 const DETAIL: &str = "detail:";
 
 use crate::people::read_person;
-use crate::rows::{append, count, earlier_answer, insert, read_participant, write_leased};
+use crate::rows::{
+    Tally, append, append_all, earlier_answer, insert, insert_as, read_participant, write_leased,
+};
 
 /// The three kinds of due work, oldest first, each a walk of `participants_due` (status,
 /// then `waiting_until`, then rowid): waits whose time has come, queued participants, and
@@ -261,61 +263,42 @@ impl ParticipantStore for SqliteStore {
         p: &ParticipantState,
         steps: &[StepRecord<'_>],
     ) -> Result<(), StoreError> {
-        let (lease, p) = (lease.clone(), p.clone());
-        type Step = (
-            JourneyEntry,
-            bool,
-            Vec<ParticipantState>,
-            Vec<String>,
-            Vec<Record>,
-        );
-        let steps: Vec<Step> = steps
-            .iter()
-            .map(|s| {
-                (
-                    s.entry.clone(),
-                    s.write.entered,
-                    s.write.enter.to_vec(),
-                    s.write.tally.to_vec(),
-                    s.write.records.to_vec(),
-                )
+        let (lease, p, steps) = (lease.clone(), p.clone(), owned(steps));
+        self.write_tallied(move |conn, tally| {
+            write_leased(conn, &lease, &p, last_step_at(&steps))?;
+            write_steps(conn, tally, &p, &steps)
+        })
+        .await
+    }
+
+    async fn insert_with_steps(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+        steps: &[StepRecord<'_>],
+    ) -> Result<Lease, StoreError> {
+        let (p, owner, steps) = (p.clone(), owner.to_owned(), owned(steps));
+        self.write_tallied(move |conn, tally| {
+            let running = p.status == Status::Running;
+            // Epoch 1, as if inserted claimed and saved under that lease.
+            let lease = running.then_some((owner.as_str(), expires_at));
+            insert_as(conn, &p, lease, 1, last_step_at(&steps))?;
+            write_steps(conn, tally, &p, &steps)?;
+            Ok(Lease {
+                participant: p.id,
+                owner,
+                expires_at,
+                epoch: 1,
             })
-            .collect();
-        self.write(move |conn| {
-            write_leased(conn, &lease, &p)?;
-            if let Some(last) = steps.iter().map(|s| s.0.at_ms).max() {
-                conn.prepare_cached("UPDATE participants SET updated_at = ?2 WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.execute(params![p.id, last]))
-                    .map_err(db("recording a step"))?;
-            }
-            for (entry, entered, enter, tally, records) in &steps {
-                append(conn, &p.id, entry)?;
-                for record in records {
-                    crate::records::put(conn, record)?;
-                }
-                for other in enter {
-                    let mut other = other.clone();
-                    other.status = Status::Queued;
-                    insert(conn, &other, None)?;
-                }
-                if *entered {
-                    count(conn, &p, &entry.element_id, "")?;
-                }
-                if let Some(exit) = &entry.exit {
-                    count(conn, &p, &entry.element_id, exit)?;
-                }
-                for detail in tally {
-                    count(conn, &p, &entry.element_id, &format!("{DETAIL}{detail}"))?;
-                }
-            }
-            Ok(())
         })
         .await
     }
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), p.clone());
-        self.write(move |conn| write_leased(conn, &lease, &p)).await
+        self.write(move |conn| write_leased(conn, &lease, &p, None))
+            .await
     }
 
     async fn finish_record(
@@ -679,6 +662,68 @@ fn wake(conn: &Connection, key: &str, event: &str, now: Millis) -> Result<Vec<St
         .map_err(db("waking participants"))?;
     ids.sort();
     Ok(ids)
+}
+
+/// A step of [`ParticipantStore::record_steps`], owned so it can go to the database thread:
+/// its journey entry, whether it entered its element, the participants it entered, its
+/// analytics details and the records it wrote.
+type Step = (
+    JourneyEntry,
+    bool,
+    Vec<ParticipantState>,
+    Vec<String>,
+    Vec<Record>,
+);
+
+fn owned(steps: &[StepRecord<'_>]) -> Vec<Step> {
+    steps
+        .iter()
+        .map(|s| {
+            (
+                s.entry.clone(),
+                s.write.entered,
+                s.write.enter.to_vec(),
+                s.write.tally.to_vec(),
+                s.write.records.to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// When the last of `steps` was recorded.
+fn last_step_at(steps: &[Step]) -> Option<Millis> {
+    steps.iter().map(|s| s.0.at_ms).max()
+}
+
+/// Writes what `p`'s steps wrote besides `p` itself: journey entries, records, participants
+/// entered and counts.
+fn write_steps(
+    conn: &Connection,
+    tally: &mut Tally,
+    p: &ParticipantState,
+    steps: &[Step],
+) -> Result<(), StoreError> {
+    append_all(conn, &p.id, steps.iter().map(|s| &s.0))?;
+    for (entry, entered, enter, details, records) in steps {
+        for record in records {
+            crate::records::put(conn, record)?;
+        }
+        for other in enter {
+            let mut other = other.clone();
+            other.status = Status::Queued;
+            insert(conn, &other, None)?;
+        }
+        if *entered {
+            tally.count(p, &entry.element_id, "");
+        }
+        if let Some(exit) = &entry.exit {
+            tally.count(p, &entry.element_id, exit);
+        }
+        for detail in details {
+            tally.count(p, &entry.element_id, &format!("{DETAIL}{detail}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,11 +5,13 @@ use super::*;
 use flowhost_types::participant::ElementState;
 
 /// Writes a participant that someone holds under `lease`, or refuses with
-/// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease.
+/// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease. With
+/// `updated_at`, the time of its last step recorded changes too.
 pub(crate) fn write_leased(
     conn: &Connection,
     lease: &Lease,
     p: &ParticipantState,
+    updated_at: Option<Millis>,
 ) -> Result<(), StoreError> {
     let person = json("person", &p.person)?;
     let vars = json("variables", &p.variables)?;
@@ -20,7 +22,8 @@ pub(crate) fn write_leased(
                  waiting_until = ?7, steps = ?8, element_state = ?9, wait_key = ?10, event = ?11,
                  lease_owner = CASE WHEN ?12 THEN lease_owner END,
                  lease_expires = CASE WHEN ?12 THEN lease_expires END, wait_reason = ?13,
-                 claimed_from = CASE WHEN ?12 THEN 'queued' END, retried = 0
+                 claimed_from = CASE WHEN ?12 THEN 'queued' END, retried = 0,
+                 updated_at = COALESCE(?14, updated_at)
              WHERE id = ?1 AND epoch = ?2 AND status = 'running'",
         )
         .and_then(|mut stmt| {
@@ -38,6 +41,7 @@ pub(crate) fn write_leased(
                 p.event.as_ref().map(Value::to_string),
                 running,
                 p.element_state.as_ref().map(|s| &s.reason),
+                updated_at,
             ])
         })
         .map_err(db("saving a participant"))?;
@@ -50,18 +54,29 @@ pub(crate) fn write_leased(
     Ok(())
 }
 
-/// Inserts a new participant with `status`, and a lease when it is running.
+/// Inserts a new participant with its status, and a lease when it is running.
 pub(crate) fn insert(
     conn: &Connection,
     p: &ParticipantState,
     lease: Option<(&str, Millis)>,
 ) -> Result<(), StoreError> {
+    insert_as(conn, p, lease, i64::from(lease.is_some()), None)
+}
+
+/// [`insert`] under fencing `epoch` (claims so far), its last step recorded at `updated_at`.
+pub(crate) fn insert_as(
+    conn: &Connection,
+    p: &ParticipantState,
+    lease: Option<(&str, Millis)>,
+    epoch: i64,
+    updated_at: Option<Millis>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO participants (id, flow_id, person, variables, current, status, waiting_until,
              steps, element_state, wait_key, event, lease_owner, lease_expires, epoch, wait_reason,
-             flow_version, claimed_from)
+             flow_version, claimed_from, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-             CASE WHEN ?12 IS NULL THEN NULL ELSE 'queued' END)",
+             CASE WHEN ?12 IS NULL THEN NULL ELSE 'queued' END, ?17)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -78,9 +93,10 @@ pub(crate) fn insert(
             p.event.as_ref().map(Value::to_string),
             lease.map(|l| l.0),
             lease.map(|l| l.1),
-            i64::from(lease.is_some()),
+            epoch,
             p.element_state.as_ref().map(|s| &s.reason),
             p.flow_version,
+            updated_at,
         ])
     })
     .map_err(db("inserting a participant"))?;
@@ -133,33 +149,77 @@ pub(crate) fn append(
     participant_id: &str,
     entry: &JourneyEntry,
 ) -> Result<(), StoreError> {
-    let seq: i64 = conn
+    append_all(conn, participant_id, [entry])
+}
+
+/// Appends entries, in order, at the participant's next sequence numbers (looked up once).
+pub(crate) fn append_all<'e>(
+    conn: &Connection,
+    participant_id: &str,
+    entries: impl IntoIterator<Item = &'e JourneyEntry>,
+) -> Result<(), StoreError> {
+    let mut entries = entries.into_iter().peekable();
+    if entries.peek().is_none() {
+        return Ok(());
+    }
+    let first: i64 = conn
         .prepare_cached(NEXT_SEQ)
         .and_then(|mut stmt| stmt.query_row([participant_id], |r| r.get(0)))
         .map_err(db("numbering a journey entry"))?;
-    let mut entry = entry.clone();
-    entry.seq = seq as u64;
-    let text = json("journey entry", &entry)?;
-    conn.prepare_cached("INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)")
-        .and_then(|mut stmt| stmt.execute(params![participant_id, seq, text]))
+    let mut insert = conn
+        .prepare_cached("INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)")
         .map_err(db("appending a journey entry"))?;
+    for (seq, entry) in (first..).zip(entries) {
+        let mut entry = entry.clone();
+        entry.seq = seq as u64;
+        let text = json("journey entry", &entry)?;
+        insert
+            .execute(params![participant_id, seq, text])
+            .map_err(db("appending a journey entry"))?;
+    }
     Ok(())
 }
 
-pub(crate) fn count(
-    conn: &Connection,
-    p: &ParticipantState,
-    element_id: &str,
-    exit: &str,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
-         VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (flow_id, version, element_id, exit) DO UPDATE SET n = n + 1",
-    )
-    .and_then(|mut stmt| stmt.execute(params![p.flow_id, p.flow_version, element_id, exit]))
-    .map_err(db("counting a step"))?;
-    Ok(())
+/// Counter increments by flow, version, element and exit: the counts of a group commit's
+/// writes, summed, so each counter's row is written once a commit however many steps
+/// passed it.
+#[derive(Default)]
+pub(crate) struct Tally(BTreeMap<(String, u32, String, String), i64>);
+
+impl Tally {
+    /// One more of `p`'s flow through `element_id`'s `exit` (`""`: entered it).
+    pub(crate) fn count(&mut self, p: &ParticipantState, element_id: &str, exit: &str) {
+        let key = (
+            p.flow_id.clone(),
+            p.flow_version,
+            element_id.to_owned(),
+            exit.to_owned(),
+        );
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: Tally) {
+        for (key, n) in other.0 {
+            *self.0.entry(key).or_default() += n;
+        }
+    }
+
+    /// Writes the counts: one upsert a counter.
+    pub(crate) fn write(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO version_counts (flow_id, version, element_id, exit, n)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (flow_id, version, element_id, exit) DO UPDATE SET n = n + ?5",
+        )?;
+        for ((flow, version, element, exit), n) in &self.0 {
+            stmt.execute(params![flow, version, element, exit, n])?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn read_participant(

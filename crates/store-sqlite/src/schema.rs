@@ -126,17 +126,33 @@ fn db(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 /// Prepared statements kept per connection: more than the store has.
 const STATEMENTS_KEPT: usize = 256;
 
+/// Sets up the second connection to a database that [`prepare`] set up, which checkpoints
+/// its WAL (the `worker` module): its syncs as the writer's, and as patient with the writer's
+/// locks.
+pub(crate) fn prepare_checkpointer(
+    conn: &Connection,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    conn.pragma_update(None, "synchronous", synchronous(durability))
+        .map_err(db("setting synchronous mode"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db("setting the busy timeout"))
+}
+
+fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Fast => "NORMAL",
+        Durability::Full => "FULL",
+    }
+}
+
 /// Sets the connection up and brings the schema up to date.
 pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), StoreError> {
     // WAL: a committed step survives a process crash. NORMAL syncs at checkpoints, so the
     // last steps before a power loss may not survive it; FULL syncs every commit.
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(db("setting WAL mode"))?;
-    let sync = match durability {
-        Durability::Fast => "NORMAL",
-        Durability::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", sync)
+    conn.pragma_update(None, "synchronous", synchronous(durability))
         .map_err(db("setting synchronous mode"))?;
     // Each write of a group commit runs in a savepoint, whose undo copies of the pages it
     // changes go to a statement journal: in memory, not a temporary file written (and opened)

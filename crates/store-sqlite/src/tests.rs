@@ -207,7 +207,8 @@ async fn a_read_only_database_says_which_file_and_what_to_do() {
     let conn =
         Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let name = path.display().to_string();
-    let store = SqliteStore::start(conn, &name, Durability::Fast).unwrap();
+    crate::schema::prepare(&conn, Durability::Fast).unwrap();
+    let store = SqliteStore::start(conn, None, &name).unwrap();
     assert!(
         store.participant(&p.id).await.unwrap().is_some(),
         "reads work"

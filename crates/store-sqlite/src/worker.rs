@@ -11,7 +11,18 @@
 //! transaction, each inside a savepoint of its own: a write that fails (a lost lease) rolls
 //! back its savepoint alone, and every writer gets its answer only after the one commit, so
 //! nothing is acknowledged before it is durable. Alone, a write is a plain transaction.
+//! Other jobs (reads) queued among the writes run before the group's transaction begins
+//! instead of ending the group: every job in the queue comes from a caller still waiting for
+//! its answer, so no caller can tell the order of any two of them. Counter increments of a
+//! group's writes ([`Tally`]) are summed and written once, just before its commit.
+//!
+//! **Checkpoints.** A database file gets a second connection, on a thread of its own, that
+//! copies the WAL back into the database ([`checkpoints`]); the writer never does, so its
+//! commits do not wait for a checkpoint's writes and syncs.
 
+mod checkpoints;
+
+use crate::rows::Tally;
 use flowhost_store::StoreError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -30,7 +41,7 @@ enum Job {
     Write(WriteJob),
 }
 
-type WriteJob = Box<dyn FnOnce(Result<&Connection, String>) -> (bool, Deliver) + Send>;
+type WriteJob = Box<dyn FnOnce(Result<&Connection, String>, &mut Tally) -> (bool, Deliver) + Send>;
 
 /// Answers a write's caller: `None` once committed, or why the commit failed.
 type Deliver = Box<dyn FnOnce(Option<String>) + Send>;
@@ -91,35 +102,48 @@ impl Drop for Inner {
 }
 
 impl Worker {
-    pub(crate) fn spawn(mut conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the thread that owns `conn`, and, with `checkpointer` (a second connection to
+    /// the same file, which must be in WAL mode), the thread that checkpoints the WAL; `conn`
+    /// then never checkpoints on its own.
+    pub(crate) fn spawn(
+        mut conn: Connection,
+        checkpointer: Option<Connection>,
+    ) -> Result<Self, StoreError> {
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| StoreError::database("leaving checkpoints to their thread", e))?;
+        }
+        let checkpoints = checkpointer.map(checkpoints::spawn).transpose()?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("flowhost-sqlite".into())
             .spawn(move || {
-                let mut next = None;
-                while let Some(job) = next.take().or_else(|| next_job(&queue)) {
+                while let Some(job) = next_job(&queue) {
                     match job {
-                        // The job's answer channel is dropped by the unwind, which tells the
-                        // caller; nothing else to do here.
-                        Job::Any(job) => {
-                            let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
-                        }
+                        Job::Any(job) => run_any(&mut conn, job),
                         Job::Write(first) => {
                             let mut group = vec![first];
-                            while group.len() < MAX_GROUP {
+                            // Bounded in jobs, not only writes, so a stream of reads cannot
+                            // hold the group's writes back for ever.
+                            let mut taken = 1;
+                            while group.len() < MAX_GROUP && taken < 2 * MAX_GROUP {
+                                taken += 1;
                                 match queue.try_recv() {
                                     Ok(Job::Write(w)) => group.push(w),
-                                    Ok(other) => {
-                                        next = Some(other);
-                                        break;
-                                    }
+                                    Ok(Job::Any(job)) => run_any(&mut conn, job),
                                     Err(_) => break,
                                 }
                             }
                             commit_group(&conn, group);
                         }
                     }
+                    if let Some(checkpoints) = &checkpoints {
+                        checkpoints.committed();
+                    }
                 }
+                // The checkpoints' connection closes first, so this one, the last, leaves the
+                // database settled (WAL checkpointed and removed) as it closes.
+                drop(checkpoints);
             })
             .map_err(|e| StoreError::database("starting the database thread", e))?;
         Ok(Worker {
@@ -149,11 +173,20 @@ impl Worker {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_tallied(move |conn, _| f(conn)).await
+    }
+
+    /// [`Worker::write`] for `f` that counts into a [`Tally`] as well: its counts are written
+    /// with the group's, summed, and only if `f` succeeds.
+    pub(crate) async fn write_tallied<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &mut Tally) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (answer, result) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
-        jobs.send(Job::Write(Box::new(move |conn| {
+        jobs.send(Job::Write(Box::new(move |conn, tally| {
             let outcome = match conn {
-                Ok(conn) => f(conn),
+                Ok(conn) => f(conn, tally),
                 Err(why) => Err(StoreError::database("beginning a write", why)),
             };
             let ok = outcome.is_ok();
@@ -191,13 +224,20 @@ impl Worker {
     }
 }
 
+/// Runs a job that is not a write of a group. The job's answer channel is dropped by a
+/// panic's unwind, which tells the caller; nothing else to do here.
+fn run_any(conn: &mut Connection, job: Box<dyn FnOnce(&mut Connection) + Send>) {
+    let _ = catch_unwind(AssertUnwindSafe(|| job(conn)));
+}
+
 /// Runs a group of writes in one transaction, each in a savepoint when there are several,
-/// commits once, then answers each.
+/// writes their counts, commits once, then answers each.
 fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
+    let mut tally = Tally::default();
     if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let why = e.to_string();
         for job in group {
-            let (_, deliver) = job(Err(why.clone()));
+            let (_, deliver) = job(Err(why.clone()), &mut tally);
             deliver(None);
         }
         return;
@@ -213,11 +253,14 @@ fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
         if !alone {
             let _ = run(conn, "SAVEPOINT one");
         }
-        match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
+        // Its own counts, kept only if it succeeds.
+        let mut counted = Tally::default();
+        match catch_unwind(AssertUnwindSafe(|| job(Ok(conn), &mut counted))) {
             Ok((true, deliver)) => {
                 if !alone {
                     let _ = run(conn, "RELEASE one");
                 }
+                tally.add(counted);
                 delivers.push(deliver);
             }
             Ok((false, deliver)) => {
@@ -230,10 +273,14 @@ fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
             }
         }
     }
-    let failed = run(conn, "COMMIT").err().map(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        e.to_string()
-    });
+    let failed = tally
+        .write(conn)
+        .map_err(|e| e.to_string())
+        .and_then(|()| run(conn, "COMMIT").map_err(|e| e.to_string()))
+        .err()
+        .inspect(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        });
     for deliver in delivers {
         deliver(failed.clone());
     }
@@ -249,14 +296,12 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
-    /// Writes queued together commit together; one that fails or panics leaves nothing of its
-    /// own behind and the others' writes stand.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_queued_together_commit_together_and_fail_alone() {
+    /// A worker on a database with a table `t (n INTEGER)`, and the task of a job that holds
+    /// its thread for 200 ms, so the jobs sent next queue up behind it.
+    async fn busy_worker() -> (Worker, tokio::task::JoinHandle<Result<(), StoreError>>) {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (n INTEGER)").unwrap();
-        let worker = Worker::spawn(conn).unwrap();
-        // Holds the thread so the writes below queue up behind it.
+        let worker = Worker::spawn(conn, None).unwrap();
         let busy = tokio::spawn({
             let worker = worker.clone();
             async move {
@@ -269,6 +314,14 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
+        (worker, busy)
+    }
+
+    /// Writes queued together commit together; one that fails or panics leaves nothing of its
+    /// own behind and the others' writes stand.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_queued_together_commit_together_and_fail_alone() {
+        let (worker, busy) = busy_worker().await;
         let writes: Vec<_> = (0..20)
             .map(|n: i64| {
                 let worker = worker.clone();
@@ -315,5 +368,130 @@ mod tests {
             .unwrap();
         let expected: Vec<i64> = (0..20).filter(|n| n % 5 != 1 && *n != 2).collect();
         assert_eq!(kept, expected);
+    }
+
+    /// A read queued among writes runs before their transaction begins instead of ending
+    /// the group: it sees none of them, as it could have had it come first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_queued_among_writes_run_before_them() {
+        let (worker, busy) = busy_worker().await;
+        let insert = |n: i64| {
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                worker
+                    .write(move |conn| {
+                        conn.execute("INSERT INTO t VALUES (?1)", [n])
+                            .map_err(|e| StoreError::database("inserting", e))
+                    })
+                    .await
+            })
+        };
+        let first = insert(1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let read = tokio::spawn({
+            let worker = worker.clone();
+            async move {
+                worker
+                    .call(|conn| {
+                        conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
+                            .map_err(|e| StoreError::database("counting", e))
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = insert(2);
+        busy.await.unwrap().unwrap();
+        assert_eq!(read.await.unwrap().unwrap(), 0);
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
+    }
+
+    /// Counts of a group's writes are summed into one row each; a failed write's counts are
+    /// not written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_groups_counts_are_summed_and_a_failed_writes_dropped() {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::schema::prepare(&conn, flowhost_store::Durability::Fast).unwrap();
+        let worker = Worker::spawn(conn, None).unwrap();
+        let p = flowhost_types::participant::ParticipantState::new(
+            "f",
+            1,
+            "a",
+            Default::default(),
+            Default::default(),
+        );
+        let writes: Vec<_> = (0..10)
+            .map(|n| {
+                let (worker, p) = (worker.clone(), p.clone());
+                tokio::spawn(async move {
+                    worker
+                        .write_tallied(move |_, tally| {
+                            tally.count(&p, "a", "");
+                            tally.count(&p, "a", if n % 2 == 0 { "even" } else { "odd" });
+                            if n == 3 {
+                                return Err(StoreError::Conflict("3 fails".into()));
+                            }
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for (n, w) in writes.into_iter().enumerate() {
+            assert_eq!(w.await.unwrap().is_ok(), n != 3);
+        }
+        let counts: Vec<(String, i64)> = worker
+            .call(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT exit, n FROM version_counts ORDER BY exit")
+                    .unwrap();
+                Ok(stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            [("".into(), 9), ("even".into(), 5), ("odd".into(), 4)]
+        );
+    }
+
+    /// With a database file, the checkpoints' thread copies the WAL into it while the store
+    /// is open (the writer no longer does), and the WAL is gone once the store is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_on_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let conn = Connection::open(&path).unwrap();
+        crate::schema::prepare(&conn, flowhost_store::Durability::Fast).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER, pad TEXT)")
+            .unwrap();
+        let checkpointer = Connection::open(&path).unwrap();
+        crate::schema::prepare_checkpointer(&checkpointer, flowhost_store::Durability::Fast)
+            .unwrap();
+        let worker = Worker::spawn(conn, Some(checkpointer)).unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        for n in 0..2_000i64 {
+            worker
+                .write(move |conn| {
+                    conn.execute("INSERT INTO t VALUES (?1, ?2)", (n, "x".repeat(1000)))
+                        .map_err(|e| StoreError::database("inserting", e))
+                })
+                .await
+                .unwrap();
+        }
+        // About 2 MB committed: the database file holds most of it within a few checkpoints.
+        let grew = |by: u64| std::fs::metadata(&path).unwrap().len() >= before + by;
+        let started = Instant::now();
+        while !grew(1_000_000) && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(grew(1_000_000), "the database file did not grow while open");
+        drop(worker);
+        assert!(!dir.path().join("state.db-wal").exists());
     }
 }

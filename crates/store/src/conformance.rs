@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             steps_enter_participants_atomically,
             participants_enter_once_per_idempotency_key,
             a_run_of_steps_is_written_together,
+            a_participant_is_inserted_with_its_first_steps,
             background_entries_take_the_next_seq,
             work_left_by_a_step_is_kept_with_it_and_finished_once,
             participants_of_a_flow_by_status,
@@ -885,6 +886,88 @@ pub async fn a_run_of_steps_is_written_together(store: &impl StateStore) {
     assert_eq!(counts["b"].exits, BTreeMap::from([("yes".to_owned(), 1)]));
     assert_eq!(store.participant(&p.id).await.unwrap(), Some(p.clone()));
     assert_eq!(store.participant(&entered.id).await.unwrap(), Some(entered));
+}
+
+/// A participant inserted with its first steps is stored as they left it, with their
+/// journey and counts: claimed while it runs, unclaimed once it waits or ends.
+pub async fn a_participant_is_inserted_with_its_first_steps(store: &impl StateStore) {
+    let (a, b) = (entry("a", Some("next")), entry("b", Some("yes")));
+    let steps = [&a, &b].map(|entry| StepRecord {
+        entry,
+        write: StepWrite {
+            entered: true,
+            ..StepWrite::default()
+        },
+    });
+    // Still running (a step with outside effects comes next): claimed, and its lease holds.
+    let mut running = participant("f", "a");
+    running.current = Some("c".into());
+    running.steps = 2;
+    let lease = store
+        .insert_with_steps(&running, OWNER, 60_000, &steps)
+        .await
+        .unwrap();
+    assert_eq!(
+        (lease.participant.as_str(), lease.owner.as_str()),
+        (running.id.as_str(), OWNER)
+    );
+    assert_eq!(
+        store.participant(&running.id).await.unwrap(),
+        Some(running.clone())
+    );
+    assert!(
+        store
+            .claim(&running.id, "node-b", 1_000, 61_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    running.status = Status::Completed;
+    running.current = None;
+    store
+        .record_steps(
+            &lease,
+            &running,
+            &[StepRecord {
+                entry: &entry("c", None),
+                write: StepWrite::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = store
+        .journey(&running.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+
+    // Waiting after them: unclaimed, due when its wait ends, and claimed then as any other.
+    let mut waiting = participant("f", "a");
+    waiting.current = Some("wait".into());
+    waiting.status = Status::Waiting;
+    waiting.waiting_until = Some(5_000);
+    waiting.steps = 2;
+    store
+        .insert_with_steps(&waiting, OWNER, 60_000, &steps)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.participant(&waiting.id).await.unwrap(),
+        Some(waiting.clone())
+    );
+    assert_eq!(store.journey(&waiting.id).await.unwrap().len(), 2);
+    let claim = store
+        .claim(&waiting.id, "node-b", 5_000, 65_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claim.was, Status::Waiting);
+    let counts = store.element_counts("f", None).await.unwrap();
+    assert_eq!(counts["a"].entered, 2);
+    assert_eq!(counts["b"].exits, BTreeMap::from([("yes".to_owned(), 2)]));
 }
 
 /// Work a step leaves (a record) is written with the step or, when its lease was lost, not

@@ -314,6 +314,27 @@ pub trait ParticipantStore: Send + Sync {
         expires_at: Millis,
     ) -> Result<Lease, StoreError>;
 
+    /// Inserts a new participant with the journey entries of its first run of steps, as
+    /// [`ParticipantStore::insert_claimed`] then [`ParticipantStore::record_steps`] would, and
+    /// returns the lease: while `p` is [`Status::Running`], `owner` holds it until
+    /// `expires_at`; otherwise `p` is stored as it is, unclaimed. The engine inserts a
+    /// participant entered by an API call this way, so a run of steps without outside effects
+    /// from the entry point to a wait or the end is one write.
+    ///
+    /// The default makes those two calls, in two transactions; a backend that can make them
+    /// one should.
+    async fn insert_with_steps(
+        &self,
+        p: &ParticipantState,
+        owner: &str,
+        expires_at: Millis,
+        steps: &[StepRecord<'_>],
+    ) -> Result<Lease, StoreError> {
+        let lease = self.insert_claimed(p, owner, expires_at).await?;
+        self.record_steps(&lease, p, steps).await?;
+        Ok(lease)
+    }
+
     /// Inserts new participants as [`Status::Queued`] (due at once), all or none, in one
     /// transaction with `request`'s key and answer. When the key was seen before in its
     /// scope, nothing is inserted and the earlier request's answer comes back instead.
