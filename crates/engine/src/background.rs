@@ -34,7 +34,7 @@ impl Engine {
         p: &ParticipantState,
         pending: &mut Vec<run::PendingStep>,
     ) -> Result<(), EngineError> {
-        if pending.is_empty() && held.stored {
+        if pending.is_empty() && held.stored() {
             return Ok(());
         }
         let work: Vec<Option<Record>> = pending
@@ -70,7 +70,7 @@ impl Engine {
                 },
             })
             .collect();
-        if held.stored {
+        if held.stored() {
             self.inner
                 .store
                 .record_steps(&held.lease, p, &records)
@@ -81,7 +81,7 @@ impl Engine {
                 .store
                 .insert_with_steps(p, &self.inner.owner, self.lease_expiry(), &records)
                 .await?;
-            held.stored = true;
+            held.entered = None;
         }
         pending.clear();
         for record in work.into_iter().flatten() {

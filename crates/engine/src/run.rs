@@ -62,7 +62,7 @@ impl Engine {
                 expires_at: self.lease_expiry(),
                 epoch: 1,
             },
-            stored: false,
+            entered: Some(state.clone()),
         };
         let mut follow = Vec::new();
         let state = self
@@ -276,7 +276,7 @@ impl Engine {
         }
         let mut held = Held {
             lease: claim.lease,
-            stored: true,
+            entered: None,
         };
         let state = self
             .advance(
@@ -312,7 +312,7 @@ impl Engine {
         for _ in 0..MAX_STEPS_PER_RUN {
             let Some(current) = p.current.clone() else {
                 p.status = Status::Completed;
-                if pending.is_empty() && held.stored {
+                if pending.is_empty() && held.stored() {
                     self.inner.store.release(&held.lease, &p).await?;
                 } else {
                     self.commit(held, &p, &mut pending).await?;
@@ -334,10 +334,15 @@ impl Engine {
                 return Ok(p);
             };
             let effects = node.element.has_effects();
+            // A participant not stored yet is stored as it entered before its first step
+            // with effects: a crash during the step leaves it to be taken over, not lost
+            // after its effects.
+            if effects {
+                self.store_entered(held).await?;
+            }
             // Two steps with effects never share a write: after a crash, only the last one
-            // runs again. A participant not stored yet is stored before its first: a crash
-            // during the step leaves it to be taken over, not lost after its effects.
-            if effects && (pending_effects || !held.stored) {
+            // runs again.
+            if effects && pending_effects {
                 self.commit(held, &p, &mut pending).await?;
                 pending_effects = false;
             }
@@ -363,7 +368,7 @@ impl Engine {
                 step: p.steps + 1,
             });
             let run = run.instrument(span.clone());
-            let result = if held.stored {
+            let result = if held.stored() {
                 self.renewing(&held.lease, run).await?
             } else {
                 // Nobody else can claim a participant the store has not seen: no renewals.
@@ -537,13 +542,35 @@ fn state_waiting(mut state: ParticipantState) -> ParticipantState {
 }
 
 /// The lease a run holds, and whether its participant is stored yet. A participant entered
-/// by [`Engine::start_at`] is inserted with its first write, or before its first step with
-/// outside effects if that comes first: a run of steps without outside effects from the entry
-/// point to a wait or the end is then one write. A crash before that write loses a
-/// participant nobody has heard of: the caller is answered only after it.
+/// by [`Engine::start_at`] is inserted with its first write, or as it entered (claimed, the
+/// steps so far left to the next write) just before its first step with outside effects if
+/// that comes first: a run of steps without outside effects from the entry point to a wait
+/// or the end is then one write. A crash before that write loses a participant nobody has
+/// heard of: the caller is answered only after it.
 pub(super) struct Held {
     pub(super) lease: Lease,
-    pub(super) stored: bool,
+    /// The participant as it entered, while it is not stored.
+    pub(super) entered: Option<ParticipantState>,
+}
+
+impl Held {
+    pub(super) fn stored(&self) -> bool {
+        self.entered.is_none()
+    }
+}
+
+impl Engine {
+    /// Stores a participant entered by this run as it entered, claimed (see [`Held`]).
+    async fn store_entered(&self, held: &mut Held) -> Result<(), EngineError> {
+        if let Some(entered) = held.entered.take() {
+            held.lease = self
+                .inner
+                .store
+                .insert_claimed(&entered, &self.inner.owner, self.lease_expiry())
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A step run but not yet written.
