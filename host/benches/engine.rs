@@ -164,10 +164,9 @@ async fn plugin_alone(plugins: &Plugins) -> Duration {
     started.elapsed() / RUN as u32
 }
 
-/// Section 1 on one store; `raw` are its single-row commits a second and its rows a second
-/// in commits of 100.
-async fn section_steps(name: &str, store: Arc<dyn StateStore>, plugins: &Plugins, raw: (f64, f64)) {
-    let engine = engine(&store, Arc::new(SystemClock), plugins);
+/// An engine on `store` with section 1's two flows, `native` and `plugin`, deployed.
+async fn steps_engine(store: &Arc<dyn StateStore>, plugins: &Plugins) -> Engine {
+    let engine = engine(store, Arc::new(SystemClock), plugins);
     engine
         .deploy(five("native", "set"), "native.json")
         .await
@@ -176,6 +175,13 @@ async fn section_steps(name: &str, store: Arc<dyn StateStore>, plugins: &Plugins
         .deploy(five("plugin", "plugin"), "plugin.json")
         .await
         .unwrap();
+    engine
+}
+
+/// Section 1 on one store; `raw` are its single-row commits a second and its rows a second
+/// in commits of 100.
+async fn section_steps(name: &str, store: Arc<dyn StateStore>, plugins: &Plugins, raw: (f64, f64)) {
+    let engine = steps_engine(&store, plugins).await;
     let (single, hundred) = raw;
     for (flow, label) in [
         ("native", "5 native elements"),
@@ -376,15 +382,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let store: Arc<dyn StateStore> =
                 Arc::new(SqliteStore::open(&dir.path().join("steps.db")).unwrap());
-            let engine = engine(&store, Arc::new(SystemClock), &plugins);
-            engine
-                .deploy(five("native", "set"), "native.json")
-                .await
-                .unwrap();
-            engine
-                .deploy(five("plugin", "plugin"), "plugin.json")
-                .await
-                .unwrap();
+            let engine = steps_engine(&store, &plugins).await;
             let flow: &'static str = if flow == "plugin" { "plugin" } else { "native" };
             loop {
                 let rate = steps_per_second(&engine, flow, in_flight).await;

@@ -30,7 +30,7 @@ impl Engine {
     /// starts that work, so its report always follows its step in the journey.
     pub(super) async fn commit(
         &self,
-        held: &mut run::Held,
+        held: &mut held::Held,
         p: &ParticipantState,
         pending: &mut Vec<run::PendingStep>,
     ) -> Result<(), EngineError> {

@@ -70,6 +70,7 @@ mod background;
 mod compile;
 mod due;
 pub mod element;
+mod held;
 mod run;
 mod saved;
 pub mod scheduler;

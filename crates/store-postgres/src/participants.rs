@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::rows::{
-    append, append_all, count_all, earlier_answer, insert, insert_as, kept_person, state_from,
-    wake, write_leased,
+    DETAIL, append, earlier_answer, insert, insert_as, kept_person, last_step_at, state_from, wake,
+    write_leased, write_steps,
 };
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, IdempotentRequest, JourneyEntry, Lease, ParticipantState,
@@ -12,9 +12,6 @@ use flowhost_store::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
-const DETAIL: &str = "detail:";
 
 #[async_trait]
 impl ParticipantStore for PostgresStore {
@@ -239,7 +236,7 @@ impl ParticipantStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db("recording a step"))?;
         write_leased(&tx, lease, p, last_step_at(steps)).await?;
-        self.write_steps(&tx, p, steps).await?;
+        write_steps(&tx, &self.node, p, steps).await?;
         tx.commit().await.map_err(db("recording a step"))
     }
 
@@ -259,7 +256,7 @@ impl ParticipantStore for PostgresStore {
         // Epoch 1, as if inserted claimed and saved under that lease.
         let lease = running.then_some((owner, expires_at));
         insert_as(&tx, p, lease, 1, last_step_at(steps)).await?;
-        self.write_steps(&tx, p, steps).await?;
+        write_steps(&tx, &self.node, p, steps).await?;
         tx.commit().await.map_err(db("inserting a participant"))?;
         Ok(Lease {
             participant: p.id.clone(),
@@ -594,51 +591,5 @@ impl ParticipantStore for PostgresStore {
             .map_err(db("counting waiting participants"))?
             .get(0);
         Ok(n as u64)
-    }
-}
-
-/// When the last of `steps` was recorded.
-fn last_step_at(steps: &[StepRecord<'_>]) -> Option<Millis> {
-    steps.iter().map(|s| s.entry.at_ms).max()
-}
-
-impl PostgresStore {
-    /// Writes what `p`'s steps wrote besides `p` itself: journey entries, records,
-    /// participants entered (and the notice that wakes other nodes for them) and counts.
-    async fn write_steps(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        p: &ParticipantState,
-        steps: &[StepRecord<'_>],
-    ) -> Result<(), StoreError> {
-        let entries: Vec<&JourneyEntry> = steps.iter().map(|s| s.entry).collect();
-        append_all(tx, &p.id, &entries).await?;
-        let mut counts: BTreeMap<(&str, String), i64> = BTreeMap::new();
-        for step in steps {
-            let (entry, write) = (step.entry, step.write);
-            for record in write.records {
-                records::put(tx, record).await?;
-            }
-            for other in write.enter {
-                let mut other = other.clone();
-                other.status = Status::Queued;
-                insert(tx, &other, None).await?;
-            }
-            let element = entry.element_id.as_str();
-            let exits = write
-                .entered
-                .then(String::new)
-                .into_iter()
-                .chain(entry.exit.clone())
-                .chain(write.tally.iter().map(|d| format!("{DETAIL}{d}")));
-            for exit in exits {
-                *counts.entry((element, exit)).or_default() += 1;
-            }
-        }
-        count_all(tx, p, &counts).await?;
-        if steps.iter().any(|s| !s.write.enter.is_empty()) {
-            listen::notify(tx, &self.node).await?;
-        }
-        Ok(())
     }
 }

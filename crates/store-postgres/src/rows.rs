@@ -6,7 +6,8 @@
 use super::*;
 use deadpool_postgres::GenericClient;
 use flowhost_store::{
-    EarlierAnswer, ElementState, JourneyEntry, Lease, ParticipantState, Status, parse_status,
+    EarlierAnswer, ElementState, JourneyEntry, Lease, ParticipantState, Status, StepRecord,
+    parse_status,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -295,4 +296,51 @@ pub(crate) fn kept_person(
             .map_err(|e| StoreError::corrupt(format!("person {:?}", state.person.id), e))?;
     }
     Ok(state)
+}
+
+/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
+pub(crate) const DETAIL: &str = "detail:";
+
+/// When the last of `steps` was recorded.
+pub(crate) fn last_step_at(steps: &[StepRecord<'_>]) -> Option<Millis> {
+    steps.iter().map(|s| s.entry.at_ms).max()
+}
+
+/// Writes what `p`'s steps wrote besides `p` itself: journey entries, records, participants
+/// entered (and the notice from `node` that wakes other nodes for them) and counts.
+pub(crate) async fn write_steps(
+    tx: &deadpool_postgres::Transaction<'_>,
+    node: &str,
+    p: &ParticipantState,
+    steps: &[StepRecord<'_>],
+) -> Result<(), StoreError> {
+    let entries: Vec<&JourneyEntry> = steps.iter().map(|s| s.entry).collect();
+    append_all(tx, &p.id, &entries).await?;
+    let mut counts: BTreeMap<(&str, String), i64> = BTreeMap::new();
+    for step in steps {
+        let (entry, write) = (step.entry, step.write);
+        for record in write.records {
+            records::put(tx, record).await?;
+        }
+        for other in write.enter {
+            let mut other = other.clone();
+            other.status = Status::Queued;
+            insert(tx, &other, None).await?;
+        }
+        let element = entry.element_id.as_str();
+        let exits = write
+            .entered
+            .then(String::new)
+            .into_iter()
+            .chain(entry.exit.clone())
+            .chain(write.tally.iter().map(|d| format!("{DETAIL}{d}")));
+        for exit in exits {
+            *counts.entry((element, exit)).or_default() += 1;
+        }
+    }
+    count_all(tx, p, &counts).await?;
+    if steps.iter().any(|s| !s.write.enter.is_empty()) {
+        listen::notify(tx, node).await?;
+    }
+    Ok(())
 }

@@ -5,12 +5,11 @@
 // impl cannot be split across files); the statements it shares are in `rows.rs`.
 
 use super::*;
-/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
-const DETAIL: &str = "detail:";
 
 use crate::people::read_person;
 use crate::rows::{
-    Tally, append, append_all, earlier_answer, insert, insert_as, read_participant, write_leased,
+    DETAIL, append, earlier_answer, insert, insert_as, last_step_at, owned, read_participant,
+    write_leased, write_steps,
 };
 
 /// The three kinds of due work, oldest first, each a walk of `participants_due` (status,
@@ -662,68 +661,6 @@ fn wake(conn: &Connection, key: &str, event: &str, now: Millis) -> Result<Vec<St
         .map_err(db("waking participants"))?;
     ids.sort();
     Ok(ids)
-}
-
-/// A step of [`ParticipantStore::record_steps`], owned so it can go to the database thread:
-/// its journey entry, whether it entered its element, the participants it entered, its
-/// analytics details and the records it wrote.
-type Step = (
-    JourneyEntry,
-    bool,
-    Vec<ParticipantState>,
-    Vec<String>,
-    Vec<Record>,
-);
-
-fn owned(steps: &[StepRecord<'_>]) -> Vec<Step> {
-    steps
-        .iter()
-        .map(|s| {
-            (
-                s.entry.clone(),
-                s.write.entered,
-                s.write.enter.to_vec(),
-                s.write.tally.to_vec(),
-                s.write.records.to_vec(),
-            )
-        })
-        .collect()
-}
-
-/// When the last of `steps` was recorded.
-fn last_step_at(steps: &[Step]) -> Option<Millis> {
-    steps.iter().map(|s| s.0.at_ms).max()
-}
-
-/// Writes what `p`'s steps wrote besides `p` itself: journey entries, records, participants
-/// entered and counts.
-fn write_steps(
-    conn: &Connection,
-    tally: &mut Tally,
-    p: &ParticipantState,
-    steps: &[Step],
-) -> Result<(), StoreError> {
-    append_all(conn, &p.id, steps.iter().map(|s| &s.0))?;
-    for (entry, entered, enter, details, records) in steps {
-        for record in records {
-            crate::records::put(conn, record)?;
-        }
-        for other in enter {
-            let mut other = other.clone();
-            other.status = Status::Queued;
-            insert(conn, &other, None)?;
-        }
-        if *entered {
-            tally.count(p, &entry.element_id, "");
-        }
-        if let Some(exit) = &entry.exit {
-            tally.count(p, &entry.element_id, exit);
-        }
-        for detail in details {
-            tally.count(p, &entry.element_id, &format!("{DETAIL}{detail}"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -308,6 +308,71 @@ pub(crate) fn read_participant(
     }))
 }
 
+/// How an element's analytics details are kept beside its exits: as `detail:<name>`.
+pub(crate) const DETAIL: &str = "detail:";
+
+/// A step of [`ParticipantStore::record_steps`], owned so it can go to the database thread:
+/// its journey entry, whether it entered its element, the participants it entered, its
+/// analytics details and the records it wrote.
+pub(crate) type Step = (
+    JourneyEntry,
+    bool,
+    Vec<ParticipantState>,
+    Vec<String>,
+    Vec<Record>,
+);
+
+pub(crate) fn owned(steps: &[StepRecord<'_>]) -> Vec<Step> {
+    steps
+        .iter()
+        .map(|s| {
+            (
+                s.entry.clone(),
+                s.write.entered,
+                s.write.enter.to_vec(),
+                s.write.tally.to_vec(),
+                s.write.records.to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// When the last of `steps` was recorded.
+pub(crate) fn last_step_at(steps: &[Step]) -> Option<Millis> {
+    steps.iter().map(|s| s.0.at_ms).max()
+}
+
+/// Writes what `p`'s steps wrote besides `p` itself: journey entries, records, participants
+/// entered and counts.
+pub(crate) fn write_steps(
+    conn: &Connection,
+    tally: &mut Tally,
+    p: &ParticipantState,
+    steps: &[Step],
+) -> Result<(), StoreError> {
+    append_all(conn, &p.id, steps.iter().map(|s| &s.0))?;
+    for (entry, entered, enter, details, records) in steps {
+        for record in records {
+            crate::records::put(conn, record)?;
+        }
+        for other in enter {
+            let mut other = other.clone();
+            other.status = Status::Queued;
+            insert(conn, &other, None)?;
+        }
+        if *entered {
+            tally.count(p, &entry.element_id, "");
+        }
+        if let Some(exit) = &entry.exit {
+            tally.count(p, &entry.element_id, exit);
+        }
+        for detail in details {
+            tally.count(p, &entry.element_id, &format!("{DETAIL}{detail}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

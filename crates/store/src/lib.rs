@@ -37,6 +37,9 @@
 //! assert_eq!(describe(&lost), "another engine runs this participant now");
 //! # let _ = Lease { participant: "p-1".into(), owner: "node-a".into(), expires_at: 0, epoch: 3 };
 //! ```
+//!
+//! (One file of more than 600 lines: the traits and the types they pass are the API, read
+//! in one place; the conformance suite is in its own module.)
 #![deny(missing_docs)]
 // One file of more than 600 lines: it is the storage contract (every trait, with the value
 // types its methods take and return), read as one by whoever writes a backend.
