@@ -8,28 +8,38 @@ use super::*;
 
 use crate::people::read_person;
 use crate::rows::{
-    DETAIL, append, earlier_answer, insert, insert_as, last_step_at, owned, read_participant,
-    write_leased, write_steps,
+    DETAIL, StateRow, append, earlier_answer, insert, insert_as, last_step_at, owned,
+    read_participant, state_columns, write_leased, write_steps,
 };
 
-/// The three kinds of due work, oldest first, each a walk of `participants_due` (status,
+/// The three kinds of due work, oldest first, each a walk of `participants_pending` (status,
 /// then `waiting_until`, then rowid): waits whose time has come, queued participants, and
 /// running ones whose lease expired (their owner is gone). Each row is `(COALESCE
-/// (waiting_until, 0), rowid, id)`, the order [`ParticipantStore::claim_due`] merges them in.
+/// (waiting_until, 0), rowid)`, the order [`ParticipantStore::claim_due`] merges them in.
 /// `?1` is now, `?2` the held flows (a JSON array), `?3` the limit.
 const DUE: [&str; 3] = [
-    "SELECT COALESCE(waiting_until, 0), rowid, id FROM participants INDEXED BY participants_due
+    "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'waiting' AND waiting_until <= ?1
        AND flow_id NOT IN (SELECT value FROM json_each(?2))
      ORDER BY waiting_until, rowid LIMIT ?3",
-    "SELECT COALESCE(waiting_until, 0), rowid, id FROM participants INDEXED BY participants_due
+    "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'queued' AND flow_id NOT IN (SELECT value FROM json_each(?2))
      ORDER BY waiting_until, rowid LIMIT ?3",
-    "SELECT COALESCE(waiting_until, 0), rowid, id FROM participants INDEXED BY participants_due
+    "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'running' AND lease_expires <= ?1
        AND flow_id NOT IN (SELECT value FROM json_each(?2))
      ORDER BY waiting_until, rowid LIMIT ?3",
 ];
+
+/// Retention's pick of finished participants last changed before `?1`, at most `?2`. Its
+/// status condition is that of `participants_finished`, word for word, so it reads that index.
+const PRUNED: &str = "INSERT INTO pruned (id) SELECT id FROM participants
+    WHERE (status = 'completed' OR status = 'failed' OR status = 'canceled')
+      AND updated_at < ?1 LIMIT ?2";
+
+/// Hands event `?2` to the participants waiting on key `?1`, due at `?3`.
+const WAKE: &str = "UPDATE participants SET event = ?2, waiting_until = ?3
+    WHERE wait_key = ?1 AND status = 'waiting' RETURNING id";
 
 /// What a claim sets besides the owner and expiry: running under the next epoch, how it goes
 /// on (a running participant is taken over as it was claimed before), and the takeovers.
@@ -166,17 +176,17 @@ impl ParticipantStore for SqliteStore {
         let owner = owner.to_owned();
         let held = serde_json::to_string(held).expect("strings serialize");
         self.write(move |conn| {
-            // Each kind of due work walks `participants_due` in its own order, so a claim
-            // reads about `limit` rows of each, however many are due; one statement with an
-            // `OR` of the three would sort every due row on each claim.
-            let mut due: Vec<(i64, i64, String)> = Vec::new();
+            // Each kind of due work walks `participants_pending` in its own order, so a
+            // claim reads about `limit` rows of each, however many are due; one statement with
+            // an `OR` of the three would sort every due row on each claim.
+            let mut due: Vec<(i64, i64)> = Vec::new();
             for sql in DUE {
                 let mut stmt = conn
                     .prepare_cached(sql)
                     .map_err(db("listing due participants"))?;
                 let rows = stmt
                     .query_map(params![now, held, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?))
                     })
                     .map_err(db("listing due participants"))?;
                 for row in rows {
@@ -185,30 +195,32 @@ impl ParticipantStore for SqliteStore {
             }
             due.sort_unstable();
             due.truncate(limit);
+            // By rowid, the participant read in the same statement: one lookup a claim.
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "UPDATE participants SET ",
                     claiming!(),
-                    ", lease_owner = ?2, lease_expires = ?3 WHERE id = ?1
-                     RETURNING epoch, claimed_from, retried",
+                    ", lease_owner = ?2, lease_expires = ?3 WHERE rowid = ?1
+                     RETURNING id, epoch, claimed_from, retried, ",
+                    state_columns!(),
                 ))
                 .map_err(db("claiming due participants"))?;
             let mut claimed = Vec::with_capacity(due.len());
-            for (_, _, id) in due {
-                let (epoch, was, retried) = stmt
-                    .query_row(params![id, owner, expires_at], |r| {
+            for (_, rowid) in due {
+                let (id, epoch, was, retried, row) = stmt
+                    .query_row(params![rowid, owner, expires_at], |r| {
                         Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, Option<String>>(1)?,
-                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<String>>(2)?,
+                            r.get::<_, i64>(3)?,
+                            StateRow::get(r, 4)?,
                         ))
                     })
                     .map_err(db("claiming due participants"))?;
-                // Read here, on the database thread, rather than one round trip each later;
-                // its person as People has it now (Add to Flow may have changed it).
-                let mut state = read_participant(conn, &id)?;
-                if let Some(state) = &mut state
-                    && !state.person.id.is_empty()
+                let mut state = row.parse(id.clone())?;
+                // Its person as People has it now (Add to Flow may have changed it).
+                if !state.person.id.is_empty()
                     && let Some(person) = read_person(conn, &state.person.id)?
                 {
                     state.person = person;
@@ -216,7 +228,7 @@ impl ParticipantStore for SqliteStore {
                 claimed.push(Claim {
                     was: parse_status(was.as_deref().unwrap_or("queued"))?,
                     retried: retried as u32,
-                    state,
+                    state: Some(state),
                     lease: Lease {
                         participant: id,
                         owner: owner.clone(),
@@ -331,11 +343,7 @@ impl ParticipantStore for SqliteStore {
             )
             .map_err(db("pruning participants"))?;
             let n = tx
-                .prepare_cached(
-                    "INSERT INTO pruned (id) SELECT id FROM participants
-                     WHERE status IN ('completed', 'failed', 'canceled') AND updated_at < ?1
-                     LIMIT ?2",
-                )
+                .prepare_cached(PRUNED)
                 .and_then(|mut stmt| stmt.execute(params![before, limit as i64]))
                 .map_err(db("pruning participants"))?;
             tx.execute_batch(
@@ -507,8 +515,7 @@ impl ParticipantStore for SqliteStore {
             let what = "listing a person's participants";
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id FROM participants WHERE json_extract(person, '$.id') = ?1
-                     ORDER BY rowid DESC LIMIT ?2",
+                    "SELECT id FROM participants WHERE person_id = ?1 ORDER BY rowid DESC LIMIT ?2",
                 )
                 .map_err(db(what))?;
             let rows = stmt
@@ -648,10 +655,7 @@ impl ParticipantStore for SqliteStore {
 /// Hands `event` to the participants waiting on `key`, due at `now`; their ids, sorted.
 fn wake(conn: &Connection, key: &str, event: &str, now: Millis) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "UPDATE participants SET event = ?2, waiting_until = ?3
-             WHERE wait_key = ?1 AND status = 'waiting' RETURNING id",
-        )
+        .prepare_cached(WAKE)
         .map_err(db("waking participants"))?;
     let rows = stmt
         .query_map(params![key, event, now], |r| r.get(0))
@@ -683,8 +687,63 @@ mod tests {
                 .collect();
             assert!(
                 plan.iter()
-                    .any(|l| l.contains("USING INDEX participants_due"))
+                    .any(|l| l.contains("USING INDEX participants_pending"))
                     && !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{sql}\n{plan:#?}"
+            );
+        }
+    }
+
+    /// Wake-ups and retention read their partial indexes, and a database with the whole
+    /// indexes of before has them replaced on open.
+    #[test]
+    fn wake_ups_and_retention_use_partial_indexes_that_replace_the_whole_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        crate::schema::prepare(&conn, crate::Durability::default()).unwrap();
+        conn.execute_batch(
+            "CREATE INDEX participants_due ON participants (status, waiting_until);
+             CREATE INDEX participants_wait_key ON participants (wait_key, status);
+             CREATE INDEX participants_updated ON participants (status, updated_at);
+             CREATE INDEX participants_person ON participants (json_extract(person, '$.id'));
+             CREATE TEMP TABLE pruned (id TEXT PRIMARY KEY);",
+        )
+        .unwrap();
+        crate::schema::prepare(&conn, crate::Durability::default()).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index'
+                 AND tbl_name = 'participants' AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap();
+        let indexes: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "participants_finished",
+                "participants_flow",
+                "participants_pending",
+                "participants_person_id",
+                "participants_waking"
+            ]
+        );
+        let cases: [(&str, &str, &[&dyn rusqlite::ToSql]); 2] = [
+            (WAKE, "participants_waking", params!["k", "{}", 1]),
+            (PRUNED, "participants_finished", params![1, 2]),
+        ];
+        for (sql, index, args) in cases {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(args, |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                plan.iter().any(|l| l.contains(&format!("INDEX {index} "))),
                 "{sql}\n{plan:#?}"
             );
         }

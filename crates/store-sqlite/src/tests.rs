@@ -50,6 +50,10 @@ async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_ro
     let old = store.participant("p1").await.unwrap().unwrap();
     assert_eq!(old.person.id, "ada");
     assert_eq!(
+        store.participants_of_person("ada", 10).await.unwrap(),
+        ["p1"]
+    );
+    assert_eq!(
         (old.wait_key, old.event, old.element_state),
         (None, None, None)
     );
