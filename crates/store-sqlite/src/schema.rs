@@ -2,7 +2,7 @@
 //! databases get on open.
 
 use flowhost_store::{Durability, StoreError};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS flows (
@@ -19,12 +19,6 @@ CREATE TABLE IF NOT EXISTS participants (
     waiting_until INTEGER,
     steps INTEGER NOT NULL,
     element_state TEXT
-);
-CREATE TABLE IF NOT EXISTS journey (
-    participant_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    entry TEXT NOT NULL,
-    PRIMARY KEY (participant_id, seq)
 );
 CREATE TABLE IF NOT EXISTS rate_queues (
     queue TEXT PRIMARY KEY,
@@ -85,6 +79,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (scope, key)
 );
 ";
+
+/// The journey's columns: a table clustered on its key (`WITHOUT ROWID`), so that an entry
+/// is one B-tree insert, not two (a table and its primary key's index). Databases from
+/// before had a rowid table; [`cluster_journey`] copies it over once.
+const JOURNEY: &str = "(
+    participant_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (participant_id, seq)
+) WITHOUT ROWID";
 
 /// Columns added after a table's first release, with their types.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
@@ -200,6 +204,7 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
     conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
     conn.execute_batch(SCHEMA)
         .map_err(db("creating the schema"))?;
+    cluster_journey(conn)?;
     for (table, column, kind) in ADDED_COLUMNS {
         let present: bool = conn
             .query_row(
@@ -241,4 +246,39 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
         .map_err(db("moving analytics to versioned counters"))?;
     }
     Ok(())
+}
+
+/// Creates the journey table, or moves a journey from before [`JOURNEY`] into one: a copy of
+/// every entry, once, in one transaction (a crash leaves the old table as it was).
+fn cluster_journey(conn: &Connection) -> Result<(), StoreError> {
+    let old: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'journey'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db("reading the schema"))?;
+    let Some(old) = old else {
+        return conn
+            .execute_batch(&format!("CREATE TABLE journey {JOURNEY}"))
+            .map_err(db("creating the schema"));
+    };
+    if old.contains("WITHOUT ROWID") {
+        return Ok(());
+    }
+    tracing::info!("moving the journey to a table clustered on its key (once)");
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE journey_clustered {JOURNEY};
+         INSERT INTO journey_clustered (participant_id, seq, entry)
+             SELECT participant_id, seq, entry FROM journey;
+         DROP TABLE journey;
+         ALTER TABLE journey_clustered RENAME TO journey;
+         COMMIT;"
+    ))
+    .map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        StoreError::database("moving the journey to a clustered table", e)
+    })
 }

@@ -71,6 +71,61 @@ async fn a_database_from_the_first_release_gets_the_new_columns_and_keeps_its_ro
 }
 
 #[tokio::test]
+async fn a_journey_from_before_moves_to_a_clustered_table_with_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = old_database(
+        &dir,
+        "",
+        "('p1', 'f', '{\"id\": \"ada\"}', '{}', NULL, 'completed', NULL, 2)",
+    );
+    let entry = |seq: u64, element: &str| -> JourneyEntry {
+        serde_json::from_value(serde_json::json!({
+            "seq": seq, "at_ms": 1, "element_id": element, "element_type": "set-variable",
+            "variables_changed": {}, "logs": [], "duration_us": 0
+        }))
+        .unwrap()
+    };
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE journey (participant_id TEXT NOT NULL, seq INTEGER NOT NULL,
+             entry TEXT NOT NULL, PRIMARY KEY (participant_id, seq))",
+    )
+    .unwrap();
+    for (seq, element) in [(1, "a"), (2, "b")] {
+        let text = serde_json::to_string(&entry(seq, element)).unwrap();
+        conn.execute(
+            "INSERT INTO journey VALUES ('p1', ?1, ?2)",
+            params![seq as i64, text],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    store.append_journey("p1", &entry(0, "c")).await.unwrap();
+    let elements: Vec<_> = store
+        .journey("p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.element_id))
+        .collect();
+    assert_eq!(
+        elements,
+        [(1, "a".into()), (2, "b".into()), (3, "c".into())]
+    );
+    drop(store);
+    let sql: String = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'journey'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+}
+
+#[tokio::test]
 async fn waits_from_before_wait_reason_keep_their_reason_from_the_element_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = old_database(
