@@ -11,6 +11,7 @@ use crate::rows::{
     DETAIL, StateRow, append, earlier_answer, insert, insert_as, last_step_at, owned,
     read_participant, state_columns, write_leased, write_steps,
 };
+use std::collections::HashMap;
 
 /// The three kinds of due work, oldest first, each a walk of `participants_pending` (status,
 /// then `waiting_until`, then rowid): waits whose time has come, queued participants, and
@@ -195,29 +196,41 @@ impl ParticipantStore for SqliteStore {
             }
             due.sort_unstable();
             due.truncate(limit);
-            // By rowid, the participant read in the same statement: one lookup a claim.
+            // One statement for the batch, by the rowids found, each participant returned
+            // with its claim (RETURNING rows come in no set order: each goes to its place).
+            let place: HashMap<i64, usize> = due
+                .iter()
+                .enumerate()
+                .map(|(i, &(_, rowid))| (rowid, i))
+                .collect();
+            let rowids = serde_json::to_string(&due.iter().map(|d| d.1).collect::<Vec<_>>())
+                .expect("integers serialize");
             let mut stmt = conn
                 .prepare_cached(concat!(
                     "UPDATE participants SET ",
                     claiming!(),
-                    ", lease_owner = ?2, lease_expires = ?3 WHERE rowid = ?1
-                     RETURNING id, epoch, claimed_from, retried, ",
+                    ", lease_owner = ?2, lease_expires = ?3
+                     WHERE rowid IN (SELECT value FROM json_each(?1))
+                     RETURNING rowid, id, epoch, claimed_from, retried, ",
                     state_columns!(),
                 ))
                 .map_err(db("claiming due participants"))?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for (_, rowid) in due {
-                let (id, epoch, was, retried, row) = stmt
-                    .query_row(params![rowid, owner, expires_at], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, Option<String>>(2)?,
-                            r.get::<_, i64>(3)?,
-                            StateRow::get(r, 4)?,
-                        ))
-                    })
-                    .map_err(db("claiming due participants"))?;
+            let rows = stmt
+                .query_map(params![rowids, owner, expires_at], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                        StateRow::get(r, 5)?,
+                    ))
+                })
+                .map_err(db("claiming due participants"))?;
+            let mut claimed: Vec<Option<Claim>> = (0..due.len()).map(|_| None).collect();
+            for row in rows {
+                let (rowid, id, epoch, was, retried, row) =
+                    row.map_err(db("claiming due participants"))?;
                 let mut state = row.parse(id.clone())?;
                 // Its person as People has it now (Add to Flow may have changed it).
                 if !state.person.id.is_empty()
@@ -225,7 +238,7 @@ impl ParticipantStore for SqliteStore {
                 {
                     state.person = person;
                 }
-                claimed.push(Claim {
+                claimed[place[&rowid]] = Some(Claim {
                     was: parse_status(was.as_deref().unwrap_or("queued"))?,
                     retried: retried as u32,
                     state: Some(state),
@@ -237,6 +250,7 @@ impl ParticipantStore for SqliteStore {
                     },
                 });
             }
+            let claimed = claimed.into_iter().flatten().collect();
             Ok(claimed)
         })
         .await
