@@ -215,12 +215,18 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
             .map_err(db("reading the schema"))?
             > 0;
         if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+            // The column and its backfill commit together: a crash between them would leave
+            // the column there and never filled, since the next open sees it present.
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(db("adding a column"))?;
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
                 .map_err(db("adding a column"))?;
             for (_, backfill) in BACKFILLS.iter().filter(|(c, _)| c == column) {
-                conn.execute_batch(backfill)
+                tx.execute_batch(backfill)
                     .map_err(db("filling an added column"))?;
             }
+            tx.commit().map_err(db("adding a column"))?;
         }
     }
     conn.execute_batch(INDEXES)
