@@ -5,6 +5,7 @@
 
 use super::*;
 use flowhost_store::Claim;
+use std::collections::VecDeque;
 use tokio::sync::oneshot;
 
 /// Participants claimed in one statement.
@@ -54,65 +55,72 @@ impl Engine {
     }
 
     /// [`Engine::resume_due_each`], with each state's place in the claim order.
+    ///
+    /// The next batch is claimed while the lanes of the last ones run, as soon as fewer than
+    /// [`RUN_AT_ONCE`] wait to start: the runs do not wait for a claim's round trip, and
+    /// this engine holds few more claims than it can start (engines sharing the database
+    /// split the due work).
     async fn resume_due_ordered(
         &self,
         mut each: impl FnMut(usize, ParticipantState),
     ) -> Result<(), EngineError> {
         let now = self.inner.clock.now_ms();
         let held = self.paused_flows();
+        let claim = || {
+            self.inner.store.claim_due(
+                &self.inner.owner,
+                now,
+                self.lease_expiry(),
+                CLAIM_BATCH,
+                &held,
+            )
+        };
         let mut progress = Progress::default();
         let mut running: tokio::task::JoinSet<Vec<Ran>> = tokio::task::JoinSet::new();
+        // Lanes claimed but not started, with their batch, in claim order.
+        let mut ready: VecDeque<(Lane, usize)> = VecDeque::new();
         // The last lane of each queue that keeps order: the next one starts after it ends.
         let mut queues: HashMap<(String, String), oneshot::Receiver<()>> = HashMap::new();
         let mut claimed = 0;
-        let mut claiming = true;
+        let mut claiming = Some(Box::pin(claim()));
+        let mut more = true;
         loop {
-            if claiming {
-                // Claimed in one statement: engines sharing the database split the due work.
-                let claims = self
-                    .inner
-                    .store
-                    .claim_due(
-                        &self.inner.owner,
-                        now,
-                        self.lease_expiry(),
-                        CLAIM_BATCH,
-                        &held,
-                    )
-                    .await;
-                match claims {
-                    Ok(claims) if !claims.is_empty() => {
-                        let (batch, size) = (progress.batches.len(), claims.len());
-                        progress.batches.push((size, false));
-                        // Every claimed participant runs, even after one fails: the rest
-                        // would otherwise wait for their leases to expire.
-                        for lane in self.lanes(claims, claimed, &mut queues).await {
-                            while running.len() >= RUN_AT_ONCE
-                                && let Some(finished) = running.join_next().await
-                            {
-                                let ran = finished.expect("a claimed participant's run panicked");
-                                progress.settle(ran, &mut each);
+            while running.len() < RUN_AT_ONCE
+                && let Some((lane, batch)) = ready.pop_front()
+            {
+                running.spawn(lane.run(self.clone(), now, batch));
+            }
+            // A batch in which nobody went on (all put back: a flow paused meanwhile) would
+            // be claimed again and again: stop at it. So does a failure.
+            more &= !progress.stalled && progress.failed.is_none();
+            if more && claiming.is_none() && ready.len() < RUN_AT_ONCE {
+                claiming = Some(Box::pin(claim()));
+            }
+            tokio::select! {
+                claims = async { claiming.as_mut().expect("checked").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claims {
+                        Ok(claims) if !claims.is_empty() => {
+                            let (batch, size) = (progress.batches.len(), claims.len());
+                            progress.batches.push((size, false));
+                            // Every claimed participant runs, even after one fails: the
+                            // rest would otherwise wait for their leases to expire.
+                            for lane in self.lanes(claims, claimed, &mut queues).await {
+                                ready.push_back((lane, batch));
                             }
-                            running.spawn(lane.run(self.clone(), now, batch));
+                            claimed += size;
                         }
-                        claimed += size;
-                    }
-                    Ok(_) => claiming = false,
-                    Err(e) => {
-                        progress.failed.get_or_insert(e.into());
+                        Ok(_) => more = false,
+                        Err(e) => {
+                            progress.failed.get_or_insert(e.into());
+                        }
                     }
                 }
-                // A batch in which nobody went on (all put back: a flow paused meanwhile)
-                // would be claimed again and again: stop at it. So does a failure.
-                claiming &= !progress.stalled && progress.failed.is_none();
-                continue;
-            }
-            match running.join_next().await {
-                Some(finished) => {
+                Some(finished) = running.join_next(), if !running.is_empty() => {
                     let ran = finished.expect("a claimed participant's run panicked");
                     progress.settle(ran, &mut each);
                 }
-                None => break,
+                else => break,
             }
         }
         match progress.failed {

@@ -101,8 +101,10 @@ pub const MAX_STEPS_PER_RUN: usize = 1000;
 /// by the scheduler once its lease has expired.
 pub const LEASE_MS: Millis = 30_000;
 
-/// Claimed participants a scheduler round runs at a time ([`Engine::resume_due`]).
-pub const RUN_AT_ONCE: usize = 32;
+/// Claimed participants a scheduler round runs at a time ([`Engine::resume_due`]). Their
+/// writes share group commits, so more at once means fewer commits: 128 released due
+/// participants about 15% faster than 32 on SQLite; 256 no faster (docs/BENCHMARKS.md).
+pub const RUN_AT_ONCE: usize = 128;
 
 /// Participants one call runs after the one it was about (entered by Add to Flow, woken by
 /// an event); the rest stay queued for [`Engine::resume_due`].
