@@ -1,10 +1,13 @@
 //! The embedded store: flowhost's storage API ([`flowhost_store`]) on one SQLite file.
 //!
 //! SQLite calls block, so they never run on the async workers: one thread owns the
-//! connection and runs the store's queries one after another, in the order they were asked
-//! (the `worker` module). Each call hands the thread a closure and awaits its answer.
-//! A write that spans tables (a step with its journey entry and counters, a claim) is one
-//! transaction.
+//! writing connection and runs the store's writes one after another, in the order they were
+//! asked, committing those queued together at once (the `worker` module). Each call hands
+//! the thread a closure and awaits its answer. A write that spans tables (a step with its
+//! journey entry and counters, a claim) is one transaction. On a file, the reads a step or
+//! the API makes (a person, a journey, counts) go to a second connection on a thread of its
+//! own, so they neither queue behind the writes nor take the writer's time; what a write
+//! needs as JSON is written out before it reaches the writer.
 //!
 //! The schema is created on open; databases from earlier releases get the columns added
 //! since (the `schema` module).
@@ -47,10 +50,14 @@ use std::sync::Arc;
 use worker::Worker;
 
 /// Participants, journeys, people and records in one SQLite file (WAL mode). Cheap to clone:
-/// clones share the connection's thread.
+/// clones share the connections' threads.
 #[derive(Clone)]
 pub struct SqliteStore {
     worker: Worker,
+    /// A second connection, on a thread of its own, for the reads a step makes (a person's
+    /// profile) and those of the API, so they do not queue behind the writes nor take the
+    /// writer's time. A file database only: an in-memory one is its one connection.
+    reader: Option<Worker>,
     /// The file, for errors that must name it.
     path: Arc<str>,
 }
@@ -87,7 +94,11 @@ impl SqliteStore {
         schema::prepare(&conn, durability).map_err(|e| explain(&name, e))?;
         let checkpointer = open()?;
         schema::prepare_checkpointer(&checkpointer, durability).map_err(|e| explain(&name, e))?;
-        Self::start(conn, Some(checkpointer), &name)
+        let reader = open()?;
+        schema::prepare_reader(&reader).map_err(|e| explain(&name, e))?;
+        let mut store = Self::start(conn, Some(checkpointer), &name)?;
+        store.reader = Some(Worker::spawn_reader(reader).map_err(|e| explain(&name, e))?);
+        Ok(store)
     }
 
     /// A private in-memory database.
@@ -106,6 +117,7 @@ impl SqliteStore {
     ) -> Result<Self, StoreError> {
         Ok(SqliteStore {
             worker: Worker::spawn(conn, checkpointer).map_err(|e| explain(path, e))?,
+            reader: None,
             path: path.into(),
         })
     }
@@ -129,6 +141,26 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.worker
             .call(f)
+            .await
+            .map_err(|e| explain(&self.path, e))
+    }
+
+    /// Runs `f`, which only reads, on the reading connection while the writer has work, on
+    /// the writer's when it has none (it answers at once then, where the reading thread,
+    /// which does not spin, would first have to be woken), and on the writer's for an
+    /// in-memory database. It sees every write committed before it starts: a write's caller
+    /// hears of it only once it is committed, so a read that follows an awaited write sees
+    /// it.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let worker = match &self.reader {
+            Some(reader) if !self.worker.is_idle() => reader,
+            _ => &self.worker,
+        };
+        worker
+            .call(move |conn| f(conn))
             .await
             .map_err(|e| explain(&self.path, e))
     }

@@ -8,8 +8,8 @@ use super::*;
 
 use crate::people::read_person;
 use crate::rows::{
-    DETAIL, StateRow, append, earlier_answer, insert, insert_as, last_step_at, owned,
-    read_participant, state_columns, write_leased, write_steps,
+    DETAIL, EntryText, RowText, StateRow, append, earlier_answer, insert, insert_as, last_step_at,
+    prepare, read_participant, state_columns, write_leased, write_steps,
 };
 use std::collections::HashMap;
 
@@ -61,8 +61,7 @@ impl ParticipantStore for SqliteStore {
         owner: &str,
         expires_at: Millis,
     ) -> Result<Lease, StoreError> {
-        let mut p = p.clone();
-        p.status = Status::Running;
+        let p = RowText::with_status(p, Status::Running)?;
         let owner = owner.to_owned();
         self.write(move |conn| {
             insert(conn, &p, Some((&owner, expires_at)))?;
@@ -91,7 +90,10 @@ impl ParticipantStore for SqliteStore {
         participants: &[ParticipantState],
         request: Option<IdempotentRequest<'_>>,
     ) -> Result<Option<EarlierAnswer>, StoreError> {
-        let participants = participants.to_vec();
+        let participants = participants
+            .iter()
+            .map(|p| RowText::with_status(p, Status::Queued))
+            .collect::<Result<Vec<_>, _>>()?;
         let request = request.map(|r| {
             (
                 r.scope.to_owned(),
@@ -114,9 +116,7 @@ impl ParticipantStore for SqliteStore {
                 .map_err(db("saving an idempotency key"))?;
             }
             for p in &participants {
-                let mut p = p.clone();
-                p.status = Status::Queued;
-                insert(conn, &p, None)?;
+                insert(conn, p, None)?;
             }
             Ok(None)
         })
@@ -288,10 +288,10 @@ impl ParticipantStore for SqliteStore {
         p: &ParticipantState,
         steps: &[StepRecord<'_>],
     ) -> Result<(), StoreError> {
-        let (lease, p, steps) = (lease.clone(), p.clone(), owned(steps));
+        let (lease, p, steps) = (lease.clone(), RowText::of(p)?, prepare(steps)?);
         self.write_tallied(move |conn, tally| {
             write_leased(conn, &lease, &p, last_step_at(&steps))?;
-            write_steps(conn, tally, &p, &steps)
+            write_steps(conn, tally, &p, steps)
         })
         .await
     }
@@ -303,13 +303,13 @@ impl ParticipantStore for SqliteStore {
         expires_at: Millis,
         steps: &[StepRecord<'_>],
     ) -> Result<Lease, StoreError> {
-        let (p, owner, steps) = (p.clone(), owner.to_owned(), owned(steps));
+        let (p, owner, steps) = (RowText::of(p)?, owner.to_owned(), prepare(steps)?);
         self.write_tallied(move |conn, tally| {
             let running = p.status == Status::Running;
             // Epoch 1, as if inserted claimed and saved under that lease.
             let lease = running.then_some((owner.as_str(), expires_at));
             insert_as(conn, &p, lease, 1, last_step_at(&steps))?;
-            write_steps(conn, tally, &p, &steps)?;
+            write_steps(conn, tally, &p, steps)?;
             Ok(Lease {
                 participant: p.id,
                 owner,
@@ -321,7 +321,7 @@ impl ParticipantStore for SqliteStore {
     }
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
-        let (lease, p) = (lease.clone(), p.clone());
+        let (lease, p) = (lease.clone(), RowText::of(p)?);
         self.write(move |conn| write_leased(conn, &lease, &p, None))
             .await
     }
@@ -333,7 +333,7 @@ impl ParticipantStore for SqliteStore {
         kind: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        let (participant, entry) = (participant_id.to_owned(), entry.clone());
+        let (participant, entry) = (participant_id.to_owned(), EntryText::of(entry)?);
         let (kind, id) = (kind.to_owned(), id.to_owned());
         self.write(move |conn| {
             let removed = conn
@@ -390,7 +390,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn participant(&self, id: &str) -> Result<Option<ParticipantState>, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| read_participant(conn, &id)).await
+        self.read(move |conn| read_participant(conn, &id)).await
     }
 
     async fn due(
@@ -400,7 +400,7 @@ impl ParticipantStore for SqliteStore {
         held: &[String],
     ) -> Result<Vec<String>, StoreError> {
         let held = serde_json::to_string(held).expect("strings serialize");
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id FROM participants
@@ -459,7 +459,7 @@ impl ParticipantStore for SqliteStore {
         statuses: &[Status],
     ) -> Result<Vec<String>, StoreError> {
         let (flow_id, statuses) = (flow_id.to_owned(), statuses.to_vec());
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, status FROM participants WHERE flow_id = ?1 ORDER BY rowid",
@@ -488,7 +488,7 @@ impl ParticipantStore for SqliteStore {
         failed_since: Millis,
     ) -> Result<StatusCounts, StoreError> {
         let flow_id = flow_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let what = "counting a flow's participants";
             let mut counts = StatusCounts::default();
             let mut stmt = conn
@@ -525,7 +525,7 @@ impl ParticipantStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let person_id = person_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let what = "listing a person's participants";
             let mut stmt = conn
                 .prepare_cached(
@@ -546,7 +546,7 @@ impl ParticipantStore for SqliteStore {
         version: Option<u32>,
     ) -> Result<BTreeMap<String, ElementCounts>, StoreError> {
         let flow_id = flow_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut out: BTreeMap<String, ElementCounts> = BTreeMap::new();
             let mut stmt = conn
                 .prepare_cached(
@@ -613,7 +613,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn journey(&self, id: &str) -> Result<Vec<JourneyEntry>, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT entry FROM journey WHERE participant_id = ?1 ORDER BY seq")
                 .map_err(db("reading a journey"))?;
@@ -635,7 +635,7 @@ impl ParticipantStore for SqliteStore {
         participant_id: &str,
         entry: &JourneyEntry,
     ) -> Result<(), StoreError> {
-        let (id, entry) = (participant_id.to_owned(), entry.clone());
+        let (id, entry) = (participant_id.to_owned(), EntryText::of(entry)?);
         self.write(move |conn| {
             append(conn, &id, &entry)?;
             Ok(())
@@ -651,7 +651,7 @@ impl ParticipantStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         let (flow_id, element_id, kind) =
             (flow_id.to_owned(), element_id.to_owned(), kind.to_owned());
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT COUNT(*) FROM participants WHERE flow_id = ?1 AND current = ?2
                  AND status = 'waiting' AND wait_reason = ?3",

@@ -41,12 +41,12 @@ impl PeopleStore for SqliteStore {
 
     async fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| read_person(conn, &id)).await
+        self.read(move |conn| read_person(conn, &id)).await
     }
 
     async fn person_by_contact(&self, key: &str) -> Result<Option<Person>, StoreError> {
         let key = key.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let id: Option<String> = conn
                 .prepare_cached("SELECT person_id FROM person_contacts WHERE contact = ?1")
                 .and_then(|mut stmt| stmt.query_row([&key], |r| r.get(0)).optional())

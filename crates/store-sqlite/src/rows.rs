@@ -13,17 +13,65 @@ const SAVE_LEASED: &str = "UPDATE participants SET person = ?3, variables = ?4, 
         updated_at = COALESCE(?14, updated_at)
     WHERE id = ?1 AND epoch = ?2 AND status = 'running'";
 
+/// A participant as its row holds it, its JSON columns written out. Made on the caller's
+/// side, before the write goes to the database thread, so that thread only binds the
+/// columns: serializing, and dropping the state's maps, took a fifth of its time
+/// (docs/BENCHMARKS.md).
+pub(crate) struct RowText {
+    pub(crate) id: String,
+    pub(crate) flow_id: String,
+    pub(crate) flow_version: u32,
+    person: String,
+    person_id: String,
+    variables: String,
+    current: Option<String>,
+    pub(crate) status: Status,
+    waiting_until: Option<Millis>,
+    steps: u64,
+    element_state: Option<String>,
+    wait_reason: Option<String>,
+    wait_key: Option<String>,
+    event: Option<String>,
+}
+
+impl RowText {
+    /// `p`'s row.
+    pub(crate) fn of(p: &ParticipantState) -> Result<Self, StoreError> {
+        Ok(RowText {
+            id: p.id.clone(),
+            flow_id: p.flow_id.clone(),
+            flow_version: p.flow_version,
+            person: json("person", &p.person)?,
+            person_id: p.person.id.clone(),
+            variables: json("variables", &p.variables)?,
+            current: p.current.clone(),
+            status: p.status,
+            waiting_until: p.waiting_until,
+            steps: p.steps,
+            element_state: p.element_state.as_ref().map(|s| s.data.to_string()),
+            wait_reason: p.element_state.as_ref().map(|s| s.reason.clone()),
+            wait_key: p.wait_key.clone(),
+            event: p.event.as_ref().map(Value::to_string),
+        })
+    }
+
+    /// `p`'s row with status `status`.
+    pub(crate) fn with_status(p: &ParticipantState, status: Status) -> Result<Self, StoreError> {
+        let mut row = RowText::of(p)?;
+        row.status = status;
+        Ok(row)
+    }
+}
+
 /// Writes a participant that someone holds under `lease`, or refuses with
 /// [`StoreError::LeaseLost`]. A participant that stops running gives up its lease. With
 /// `updated_at`, the time of its last step recorded changes too.
 pub(crate) fn write_leased(
     conn: &Connection,
     lease: &Lease,
-    p: &ParticipantState,
+    p: &RowText,
     updated_at: Option<Millis>,
 ) -> Result<(), StoreError> {
-    let person = json("person", &p.person)?;
-    let vars = json("variables", &p.variables)?;
     let running = p.status == Status::Running;
     let changed = conn
         .prepare_cached(SAVE_LEASED)
@@ -31,17 +79,17 @@ pub(crate) fn write_leased(
             stmt.execute(params![
                 p.id,
                 lease.epoch as i64,
-                person,
-                vars,
+                p.person,
+                p.variables,
                 p.current,
                 p.status.as_str(),
                 p.waiting_until,
                 p.steps as i64,
-                p.element_state.as_ref().map(|s| s.data.to_string()),
+                p.element_state,
                 p.wait_key,
-                p.event.as_ref().map(Value::to_string),
+                p.event,
                 running,
-                p.element_state.as_ref().map(|s| &s.reason),
+                p.wait_reason,
                 updated_at,
             ])
         })
@@ -58,7 +106,7 @@ pub(crate) fn write_leased(
 /// Inserts a new participant with its status, and a lease when it is running.
 pub(crate) fn insert(
     conn: &Connection,
-    p: &ParticipantState,
+    p: &RowText,
     lease: Option<(&str, Millis)>,
 ) -> Result<(), StoreError> {
     insert_as(conn, p, lease, i64::from(lease.is_some()), None)
@@ -67,7 +115,7 @@ pub(crate) fn insert(
 /// [`insert`] under fencing `epoch` (claims so far), its last step recorded at `updated_at`.
 pub(crate) fn insert_as(
     conn: &Connection,
-    p: &ParticipantState,
+    p: &RowText,
     lease: Option<(&str, Millis)>,
     epoch: i64,
     updated_at: Option<Millis>,
@@ -83,22 +131,22 @@ pub(crate) fn insert_as(
         stmt.execute(params![
             p.id,
             p.flow_id,
-            json("person", &p.person).map_err(to_sql)?,
-            json("variables", &p.variables).map_err(to_sql)?,
+            p.person,
+            p.variables,
             p.current,
             p.status.as_str(),
             p.waiting_until,
             p.steps as i64,
-            p.element_state.as_ref().map(|s| s.data.to_string()),
+            p.element_state,
             p.wait_key,
-            p.event.as_ref().map(Value::to_string),
+            p.event,
             lease.map(|l| l.0),
             lease.map(|l| l.1),
             epoch,
-            p.element_state.as_ref().map(|s| &s.reason),
+            p.wait_reason,
             p.flow_version,
             updated_at,
-            p.person.id,
+            p.person_id,
         ])
     })
     .map_err(db("inserting a participant"))?;
@@ -132,10 +180,6 @@ pub(crate) fn earlier_answer(
     .transpose()
 }
 
-fn to_sql(e: StoreError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-}
-
 /// A participant's next journey sequence number. The CAST is for speed: written
 /// `participant_id = ?1`, SQLite prepares this statement again on every run (its optimizer
 /// marks the parameter as one the plan depends on), which took a tenth of the database
@@ -144,12 +188,49 @@ fn to_sql(e: StoreError) -> rusqlite::Error {
 const NEXT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM journey WHERE participant_id = CAST(?1 AS TEXT)";
 
+/// A journey entry's JSON, written before its `seq` is known (the store assigns it on the
+/// database thread): the text after `{"seq":N,`, which [`EntryText::with_seq`] puts back
+/// in front. `seq` is the entry's first field, so the row's text is what serializing the
+/// numbered entry would give.
+pub(crate) struct EntryText {
+    text: String,
+    /// Where the text after `{"seq":N,` starts.
+    tail: usize,
+}
+
+impl EntryText {
+    /// `entry`'s JSON, its `seq` left out.
+    pub(crate) fn of(entry: &JourneyEntry) -> Result<Self, StoreError> {
+        let text = json("journey entry", entry)?;
+        let prefix = format!("{{\"seq\":{},", entry.seq);
+        if !text.starts_with(&prefix) {
+            return Err(StoreError::corrupt(
+                "journey entry",
+                format!("its JSON does not start with {prefix:?}"),
+            ));
+        }
+        Ok(EntryText {
+            tail: prefix.len(),
+            text,
+        })
+    }
+
+    /// The entry's JSON numbered `seq`.
+    fn with_seq(&self, seq: i64) -> String {
+        use std::fmt::Write;
+        let tail = &self.text[self.tail..];
+        let mut text = String::with_capacity(tail.len() + 24);
+        let _ = write!(text, "{{\"seq\":{seq},{tail}");
+        text
+    }
+}
+
 /// Appends an entry at the participant's next sequence number, so background entries and
 /// steps never collide.
 pub(crate) fn append(
     conn: &Connection,
     participant_id: &str,
-    entry: &JourneyEntry,
+    entry: &EntryText,
 ) -> Result<(), StoreError> {
     append_all(conn, participant_id, [entry])
 }
@@ -158,7 +239,7 @@ pub(crate) fn append(
 pub(crate) fn append_all<'e>(
     conn: &Connection,
     participant_id: &str,
-    entries: impl IntoIterator<Item = &'e JourneyEntry>,
+    entries: impl IntoIterator<Item = &'e EntryText>,
 ) -> Result<(), StoreError> {
     let mut entries = entries.into_iter().peekable();
     if entries.peek().is_none() {
@@ -172,11 +253,8 @@ pub(crate) fn append_all<'e>(
         .prepare_cached("INSERT INTO journey (participant_id, seq, entry) VALUES (?1, ?2, ?3)")
         .map_err(db("appending a journey entry"))?;
     for (seq, entry) in (first..).zip(entries) {
-        let mut entry = entry.clone();
-        entry.seq = seq as u64;
-        let text = json("journey entry", &entry)?;
         insert
-            .execute(params![participant_id, seq, text])
+            .execute(params![participant_id, seq, entry.with_seq(seq)])
             .map_err(db("appending a journey entry"))?;
     }
     Ok(())
@@ -189,14 +267,9 @@ pub(crate) fn append_all<'e>(
 pub(crate) struct Tally(BTreeMap<(String, u32, String, String), i64>);
 
 impl Tally {
-    /// One more of `p`'s flow through `element_id`'s `exit` (`""`: entered it).
-    pub(crate) fn count(&mut self, p: &ParticipantState, element_id: &str, exit: &str) {
-        let key = (
-            p.flow_id.clone(),
-            p.flow_version,
-            element_id.to_owned(),
-            exit.to_owned(),
-        );
+    /// One more of `flow_id`'s `version` through `element_id`'s `exit` (`""`: entered it).
+    pub(crate) fn count(&mut self, flow_id: &str, version: u32, element_id: String, exit: String) {
+        let key = (flow_id.to_owned(), version, element_id, exit);
         *self.0.entry(key).or_default() += 1;
     }
 
@@ -315,35 +388,53 @@ pub(crate) fn read_participant(
 /// How an element's analytics details are kept beside its exits: as `detail:<name>`.
 pub(crate) const DETAIL: &str = "detail:";
 
-/// A step of [`ParticipantStore::record_steps`], owned so it can go to the database thread:
-/// its journey entry, whether it entered its element, the participants it entered, its
-/// analytics details and the records it wrote.
-pub(crate) type Step = (
-    JourneyEntry,
-    bool,
-    Vec<ParticipantState>,
-    Vec<String>,
-    Vec<Record>,
-);
+/// A step of [`ParticipantStore::record_steps`], made ready on the caller's side for the
+/// database thread: its journey entry's text, when it ended, the counters it passed
+/// (element, then exit: `""` for entering, `detail:<name>` for a detail), the participants
+/// it entered and the records it wrote.
+pub(crate) struct Step {
+    entry: EntryText,
+    at_ms: Millis,
+    counts: Vec<(String, String)>,
+    enter: Vec<RowText>,
+    records: Vec<Record>,
+}
 
-pub(crate) fn owned(steps: &[StepRecord<'_>]) -> Vec<Step> {
+/// `steps`, ready for the database thread.
+pub(crate) fn prepare(steps: &[StepRecord<'_>]) -> Result<Vec<Step>, StoreError> {
     steps
         .iter()
         .map(|s| {
-            (
-                s.entry.clone(),
-                s.write.entered,
-                s.write.enter.to_vec(),
-                s.write.tally.to_vec(),
-                s.write.records.to_vec(),
-            )
+            let (entry, write) = (s.entry, &s.write);
+            let element = || entry.element_id.clone();
+            let mut counts = Vec::with_capacity(2 + write.tally.len());
+            if write.entered {
+                counts.push((element(), String::new()));
+            }
+            if let Some(exit) = &entry.exit {
+                counts.push((element(), exit.clone()));
+            }
+            for detail in write.tally {
+                counts.push((element(), format!("{DETAIL}{detail}")));
+            }
+            Ok(Step {
+                entry: EntryText::of(entry)?,
+                at_ms: entry.at_ms,
+                counts,
+                enter: write
+                    .enter
+                    .iter()
+                    .map(|other| RowText::with_status(other, Status::Queued))
+                    .collect::<Result<_, _>>()?,
+                records: write.records.to_vec(),
+            })
         })
         .collect()
 }
 
 /// When the last of `steps` was recorded.
 pub(crate) fn last_step_at(steps: &[Step]) -> Option<Millis> {
-    steps.iter().map(|s| s.0.at_ms).max()
+    steps.iter().map(|s| s.at_ms).max()
 }
 
 /// Writes what `p`'s steps wrote besides `p` itself: journey entries, records, participants
@@ -351,27 +442,19 @@ pub(crate) fn last_step_at(steps: &[Step]) -> Option<Millis> {
 pub(crate) fn write_steps(
     conn: &Connection,
     tally: &mut Tally,
-    p: &ParticipantState,
-    steps: &[Step],
+    p: &RowText,
+    steps: Vec<Step>,
 ) -> Result<(), StoreError> {
-    append_all(conn, &p.id, steps.iter().map(|s| &s.0))?;
-    for (entry, entered, enter, details, records) in steps {
-        for record in records {
+    append_all(conn, &p.id, steps.iter().map(|s| &s.entry))?;
+    for step in steps {
+        for record in &step.records {
             crate::records::put(conn, record)?;
         }
-        for other in enter {
-            let mut other = other.clone();
-            other.status = Status::Queued;
-            insert(conn, &other, None)?;
+        for other in &step.enter {
+            insert(conn, other, None)?;
         }
-        if *entered {
-            tally.count(p, &entry.element_id, "");
-        }
-        if let Some(exit) = &entry.exit {
-            tally.count(p, &entry.element_id, exit);
-        }
-        for detail in details {
-            tally.count(p, &entry.element_id, &format!("{DETAIL}{detail}"));
+        for (element, exit) in step.counts {
+            tally.count(&p.flow_id, p.flow_version, element, exit);
         }
     }
     Ok(())
@@ -396,6 +479,34 @@ mod tests {
         }
         let stmt = conn.prepare_cached(NEXT_SEQ).unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
+    /// An entry's text, numbered on the database thread, is what serializing the numbered
+    /// entry gives, whatever number the caller's entry had.
+    #[test]
+    fn an_entry_numbered_late_is_the_numbered_entry_serialized() {
+        let mut entry = JourneyEntry {
+            seq: 7,
+            at_ms: 1_000,
+            flow_version: 2,
+            element_id: "e\"1".into(),
+            element_type: "set-variable".into(),
+            exit: Some("next".into()),
+            next: Some("x".into()),
+            variables_changed: BTreeMap::from([("seq".into(), serde_json::json!({"seq": 3}))]),
+            logs: Vec::new(),
+            data: None,
+            error: None,
+            waiting_until: None,
+            duration_us: 12,
+            retried: 0,
+            requests: Vec::new(),
+        };
+        let text = EntryText::of(&entry).unwrap();
+        for seq in [1, 42, 1_000_000] {
+            entry.seq = seq as u64;
+            assert_eq!(text.with_seq(seq), serde_json::to_string(&entry).unwrap());
+        }
     }
 
     /// A step's update of its participant makes no temporary table: none for the partial

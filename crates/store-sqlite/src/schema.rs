@@ -177,6 +177,15 @@ pub(crate) fn prepare_checkpointer(
         .map_err(db("setting the busy timeout"))
 }
 
+/// Sets up the connection that serves reads (see `SqliteStore::read`): it may not write.
+pub(crate) fn prepare_reader(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "query_only", true)
+        .map_err(db("making the reading connection read-only"))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db("setting the busy timeout"))
+}
+
 fn synchronous(durability: Durability) -> &'static str {
     match durability {
         Durability::Fast => "NORMAL",

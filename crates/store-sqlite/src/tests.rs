@@ -300,3 +300,53 @@ fn a_file_that_is_not_a_database_says_so() {
         "{err}"
     );
 }
+
+/// On a file, reads have a connection of their own: a read does not wait behind a write
+/// that holds the writer, and sees what was committed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_does_not_queue_behind_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let ada = Person {
+        id: "ada".into(),
+        ..Person::default()
+    };
+    store.save_person(&ada).await.unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let writing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(move |_| {
+                    held.recv().unwrap();
+                    Ok(())
+                })
+                .await
+        }
+    });
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), store.person("ada"))
+        .await
+        .expect("the read waited for the write that holds the writer");
+    assert_eq!(read.unwrap().map(|p| p.id), Some("ada".to_owned()));
+    release.send(()).unwrap();
+    writing.await.unwrap().unwrap();
+}
+
+/// The reading connection cannot write, whatever a read's statements try.
+#[tokio::test]
+async fn the_reading_connection_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let reader = store
+        .reader
+        .as_ref()
+        .expect("a file has a reading connection");
+    let refused = reader
+        .call(|conn| {
+            conn.execute("DELETE FROM participants", [])
+                .map_err(db("deleting"))
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("readonly"), "{refused}");
+}

@@ -26,6 +26,7 @@ use crate::rows::Tally;
 use flowhost_store::StoreError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -62,11 +63,11 @@ const MAX_GROUP: usize = 128;
 const WORKER_SPIN: Duration = Duration::from_micros(50);
 const CALLER_SPIN: Duration = Duration::from_micros(50);
 
-/// The next job: looked for during [`WORKER_SPIN`], then waited for; `None` once every
-/// handle is gone.
-fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
+/// The next job: looked for during `spin`, then waited for; `None` once every handle is
+/// gone.
+fn next_job(queue: &mpsc::Receiver<Job>, spin: Duration) -> Option<Job> {
     let started = Instant::now();
-    while started.elapsed() < WORKER_SPIN {
+    while started.elapsed() < spin {
         match queue.try_recv() {
             Ok(job) => return Some(job),
             Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
@@ -86,6 +87,17 @@ struct Inner {
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// Calls sent and not yet answered.
+    waiting: AtomicUsize,
+}
+
+/// Counts a call among [`Inner::waiting`] until it is dropped (answered, or given up).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Inner {
@@ -106,8 +118,24 @@ impl Worker {
     /// the same file, which must be in WAL mode), the thread that checkpoints the WAL; `conn`
     /// then never checkpoints on its own.
     pub(crate) fn spawn(
+        conn: Connection,
+        checkpointer: Option<Connection>,
+    ) -> Result<Self, StoreError> {
+        Self::spawn_as(conn, checkpointer, "flowhost-sqlite", WORKER_SPIN)
+    }
+
+    /// Starts a thread for a connection that only reads. It does not spin for its next job:
+    /// reads come once a participant's run, often enough that a spin after each would keep
+    /// a core busy, and a read is not on the writer's path.
+    pub(crate) fn spawn_reader(conn: Connection) -> Result<Self, StoreError> {
+        Self::spawn_as(conn, None, "flowhost-sqlite-read", Duration::ZERO)
+    }
+
+    fn spawn_as(
         mut conn: Connection,
         checkpointer: Option<Connection>,
+        name: &str,
+        spin: Duration,
     ) -> Result<Self, StoreError> {
         if checkpointer.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", 0)
@@ -116,9 +144,9 @@ impl Worker {
         let checkpoints = checkpointer.map(checkpoints::spawn).transpose()?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
-            .name("flowhost-sqlite".into())
+            .name(name.into())
             .spawn(move || {
-                while let Some(job) = next_job(&queue) {
+                while let Some(job) = next_job(&queue, spin) {
                     match job {
                         Job::Any(job) => run_any(&mut conn, job),
                         Job::Write(first) => {
@@ -150,14 +178,26 @@ impl Worker {
             inner: Arc::new(Inner {
                 jobs: Some(jobs),
                 thread: Some(thread),
+                waiting: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// Whether no call waits for this thread: one sent now starts at once.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.inner.waiting.load(Ordering::Relaxed) == 0
+    }
+
+    fn waiting(&self) -> Waiting<'_> {
+        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.inner.waiting)
     }
 
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let _waiting = self.waiting();
         let (answer, result) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(Job::Any(Box::new(move |conn| {
@@ -182,6 +222,7 @@ impl Worker {
         &self,
         f: impl FnOnce(&Connection, &mut Tally) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let _waiting = self.waiting();
         let (answer, result) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
         jobs.send(Job::Write(Box::new(move |conn, tally| {
@@ -317,6 +358,15 @@ mod tests {
         (worker, busy)
     }
 
+    /// A worker is idle only while no call waits for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_is_idle_only_while_no_call_waits() {
+        let (worker, busy) = busy_worker().await;
+        assert!(!worker.is_idle());
+        busy.await.unwrap().unwrap();
+        assert!(worker.is_idle());
+    }
+
     /// Writes queued together commit together; one that fails or panics leaves nothing of its
     /// own behind and the others' writes stand.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,21 +464,15 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         crate::schema::prepare(&conn, flowhost_store::Durability::Fast).unwrap();
         let worker = Worker::spawn(conn, None).unwrap();
-        let p = flowhost_types::participant::ParticipantState::new(
-            "f",
-            1,
-            "a",
-            Default::default(),
-            Default::default(),
-        );
         let writes: Vec<_> = (0..10)
             .map(|n| {
-                let (worker, p) = (worker.clone(), p.clone());
+                let worker = worker.clone();
                 tokio::spawn(async move {
                     worker
                         .write_tallied(move |_, tally| {
-                            tally.count(&p, "a", "");
-                            tally.count(&p, "a", if n % 2 == 0 { "even" } else { "odd" });
+                            let exit = if n % 2 == 0 { "even" } else { "odd" };
+                            tally.count("f", 1, "a".into(), String::new());
+                            tally.count("f", 1, "a".into(), exit.into());
                             if n == 3 {
                                 return Err(StoreError::Conflict("3 fails".into()));
                             }
