@@ -47,7 +47,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use worker::Worker;
+use worker::{Undo, Worker};
 
 /// Participants, journeys, people and records in one SQLite file (WAL mode). Cheap to clone:
 /// clones share the connections' threads.
@@ -122,15 +122,15 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f`'s writes like [`SqliteStore::write`], with a [`rows::Tally`] for the counters
-    /// they increment: summed with the counts of the writes committed with them and written
-    /// once.
+    /// Runs `f`'s writes like [`SqliteStore::write_refusing_first`], with a [`rows::Tally`]
+    /// for the counters they increment: summed with the counts of the writes committed with
+    /// them and written once.
     async fn write_tallied<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, &mut rows::Tally) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.worker
-            .write_tallied(f)
+            .write_tallied(Undo::Whole, f)
             .await
             .map_err(|e| explain(&self.path, e))
     }
@@ -172,7 +172,22 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.worker
-            .write(f)
+            .write(Undo::Savepoint, f)
+            .await
+            .map_err(|e| explain(&self.path, e))
+    }
+
+    /// [`SqliteStore::write`] for `f` that refuses only before it changes anything (its
+    /// first statement finds a lost lease, say) or when the database fails: it runs without
+    /// a savepoint of its own, which a group's writes otherwise pay for in copies of every
+    /// page they change. Should it fail having changed rows, the writes committed with it
+    /// fail too (see the `worker` module).
+    async fn write_refusing_first<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.worker
+            .write(Undo::Whole, f)
             .await
             .map_err(|e| explain(&self.path, e))
     }

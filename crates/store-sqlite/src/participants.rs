@@ -63,7 +63,7 @@ impl ParticipantStore for SqliteStore {
     ) -> Result<Lease, StoreError> {
         let p = RowText::with_status(p, Status::Running)?;
         let owner = owner.to_owned();
-        self.write(move |conn| {
+        self.write_refusing_first(move |conn| {
             insert(conn, &p, Some((&owner, expires_at)))?;
             Ok(Lease {
                 participant: p.id,
@@ -258,7 +258,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn renew(&self, lease: &Lease, expires_at: Millis) -> Result<Lease, StoreError> {
         let lease = lease.clone();
-        self.write(move |conn| {
+        self.write_refusing_first(move |conn| {
             let changed = conn
                 .prepare_cached(
                     "UPDATE participants SET lease_expires = ?3
@@ -322,7 +322,7 @@ impl ParticipantStore for SqliteStore {
 
     async fn release(&self, lease: &Lease, p: &ParticipantState) -> Result<(), StoreError> {
         let (lease, p) = (lease.clone(), RowText::of(p)?);
-        self.write(move |conn| write_leased(conn, &lease, &p, None))
+        self.write_refusing_first(move |conn| write_leased(conn, &lease, &p, None))
             .await
     }
 

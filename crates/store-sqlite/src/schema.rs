@@ -201,9 +201,9 @@ pub(crate) fn prepare(conn: &Connection, durability: Durability) -> Result<(), S
         .map_err(db("setting WAL mode"))?;
     conn.pragma_update(None, "synchronous", synchronous(durability))
         .map_err(db("setting synchronous mode"))?;
-    // Each write of a group commit runs in a savepoint, whose undo copies of the pages it
-    // changes go to a statement journal: in memory, not a temporary file written (and opened)
-    // for every savepoint. Nothing durable is in it; the WAL holds the commit.
+    // A write of a group commit that may fail after changing rows runs in a savepoint, whose
+    // undo copies of the pages it changes go to a statement journal: in memory, not a
+    // temporary file written (and opened) for every savepoint. Nothing durable is in it.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(db("keeping temporary data in memory"))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))

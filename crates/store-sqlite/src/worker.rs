@@ -8,9 +8,14 @@
 //! (WAL checkpointed) as soon as the store is gone.
 //!
 //! **Group commit.** Writes ([`Worker::write`]) that are queued together run in one
-//! transaction, each inside a savepoint of its own: a write that fails (a lost lease) rolls
-//! back its savepoint alone, and every writer gets its answer only after the one commit, so
-//! nothing is acknowledged before it is durable. Alone, a write is a plain transaction.
+//! transaction, each inside a savepoint of its own: a write that fails rolls back its
+//! savepoint alone, and every writer gets its answer only after the one commit, so nothing
+//! is acknowledged before it is durable. Alone, a write is a plain transaction. A write
+//! that can refuse only before it changes anything ([`Undo::Whole`]: a lost lease is found
+//! by its first statement) runs without a savepoint, whose copies of the pages it changes
+//! took a sixth of the thread's time; should it fail having changed rows after all (the
+//! database itself failed), the whole transaction is rolled back and the writes before it
+//! in the group hear that they were not committed.
 //! Other jobs (reads) queued among the writes run before the group's transaction begins
 //! instead of ending the group: every job in the queue comes from a caller still waiting for
 //! its answer, so no caller can tell the order of any two of them. Counter increments of a
@@ -39,7 +44,19 @@ enum Job {
     /// Runs inside the thread's transaction, with others queued beside it (or hears why the
     /// transaction could not begin); says whether it succeeded, and how to answer once the
     /// transaction is committed (or why it was not).
-    Write(WriteJob),
+    Write(WriteJob, Undo),
+}
+
+/// How a write of a group is undone when it fails.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Undo {
+    /// It runs in a savepoint of its own, rolled back alone: for a write that may fail after
+    /// it changed rows.
+    Savepoint,
+    /// It runs without a savepoint: for a write that refuses (fails) only before it changes
+    /// anything, unless the database itself fails. A failure that leaves nothing changed
+    /// needs no undo; one that changed rows rolls the group's transaction back whole.
+    Whole,
 }
 
 type WriteJob = Box<dyn FnOnce(Result<&Connection, String>, &mut Tally) -> (bool, Deliver) + Send>;
@@ -149,15 +166,15 @@ impl Worker {
                 while let Some(job) = next_job(&queue, spin) {
                     match job {
                         Job::Any(job) => run_any(&mut conn, job),
-                        Job::Write(first) => {
-                            let mut group = vec![first];
+                        Job::Write(first, undo) => {
+                            let mut group = vec![(first, undo)];
                             // Bounded in jobs, not only writes, so a stream of reads cannot
                             // hold the group's writes back for ever.
                             let mut taken = 1;
                             while group.len() < MAX_GROUP && taken < 2 * MAX_GROUP {
                                 taken += 1;
                                 match queue.try_recv() {
-                                    Ok(Job::Write(w)) => group.push(w),
+                                    Ok(Job::Write(w, undo)) => group.push((w, undo)),
                                     Ok(Job::Any(job)) => run_any(&mut conn, job),
                                     Err(_) => break,
                                 }
@@ -211,34 +228,39 @@ impl Worker {
     /// answers once that transaction is committed. `f` must not begin a transaction.
     pub(crate) async fn write<T: Send + 'static>(
         &self,
+        undo: Undo,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.write_tallied(move |conn, _| f(conn)).await
+        self.write_tallied(undo, move |conn, _| f(conn)).await
     }
 
     /// [`Worker::write`] for `f` that counts into a [`Tally`] as well: its counts are written
     /// with the group's, summed, and only if `f` succeeds.
     pub(crate) async fn write_tallied<T: Send + 'static>(
         &self,
+        undo: Undo,
         f: impl FnOnce(&Connection, &mut Tally) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let _waiting = self.waiting();
         let (answer, result) = oneshot::channel();
         let jobs = self.inner.jobs.as_ref().ok_or(StoreError::Closed)?;
-        jobs.send(Job::Write(Box::new(move |conn, tally| {
-            let outcome = match conn {
-                Ok(conn) => f(conn, tally),
-                Err(why) => Err(StoreError::database("beginning a write", why)),
-            };
-            let ok = outcome.is_ok();
-            let deliver: Deliver = Box::new(move |failed| {
-                let _ = answer.send(match (outcome, failed) {
-                    (Ok(_), Some(why)) => Err(StoreError::database("committing", why)),
-                    (outcome, _) => outcome,
+        jobs.send(Job::Write(
+            Box::new(move |conn, tally| {
+                let outcome = match conn {
+                    Ok(conn) => f(conn, tally),
+                    Err(why) => Err(StoreError::database("beginning a write", why)),
+                };
+                let ok = outcome.is_ok();
+                let deliver: Deliver = Box::new(move |failed| {
+                    let _ = answer.send(match (outcome, failed) {
+                        (Ok(_), Some(why)) => Err(StoreError::database("committing", why)),
+                        (outcome, _) => outcome,
+                    });
                 });
-            });
-            (ok, deliver)
-        })))
+                (ok, deliver)
+            }),
+            undo,
+        ))
         .map_err(|_| StoreError::Closed)?;
         Self::answer(result).await
     }
@@ -271,57 +293,73 @@ fn run_any(conn: &mut Connection, job: Box<dyn FnOnce(&mut Connection) + Send>) 
     let _ = catch_unwind(AssertUnwindSafe(|| job(conn)));
 }
 
-/// Runs a group of writes in one transaction, each in a savepoint when there are several,
-/// writes their counts, commits once, then answers each.
-fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
-    let mut tally = Tally::default();
-    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
-        let why = e.to_string();
-        for job in group {
-            let (_, deliver) = job(Err(why.clone()), &mut tally);
-            deliver(None);
-        }
-        return;
-    }
+/// Runs a group of writes in one transaction, each in a savepoint when there are several
+/// and it asks for one, writes their counts, commits once, then answers each.
+fn commit_group(conn: &Connection, group: Vec<(WriteJob, Undo)>) {
     let alone = group.len() == 1;
-    let undo = if alone {
-        "ROLLBACK; BEGIN IMMEDIATE"
-    } else {
-        "ROLLBACK TO one; RELEASE one"
-    };
-    let mut delivers = Vec::with_capacity(group.len());
-    for job in group {
-        if !alone {
+    let mut tally = Tally::default();
+    // Answers of the writes in the open transaction.
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(group.len());
+    let mut began = run(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+    for (job, undo) in group {
+        if let Err(why) = &began {
+            let (_, deliver) = job(Err(why.clone()), &mut Tally::default());
+            deliver(None);
+            continue;
+        }
+        let savepoint = !alone && undo == Undo::Savepoint;
+        if savepoint {
             let _ = run(conn, "SAVEPOINT one");
         }
+        let changes = conn.total_changes();
         // Its own counts, kept only if it succeeds.
         let mut counted = Tally::default();
-        match catch_unwind(AssertUnwindSafe(|| job(Ok(conn), &mut counted))) {
-            Ok((true, deliver)) => {
-                if !alone {
-                    let _ = run(conn, "RELEASE one");
-                }
-                tally.add(counted);
-                delivers.push(deliver);
+        let outcome = catch_unwind(AssertUnwindSafe(|| job(Ok(conn), &mut counted)));
+        // A panic drops its answer with the unwind (the caller hears of it).
+        let (succeeded, deliver) = match outcome {
+            Ok((succeeded, deliver)) => (succeeded, Some(deliver)),
+            Err(_) => (false, None),
+        };
+        if succeeded {
+            if savepoint {
+                let _ = run(conn, "RELEASE one");
             }
-            Ok((false, deliver)) => {
-                let _ = conn.execute_batch(undo);
-                delivers.push(deliver);
-            }
-            // Its answer was dropped with the unwind (the caller hears of it); undo its writes.
-            Err(_) => {
-                let _ = conn.execute_batch(undo);
-            }
+            tally.add(counted);
+        } else if savepoint {
+            let _ = conn.execute_batch("ROLLBACK TO one; RELEASE one");
         }
+        // The transaction cannot be kept when a write without a savepoint failed having
+        // changed rows, and is gone when the database ended it (SQLite rolls back on some
+        // errors, such as a full disk). Alone, a failed write's transaction is begun anew.
+        let lost = !succeeded
+            && (alone || (!savepoint && conn.total_changes() != changes) || conn.is_autocommit());
+        if lost {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for earlier in delivers.drain(..) {
+                earlier(Some(
+                    "another write committed with this one failed partway, so the transaction \
+                     was rolled back; nothing of this write was saved: try it again"
+                        .into(),
+                ));
+            }
+            tally = Tally::default();
+            began = run(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string());
+        }
+        delivers.extend(deliver);
     }
-    let failed = tally
-        .write(conn)
-        .map_err(|e| e.to_string())
-        .and_then(|()| run(conn, "COMMIT").map_err(|e| e.to_string()))
-        .err()
-        .inspect(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        });
+    let failed = began
+        .and_then(|()| {
+            tally
+                .write(conn)
+                .and_then(|()| run(conn, "COMMIT"))
+                .map_err(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    e.to_string()
+                })
+        })
+        .err();
     for deliver in delivers {
         deliver(failed.clone());
     }
@@ -358,6 +396,21 @@ mod tests {
         (worker, busy)
     }
 
+    /// The numbers in `t`, in order.
+    async fn kept(worker: &Worker) -> Vec<i64> {
+        worker
+            .call(|conn| {
+                let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
+                Ok(stmt
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap())
+            })
+            .await
+            .unwrap()
+    }
+
     /// A worker is idle only while no call waits for it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_worker_is_idle_only_while_no_call_waits() {
@@ -377,7 +430,7 @@ mod tests {
                 let worker = worker.clone();
                 tokio::spawn(async move {
                     worker
-                        .write(move |conn| {
+                        .write(Undo::Savepoint, move |conn| {
                             conn.execute("INSERT INTO t VALUES (?1)", [n])
                                 .map_err(|e| StoreError::database("inserting", e))?;
                             match n % 5 {
@@ -405,19 +458,62 @@ mod tests {
                 _ => assert_eq!(answer.as_ref().ok(), Some(&(n as i64))),
             }
         }
-        let kept: Vec<i64> = worker
-            .call(|conn| {
-                let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
-                Ok(stmt
-                    .query_map([], |r| r.get(0))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap())
-            })
-            .await
-            .unwrap();
+        let kept = kept(&worker).await;
         let expected: Vec<i64> = (0..20).filter(|n| n % 5 != 1 && *n != 2).collect();
         assert_eq!(kept, expected);
+    }
+
+    /// Writes without a savepoint: one that refuses before it changes anything leaves the
+    /// others committed; one that fails (or panics) having changed rows takes the group's
+    /// transaction with it, and the writes before it hear so, while those after it commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_without_a_savepoint_that_fails_partway_takes_its_group_back() {
+        let (worker, busy) = busy_worker().await;
+        let mut writes = Vec::new();
+        for n in 0..12 {
+            let write = worker.clone();
+            writes.push(tokio::spawn(async move {
+                write
+                    .write(Undo::Whole, move |conn| {
+                        if n == 2 {
+                            return Err(StoreError::Conflict("2 refuses".into()));
+                        }
+                        conn.execute("INSERT INTO t VALUES (?1)", [n])
+                            .map_err(|e| StoreError::database("inserting", e))?;
+                        match n {
+                            5 => Err(StoreError::Conflict("5 fails partway".into())),
+                            9 => panic!("write 9 panics partway"),
+                            _ => Ok(n),
+                        }
+                    })
+                    .await
+            }));
+            // Queued in this order: the next is sent once this one waits (as the busy call).
+            while worker.inner.waiting.load(Ordering::Relaxed) < n as usize + 2 {
+                tokio::task::yield_now().await;
+            }
+        }
+        busy.await.unwrap().unwrap();
+        let mut answers = Vec::new();
+        for w in writes {
+            answers.push(w.await.unwrap());
+        }
+        for (n, answer) in answers.iter().enumerate() {
+            match n {
+                2 | 5 => assert!(
+                    matches!(answer, Err(StoreError::Conflict(_))),
+                    "{n}: {answer:?}"
+                ),
+                0 | 1 | 3 | 4 | 6 | 7 | 8 => {
+                    let why = answer.as_ref().unwrap_err().to_string();
+                    assert!(why.contains("try it again"), "{n}: {why}");
+                }
+                9 => assert!(answer.is_err(), "{n}"),
+                _ => assert_eq!(answer.as_ref().ok(), Some(&(n as i64))),
+            }
+        }
+        let kept = kept(&worker).await;
+        assert_eq!(kept, [10, 11]);
     }
 
     /// A read queued among writes runs before their transaction begins instead of ending
@@ -429,7 +525,7 @@ mod tests {
             let worker = worker.clone();
             tokio::spawn(async move {
                 worker
-                    .write(move |conn| {
+                    .write(Undo::Savepoint, move |conn| {
                         conn.execute("INSERT INTO t VALUES (?1)", [n])
                             .map_err(|e| StoreError::database("inserting", e))
                     })
@@ -469,7 +565,7 @@ mod tests {
                 let worker = worker.clone();
                 tokio::spawn(async move {
                     worker
-                        .write_tallied(move |_, tally| {
+                        .write_tallied(Undo::Whole, move |_, tally| {
                             let exit = if n % 2 == 0 { "even" } else { "odd" };
                             tally.count("f", 1, "a".into(), String::new());
                             tally.count("f", 1, "a".into(), exit.into());
@@ -521,7 +617,7 @@ mod tests {
         let before = std::fs::metadata(&path).unwrap().len();
         for n in 0..2_000i64 {
             worker
-                .write(move |conn| {
+                .write(Undo::Savepoint, move |conn| {
                     conn.execute("INSERT INTO t VALUES (?1, ?2)", (n, "x".repeat(1000)))
                         .map_err(|e| StoreError::database("inserting", e))
                 })
