@@ -182,25 +182,30 @@ impl ParticipantStore for PostgresStore {
             )
             .await
             .map_err(db("claiming due participants"))?;
-        let mut claimed = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    (r.get::<_, i64>(4), r.get::<_, i64>(5)),
-                    Claim {
-                        was: parse_status(r.get::<_, Option<&str>>(2).unwrap_or("queued"))?,
-                        retried: r.get::<_, i64>(3) as u32,
-                        state: Some(kept_person(state_from(r.get(0), r, 6)?, r.get(18))?),
-                        lease: Lease {
-                            participant: r.get(0),
-                            owner: owner.to_owned(),
-                            expires_at,
-                            epoch: r.get::<_, i64>(1) as u64,
-                        },
+        let claim = |r: &tokio_postgres::Row| -> Result<_, StoreError> {
+            Ok((
+                (r.get::<_, i64>(4), r.get::<_, i64>(5)),
+                Claim {
+                    was: parse_status(r.get::<_, Option<&str>>(2).unwrap_or("queued"))?,
+                    retried: r.get::<_, i64>(3) as u32,
+                    state: Some(kept_person(state_from(r.get(0), r, 6)?, r.get(18))?),
+                    lease: Lease {
+                        participant: r.get(0),
+                        owner: owner.to_owned(),
+                        expires_at,
+                        epoch: r.get::<_, i64>(1) as u64,
                     },
-                ))
+                },
+            ))
+        };
+        let mut claimed: Vec<_> = rows
+            .iter()
+            .filter_map(|r| {
+                claim(r)
+                    .inspect_err(|e| flowhost_store::left_out_of_claim(r.get(0), e))
+                    .ok()
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect();
         claimed.sort_by_key(|(order, _)| *order);
         Ok(claimed.into_iter().map(|(_, c)| c).collect())
     }

@@ -106,3 +106,26 @@ async fn counters_of_an_older_schema_are_moved_and_added_up() {
         .get(0);
     assert_eq!(old, 0, "the old table is gone");
 }
+
+/// One damaged participant row does not stop due claims (the suite's scenario).
+#[tokio::test]
+async fn a_damaged_row_is_left_out_of_a_claim() {
+    let (store, server) = fresh().await;
+    let damage = |id: String| {
+        let url = server.url.clone();
+        async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .execute(
+                    "UPDATE participants SET variables = '[1]' WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    flowhost_store::conformance::a_damaged_row_is_left_out_of_a_claim(&store, damage).await;
+}

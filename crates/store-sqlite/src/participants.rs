@@ -231,15 +231,25 @@ impl ParticipantStore for SqliteStore {
             for row in rows {
                 let (rowid, id, epoch, was, retried, row) =
                     row.map_err(db("claiming due participants"))?;
-                let mut state = row.parse(id.clone())?;
-                // Its person as People has it now (Add to Flow may have changed it).
-                if !state.person.id.is_empty()
-                    && let Some(person) = read_person(conn, &state.person.id)?
-                {
-                    state.person = person;
-                }
+                let read = || -> Result<_, StoreError> {
+                    let mut state = row.parse(id.clone())?;
+                    // Its person as People has it now (Add to Flow may have changed it).
+                    if !state.person.id.is_empty()
+                        && let Some(person) = read_person(conn, &state.person.id)?
+                    {
+                        state.person = person;
+                    }
+                    Ok((state, parse_status(was.as_deref().unwrap_or("queued"))?))
+                };
+                let (state, was) = match read() {
+                    Ok(read) => read,
+                    Err(e) => {
+                        flowhost_store::left_out_of_claim(&id, &e);
+                        continue;
+                    }
+                };
                 claimed[place[&rowid]] = Some(Claim {
-                    was: parse_status(was.as_deref().unwrap_or("queued"))?,
+                    was,
                     retried: retried as u32,
                     state: Some(state),
                     lease: Lease {

@@ -350,3 +350,25 @@ async fn the_reading_connection_writes_nothing() {
         .unwrap_err();
     assert!(refused.to_string().contains("readonly"), "{refused}");
 }
+
+/// One damaged participant row does not stop due claims (the suite's scenario).
+#[tokio::test]
+async fn a_damaged_row_is_left_out_of_a_claim() {
+    let store = SqliteStore::in_memory().unwrap();
+    let damage = |id: String| {
+        let store = store.clone();
+        async move {
+            store
+                .call(move |conn| {
+                    conn.execute(
+                        "UPDATE participants SET variables = '[1]' WHERE id = ?1",
+                        [id],
+                    )
+                    .map_err(|e| StoreError::database("damaging a row", e))
+                })
+                .await
+                .unwrap();
+        }
+    };
+    flowhost_store::conformance::a_damaged_row_is_left_out_of_a_claim(&store, damage).await;
+}

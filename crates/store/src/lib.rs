@@ -633,6 +633,19 @@ impl Record {
     }
 }
 
+/// Says that a due participant was left out of a claim because its stored row cannot be
+/// read (`why`). A claim goes on with the rest rather than fail: one damaged row would
+/// otherwise stop all due work, as it is due again (its lease expires) with every claim.
+/// It stays claimed until its lease expires, then is tried again, and said again.
+pub fn left_out_of_claim(participant: &str, why: &StoreError) {
+    tracing::error!(
+        participant,
+        error = %why,
+        "a due participant's stored state cannot be read, so it does not run; it is tried \
+         again when its lease expires: repair or remove its row"
+    );
+}
+
 /// A stored participant status, or [`StoreError::Corrupt`].
 pub fn parse_status(s: &str) -> Result<Status, StoreError> {
     Status::parse(s)
