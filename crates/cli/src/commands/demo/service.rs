@@ -332,17 +332,19 @@ headers = {{ Authorization = "Bearer demo-gateway-token" }}
     // The agent desk: take the open conversation, answer, close. The chatbot hands the
     // customer who asked for an agent over after its webhook has answered, so the
     // conversation opens a moment later: wait for it (a few seconds at most).
-    let mut open = api.get("/v1/conversations?tag=support&status=open").await?;
-    for _ in 0..100 {
-        if open["conversations"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty())
+    let mut tries = 0;
+    let open = loop {
+        let open = api.get("/v1/conversations?tag=support&status=open").await?;
+        tries += 1;
+        if tries == 100
+            || open["conversations"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
         {
-            break;
+            break open;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        open = api.get("/v1/conversations?tag=support&status=open").await?;
-    }
+    };
     for c in open["conversations"]
         .as_array()
         .cloned()
