@@ -5,8 +5,11 @@
 //! the machine go in docs/BENCHMARKS.md. `FLOWHOST_BENCH_WAITING` sets how many participants
 //! the wait section holds (default 100,000); `FLOWHOST_BENCH_STORED` the largest number
 //! stored before the growth section's last row (default 1,000,000).
-//! `FLOWHOST_BENCH_PROFILE=native:64` (a flow and a number in flight) runs only that case of
-//! section 1, on SQLite, over and over, for a profiler to attach to.
+//! `FLOWHOST_BENCH_SECTIONS` names the sections to run (`steps,waits,growth`, the default
+//! being all three). `FLOWHOST_BENCH_PROFILE=native:64` (a flow and a number in flight)
+//! runs only that case of section 1, on SQLite, over and over, for a profiler to attach to;
+//! `FLOWHOST_BENCH_PROFILE=stored:1000000` runs a growth row's case so, with that many others
+//! stored first.
 //!
 //! 1. **Steps a second.** Participants through a flow of five native elements
 //!    (set-variable, branch, set-variable, set-variable, exit), each entered with
@@ -21,10 +24,10 @@
 //!    child process of its own, whose peak RSS (`VmHWM`) is printed; the goal's RSS figure
 //!    is for `FLOWHOST_BENCH_WAITING=1000000`.
 //! 3. **Growth.** The native flow, one participant in flight, with 0, 100,000, 300,000 and
-//!    1,000,000 other participants already stored (queued in a flow that does not run); the
-//!    median of five passes a row. Baseline: the same flow on a fresh database, its passes
-//!    taking turns with the row's, so that the VM's drift over the seconds a row takes moves
-//!    both alike.
+//!    1,000,000 other participants already stored (queued in a flow that does not run), in
+//!    blocks of 200 participants; the tenth percentile and the median of 101 blocks a row.
+//!    Baseline: the same flow on a fresh database, its blocks taking turns with the row's,
+//!    so that the VM's drift over the seconds a row takes moves both alike.
 
 use flowhost::clock::{Clock, ManualClock, SystemClock};
 use flowhost::config::OperatorConfig;
@@ -47,8 +50,11 @@ const RUN: usize = 6_400;
 const STEPS: usize = 5;
 const RAW_COMMITS: usize = 4_000;
 const DAY_MS: i64 = 86_400_000;
-/// Measured passes of each growth row, of which the median is printed.
-const GROWTH_PASSES: usize = 5;
+/// Participants in one block of a growth row, its blocks measured (their tenth percentile
+/// and their median are printed), and those run before to warm up.
+const GROWTH_BLOCK: usize = 200;
+const GROWTH_BLOCKS: usize = 101;
+const GROWTH_WARM_UP: usize = 4;
 
 fn five(id: &str, third: &str) -> FlowDef {
     let def = json!({
@@ -117,7 +123,17 @@ fn engine(store: &Arc<dyn StateStore>, clock: Arc<dyn Clock>, plugins: &Plugins)
 
 /// Steps a second: `RUN` participants through `flow`, `in_flight` at a time.
 async fn steps_per_second(engine: &Engine, flow: &'static str, in_flight: usize) -> f64 {
-    let per_task = RUN / in_flight;
+    steps_per_second_of(engine, flow, in_flight, RUN).await
+}
+
+/// Steps a second: `participants` through `flow`, `in_flight` at a time.
+async fn steps_per_second_of(
+    engine: &Engine,
+    flow: &'static str,
+    in_flight: usize,
+    participants: usize,
+) -> f64 {
+    let per_task = participants / in_flight;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..in_flight {
@@ -305,6 +321,22 @@ async fn section_waits(name: &str, store: Arc<dyn StateStore>, count: usize) {
     );
 }
 
+/// Stores participants `from..to` of a flow that does not run (queued), in calls of 1000.
+async fn store_others(store: &Arc<dyn StateStore>, from: usize, to: usize) {
+    for call in (from..to).step_by(1000) {
+        let batch: Vec<ParticipantState> = (0..1000)
+            .map(|i| {
+                let person = Person {
+                    id: format!("s{call}-{i}"),
+                    ..Person::default()
+                };
+                ParticipantState::new("elsewhere", 1, "a", person, BTreeMap::new())
+            })
+            .collect();
+        store.insert_queued(&batch, None).await.unwrap();
+    }
+}
+
 /// Section 3: µs a step with more and more participants already stored, each row against a
 /// fresh database measured in turns with it.
 async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: usize) {
@@ -314,45 +346,46 @@ async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: 
     let mut stored = 0;
     for target in [0, 100_000, 300_000, 1_000_000] {
         let target = target.min(largest);
-        while stored < target {
-            let batch: Vec<ParticipantState> = (0..1000)
-                .map(|i| {
-                    let person = Person {
-                        id: format!("s{stored}-{i}"),
-                        ..Person::default()
-                    };
-                    ParticipantState::new("elsewhere", 1, "a", person, BTreeMap::new())
-                })
-                .collect();
-            store.insert_queued(&batch, None).await.unwrap();
-            stored += 1000;
-        }
+        store_others(&store, stored, target).await;
+        stored = stored.max(target);
         let dir = tempfile::tempdir().unwrap();
         let fresh: Arc<dyn StateStore> =
             Arc::new(SqliteStore::open(&dir.path().join("fresh.db")).unwrap());
         let fresh = self::engine(&fresh, Arc::new(SystemClock), plugins);
         fresh.deploy(native.clone(), "native.json").await.unwrap();
-        // One warm-up pass each, then the median of five, taking turns: one pass is about a
-        // second, and this VM's speed drifts by more than the goal's 10% over a few seconds.
-        let mut passes = [const { Vec::new() }; 2];
-        for pass in 0..=GROWTH_PASSES {
-            for (side, engine) in [&engine, &fresh].into_iter().enumerate() {
-                let micros = 1e6 / steps_per_second(engine, "native", 1).await;
-                if pass > 0 {
-                    passes[side].push(micros);
+        // Short blocks taking turns: one block is about 15 milliseconds, and this VM's speed
+        // drifts by more than the goal's 10% over a few seconds. Its noise only ever adds
+        // time (a thread preempted, a wake-up late), in bursts that spread the blocks of one
+        // side from their floor to two or three times it; so the tenth percentile of the
+        // blocks is the cost a step has, and the median is printed beside it. The first
+        // blocks warm up. Which side goes first changes every turn, as going first or
+        // second is not alike (the other's checkpoint may still be running).
+        let mut blocks = [const { Vec::new() }; 2];
+        for turn in 0..GROWTH_WARM_UP + GROWTH_BLOCKS {
+            let mut order = [(0, &engine), (1, &fresh)];
+            if turn % 2 == 1 {
+                order.reverse();
+            }
+            for (side, engine) in order {
+                let micros = 1e6 / steps_per_second_of(engine, "native", 1, GROWTH_BLOCK).await;
+                if turn >= GROWTH_WARM_UP {
+                    blocks[side].push(micros);
                 }
             }
         }
-        let [ours, base] = passes.map(|mut p| {
-            p.sort_by(f64::total_cmp);
-            p[GROWTH_PASSES / 2]
+        let [ours, base] = blocks.map(|mut b| {
+            b.sort_by(f64::total_cmp);
+            (b[GROWTH_BLOCKS / 10], b[GROWTH_BLOCKS / 2])
         });
         println!(
-            "{:<48} {:>8.1} µs {:>8.1} µs {:>+8.1}%",
+            "{:<36} {:>8.1} µs {:>8.1} µs {:>+7.1}% {:>8.1} µs {:>8.1} µs {:>+7.1}%",
             format!("SQLite: {stored} stored"),
-            ours,
-            base,
-            (ours / base - 1.0) * 100.0
+            ours.0,
+            base.0,
+            (ours.0 / base.0 - 1.0) * 100.0,
+            ours.1,
+            base.1,
+            (ours.1 / base.1 - 1.0) * 100.0
         );
         if target == largest {
             break;
@@ -393,23 +426,54 @@ fn main() {
         return;
     }
     if let Ok(case) = std::env::var("FLOWHOST_BENCH_PROFILE") {
-        let (flow, in_flight) = case
+        let (flow, count) = case
             .split_once(':')
-            .and_then(|(f, n)| Some((f.to_owned(), n.parse::<usize>().ok()?)))
-            .expect("FLOWHOST_BENCH_PROFILE is a flow (native or plugin), a colon and a count");
+            .and_then(|(f, n)| Some((f.to_owned(), n.replace('_', "").parse::<usize>().ok()?)))
+            .expect(
+                "FLOWHOST_BENCH_PROFILE is a flow (native or plugin) and a number in flight, \
+                 or `stored` and a number stored, with a colon between",
+            );
         rt.block_on(async {
             let plugins = plugins().await;
             let dir = tempfile::tempdir().unwrap();
             let store: Arc<dyn StateStore> =
                 Arc::new(SqliteStore::open(&dir.path().join("steps.db")).unwrap());
             let engine = steps_engine(&store, &plugins).await;
-            let flow: &'static str = if flow == "plugin" { "plugin" } else { "native" };
+            let (flow, in_flight): (&'static str, usize) = match flow.as_str() {
+                "plugin" => ("plugin", count),
+                "stored" => {
+                    store_others(&store, 0, count).await;
+                    ("native", 1)
+                }
+                _ => ("native", count),
+            };
             loop {
                 let rate = steps_per_second(&engine, flow, in_flight).await;
                 println!("{case}: {rate:.0} steps/s");
             }
         });
     }
+    let sections = std::env::var("FLOWHOST_BENCH_SECTIONS")
+        .unwrap_or_else(|_| "steps,waits,growth".to_owned());
+    let sections: Vec<&str> = sections.split(',').map(str::trim).collect();
+    if let Some(unknown) = sections
+        .iter()
+        .find(|s| !["steps", "waits", "growth"].contains(s))
+    {
+        panic!("FLOWHOST_BENCH_SECTIONS: no section {unknown:?}; name steps, waits or growth");
+    }
+    if sections.contains(&"steps") {
+        section_1_steps(&rt);
+    }
+    if sections.contains(&"waits") {
+        section_2_waits();
+    }
+    if sections.contains(&"growth") {
+        section_3_growth(&rt);
+    }
+}
+
+fn section_1_steps(rt: &tokio::runtime::Runtime) {
     rt.block_on(async {
         let plugins = plugins().await;
         println!("\n1. Steps a second ({RUN} participants a case)");
@@ -449,7 +513,9 @@ fn main() {
             alone.as_secs_f64() * 1e6
         );
     });
+}
 
+fn section_2_waits() {
     println!("\n2. Waits");
     for backend in ["sqlite", "postgres"] {
         let status = std::process::Command::new(std::env::current_exe().unwrap())
@@ -458,12 +524,17 @@ fn main() {
             .unwrap();
         assert!(status.success(), "the {backend} wait section failed");
     }
+}
 
+fn section_3_growth(rt: &tokio::runtime::Runtime) {
     let largest = env_count("FLOWHOST_BENCH_STORED", 1_000_000);
-    println!("\n3. Growth: a step of the native flow, one in flight, others stored");
     println!(
-        "{:<48} {:>11} {:>11} {:>9}",
-        "", "per step", "fresh db", "vs fresh"
+        "\n3. Growth: a step of the native flow, one in flight, others stored \
+         (blocks of {GROWTH_BLOCK} participants: the tenth percentile, then the median)"
+    );
+    println!(
+        "{:<36} {:>11} {:>11} {:>8} {:>11} {:>11} {:>8}",
+        "", "p10", "fresh db", "vs fresh", "median", "fresh db", "vs fresh"
     );
     rt.block_on(async {
         let plugins = plugins().await;
