@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::rows::{
-    DETAIL, append, earlier_answer, insert, insert_as, kept_person, last_step_at, state_from, wake,
-    write_leased, write_steps,
+    DETAIL, append, earlier_answer, insert, insert_as, insert_queued_all, kept_person,
+    last_step_at, state_from, wake, write_leased, write_steps,
 };
 use flowhost_store::{
     Claim, EarlierAnswer, ElementCounts, IdempotentRequest, JourneyEntry, Lease, ParticipantState,
@@ -70,12 +70,8 @@ impl ParticipantStore for PostgresStore {
                 return earlier_answer(&tx, r.scope, r.key).await;
             }
         }
-        for p in participants {
-            let mut p = p.clone();
-            p.status = Status::Queued;
-            insert(&tx, &p, None).await?;
-        }
         if !participants.is_empty() {
+            insert_queued_all(&tx, &participants.iter().collect::<Vec<_>>()).await?;
             listen::notify(&tx, &self.node).await?;
         }
         tx.commit().await.map_err(db("entering participants"))?;

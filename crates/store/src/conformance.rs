@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             wake_by_key,
             steps_enter_participants_atomically,
             participants_enter_once_per_idempotency_key,
+            admitted_participants_are_kept_whole_and_due_in_order,
             a_run_of_steps_is_written_together,
             a_participant_is_inserted_with_its_first_steps,
             background_entries_take_the_next_seq,
@@ -756,6 +757,37 @@ pub async fn steps_enter_participants_atomically(store: &impl StateStore) {
         Some(entered.clone())
     );
     assert_eq!(store.due(0, 10, &[]).await.unwrap(), [entered.id]);
+}
+
+/// Participants admitted together are stored whole, queued, and due in the order given.
+pub async fn admitted_participants_are_kept_whole_and_due_in_order(store: &impl StateStore) {
+    let batch: Vec<ParticipantState> = (0..40)
+        .map(|i| {
+            let mut p = participant("f", "start");
+            p.person.id = format!("person-{i}");
+            p.variables.insert("i".into(), json!(i));
+            p.flow_version = 1 + i % 3;
+            match i % 4 {
+                1 => {
+                    p.element_state = Some(ElementState {
+                        reason: "retry".into(),
+                        data: json!({"attempt": i}),
+                    })
+                }
+                2 => p.event = Some(json!({"text": format!("hi {i}")})),
+                3 => p.wait_key = Some(format!("key-{i}")),
+                _ => {}
+            }
+            p.status = Status::Queued;
+            p
+        })
+        .collect();
+    assert_eq!(store.insert_queued(&batch, None).await.unwrap(), None);
+    for p in &batch {
+        assert_eq!(store.participant(&p.id).await.unwrap().as_ref(), Some(p));
+    }
+    let ids: Vec<String> = batch.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(store.due(0, 100, &[]).await.unwrap(), ids);
 }
 
 /// A batch enters queued and due at once; a request whose idempotency key was seen in its
