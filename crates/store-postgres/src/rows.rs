@@ -402,11 +402,12 @@ pub(crate) async fn write_steps(
             *counts.entry((element, exit)).or_default() += 1;
         }
     }
-    count_all(tx, p, &counts).await?;
     let entered: Vec<&ParticipantState> = steps.iter().flat_map(|s| s.write.enter).collect();
     if !entered.is_empty() {
         insert_queued_all(tx, &entered).await?;
         listen::notify(tx, node).await?;
     }
-    Ok(())
+    // Last: other transactions counting in the same rows wait for this one's commit from
+    // here on.
+    count_all(tx, p, &counts).await
 }
