@@ -25,9 +25,11 @@
 //!    is for `FLOWHOST_BENCH_WAITING=1000000`.
 //! 3. **Growth.** The native flow, one participant in flight, with 0, 100,000, 300,000 and
 //!    1,000,000 other participants already stored (queued in a flow that does not run), in
-//!    blocks of 200 participants; the tenth percentile and the median of 101 blocks a row.
-//!    Baseline: the same flow on a fresh database, its blocks taking turns with the row's,
-//!    so that the VM's drift over the seconds a row takes moves both alike.
+//!    blocks of 200 participants (20 on PostgreSQL); the tenth percentile and the median of
+//!    101 blocks a row. Baseline: the same flow on a fresh database (on PostgreSQL, a new
+//!    database on the same server), its blocks taking turns with the row's, so that the
+//!    VM's drift over the seconds a row takes moves both alike. SQLite, then one
+//!    PostgreSQL node.
 
 use flowhost::clock::{Clock, ManualClock, SystemClock};
 use flowhost::config::OperatorConfig;
@@ -43,6 +45,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Participants per steps-a-second case.
@@ -50,8 +53,9 @@ const RUN: usize = 6_400;
 const STEPS: usize = 5;
 const RAW_COMMITS: usize = 4_000;
 const DAY_MS: i64 = 86_400_000;
-/// Participants in one block of a growth row, its blocks measured (their tenth percentile
-/// and their median are printed), and those run before to warm up.
+/// Participants in one block of a growth row on SQLite (a tenth as many on PostgreSQL), its
+/// blocks measured (their tenth percentile and their median are printed), and those run
+/// before to warm up.
 const GROWTH_BLOCK: usize = 200;
 const GROWTH_BLOCKS: usize = 101;
 const GROWTH_WARM_UP: usize = 4;
@@ -337,9 +341,20 @@ async fn store_others(store: &Arc<dyn StateStore>, from: usize, to: usize) {
     }
 }
 
-/// Section 3: µs a step with more and more participants already stored, each row against a
-/// fresh database measured in turns with it.
-async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: usize) {
+/// A fresh database for a growth row, and what keeps it while the row runs.
+type Fresh = (Arc<dyn StateStore>, Box<dyn std::any::Any>);
+
+/// Section 3 on one backend: µs a step with more and more participants already stored,
+/// each row against a database from `fresh`, measured in turns with it, in blocks of
+/// `block` participants.
+async fn section_growth(
+    name: &str,
+    store: Arc<dyn StateStore>,
+    fresh: impl AsyncFn() -> Fresh,
+    plugins: &Plugins,
+    largest: usize,
+    block: usize,
+) {
     let native = five("native", "set");
     let engine = engine(&store, Arc::new(SystemClock), plugins);
     engine.deploy(native.clone(), "native.json").await.unwrap();
@@ -348,12 +363,10 @@ async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: 
         let target = target.min(largest);
         store_others(&store, stored, target).await;
         stored = stored.max(target);
-        let dir = tempfile::tempdir().unwrap();
-        let fresh: Arc<dyn StateStore> =
-            Arc::new(SqliteStore::open(&dir.path().join("fresh.db")).unwrap());
+        let (fresh, _kept) = fresh().await;
         let fresh = self::engine(&fresh, Arc::new(SystemClock), plugins);
         fresh.deploy(native.clone(), "native.json").await.unwrap();
-        // Short blocks taking turns: one block is about 15 milliseconds, and this VM's speed
+        // Short blocks taking turns (on SQLite, about 15 milliseconds), and this VM's speed
         // drifts by more than the goal's 10% over a few seconds. Its noise only ever adds
         // time (a thread preempted, a wake-up late), in bursts that spread the blocks of one
         // side from their floor to two or three times it; so the tenth percentile of the
@@ -367,7 +380,7 @@ async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: 
                 order.reverse();
             }
             for (side, engine) in order {
-                let micros = 1e6 / steps_per_second_of(engine, "native", 1, GROWTH_BLOCK).await;
+                let micros = 1e6 / steps_per_second_of(engine, "native", 1, block).await;
                 if turn >= GROWTH_WARM_UP {
                     blocks[side].push(micros);
                 }
@@ -379,7 +392,7 @@ async fn section_growth(store: Arc<dyn StateStore>, plugins: &Plugins, largest: 
         });
         println!(
             "{:<36} {:>8.1} µs {:>8.1} µs {:>+7.1}% {:>8.1} µs {:>8.1} µs {:>+7.1}%",
-            format!("SQLite: {stored} stored"),
+            format!("{name}: {stored} stored"),
             ours.0,
             base.0,
             (ours.0 / base.0 - 1.0) * 100.0,
@@ -530,7 +543,7 @@ fn section_3_growth(rt: &tokio::runtime::Runtime) {
     let largest = env_count("FLOWHOST_BENCH_STORED", 1_000_000);
     println!(
         "\n3. Growth: a step of the native flow, one in flight, others stored \
-         (blocks of {GROWTH_BLOCK} participants: the tenth percentile, then the median)"
+         ({GROWTH_BLOCKS} blocks of participants a side: the tenth percentile, then the median)"
     );
     println!(
         "{:<36} {:>11} {:>11} {:>8} {:>11} {:>11} {:>8}",
@@ -540,6 +553,35 @@ fn section_3_growth(rt: &tokio::runtime::Runtime) {
         let plugins = plugins().await;
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("growth.db")).unwrap());
-        section_growth(store, &plugins, largest).await;
+        let fresh = async || -> Fresh {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn StateStore> =
+                Arc::new(SqliteStore::open(&dir.path().join("fresh.db")).unwrap());
+            let kept: Box<dyn std::any::Any> = Box::new(dir);
+            (store, kept)
+        };
+        section_growth("SQLite", store, fresh, &plugins, largest, GROWTH_BLOCK).await;
+
+        // A fresh database for each row, on the same server.
+        let server = tokio::task::spawn_blocking(Server::start).await.unwrap();
+        let store = Arc::new(PostgresStore::connect(&server.url).await.unwrap());
+        let rows = std::sync::atomic::AtomicUsize::new(0);
+        let fresh = async || -> Fresh {
+            let name = format!("fresh{}", rows.fetch_add(1, Ordering::Relaxed));
+            let url = server.database(&name).await;
+            let store: Arc<dyn StateStore> = Arc::new(PostgresStore::connect(&url).await.unwrap());
+            let kept: Box<dyn std::any::Any> = Box::new(());
+            (store, kept)
+        };
+        // A step is about ten times SQLite's: a tenth as many participants a block.
+        section_growth(
+            "PostgreSQL",
+            store,
+            fresh,
+            &plugins,
+            largest,
+            GROWTH_BLOCK / 10,
+        )
+        .await;
     });
 }

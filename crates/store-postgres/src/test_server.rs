@@ -186,6 +186,20 @@ impl Server {
         )
     }
 
+    /// Creates another database on this server, empty, and returns its URL.
+    pub async fn database(&self, name: &str) -> String {
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to create a database");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("creating a database");
+        let (server, _) = self.url.rsplit_once('/').expect("the URL names a database");
+        format!("{server}/{name}")
+    }
+
     /// Stops the server at once, as a crash or a lost network would look to its clients.
     pub fn stop(&self) {
         let data = self.dir.path().join("data");
