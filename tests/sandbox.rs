@@ -10,6 +10,7 @@ use flowhost_tests::components as c;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn operator(dir: &Path, grants: &[(&str, &str)]) -> OperatorConfig {
@@ -418,6 +419,43 @@ async fn a_stuck_plugin_does_not_hold_up_other_participants() {
     );
     let stuck_run = looping.await.unwrap();
     assert_eq!(stuck_run.result.unwrap_err(), ExecFailure::Deadline(1500));
+}
+
+/// An execution's store is dropped after its result is back (in a task of its own where one
+/// runs on the caller's thread), and its permit only with it. Executions back to back, more
+/// than the pool has instances, nothing awaited between them, all run: on a current-thread
+/// runtime, in a multi-threaded runtime's task and in its `block_on`.
+#[test]
+fn more_executions_back_to_back_than_the_pool_has_instances() {
+    async fn back_to_back(host: PluginHost, plugin: Arc<LoadedPlugin>) {
+        let inv = invocation(json!({}));
+        let runs = async {
+            for i in 0..600 {
+                let run = host.execute(&plugin, &inv, BTreeMap::new()).await;
+                assert!(run.result.is_ok(), "execution {i}: {:?}", run.result);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), runs)
+            .await
+            .expect("600 executions finished within a minute");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = flowhost::runtime::plugin_host(&operator(dir.path(), &[])).unwrap();
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plugin = Arc::new(current.block_on(load(&host, c::TRIVIAL)));
+    current.block_on(back_to_back(host.clone(), plugin.clone()));
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    multi
+        .block_on(multi.spawn(back_to_back(host.clone(), plugin.clone())))
+        .unwrap();
+    multi.block_on(back_to_back(host, plugin));
 }
 
 #[tokio::test]

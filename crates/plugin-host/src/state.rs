@@ -1,11 +1,12 @@
-//! Per-execution store state: one value of [`ExecState`] lives in each `Store`, and is dropped
-//! with it when the execution ends, whatever way it ends.
+//! Per-execution store state: one value of [`ExecState`] lives in each `Store`. When the
+//! execution ends, whatever way it ends, what the result needs is taken out of it
+//! ([`ExecState::take_outputs`]) and the rest is dropped with the store.
 
-use super::capabilities::{ConfigCap, HttpCap, LogCap, VariablesCap};
+use super::capabilities::{ConfigCap, HttpCap, LogCap, RequestRecord, VariablesCap};
 use super::config::Limits;
 use super::stdio::Captured;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -58,6 +59,39 @@ impl ExecState {
             config,
             stdout,
             stderr,
+        }
+    }
+}
+
+/// What an ended execution leaves for its result: taken out of the store's state, so that
+/// the store can be dropped apart from the result (see `PluginHost::execute`).
+pub(crate) struct Outputs {
+    pub(crate) log: LogCap,
+    pub(crate) stdout: Captured,
+    pub(crate) stderr: Captured,
+    /// The request budget was spent (see `HttpCap`).
+    pub(crate) over_limit: bool,
+    pub(crate) denials: Vec<String>,
+    pub(crate) requests: Vec<RequestRecord>,
+    /// The variables after the execution.
+    pub(crate) variables: BTreeMap<String, Value>,
+    /// The names of those it changed.
+    pub(crate) changed: BTreeSet<String>,
+}
+
+impl ExecState {
+    /// Takes out what the result needs, leaving empty values behind.
+    pub(crate) fn take_outputs(&mut self) -> Outputs {
+        let (variables, changed) = self.variables.take_parts();
+        Outputs {
+            log: std::mem::take(&mut self.log),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+            over_limit: self.http.over_limit,
+            denials: std::mem::take(&mut self.http.denials),
+            requests: std::mem::take(&mut self.http.requests),
+            variables,
+            changed,
         }
     }
 }

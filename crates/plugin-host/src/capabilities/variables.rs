@@ -158,9 +158,13 @@ impl VariablesCap {
         self.values.iter()
     }
 
-    /// The variables after the execution and the names that changed.
-    pub fn into_parts(self) -> (BTreeMap<String, Value>, BTreeSet<String>) {
-        (self.values, self.changed)
+    /// The variables after the execution and the names that changed, taken out: what is
+    /// left is empty.
+    pub fn take_parts(&mut self) -> (BTreeMap<String, Value>, BTreeSet<String>) {
+        (
+            std::mem::take(&mut self.values),
+            std::mem::take(&mut self.changed),
+        )
     }
 }
 
@@ -194,7 +198,7 @@ mod tests {
         vars.set("a".into(), json!(1)).unwrap();
         vars.set("b".into(), json!("x")).unwrap();
         assert_eq!(vars.get("b"), Some(&json!("x")));
-        let (values, changed) = vars.into_parts();
+        let (values, changed) = vars.take_parts();
         assert_eq!(values.len(), 2);
         assert_eq!(changed.into_iter().collect::<Vec<_>>(), ["b"]);
     }
