@@ -22,15 +22,31 @@ const DUE: [&str; 3] = [
     "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'waiting' AND waiting_until <= ?1
        AND flow_id NOT IN (SELECT value FROM json_each(?2))
-     ORDER BY waiting_until, rowid LIMIT ?3",
+     ORDER BY waiting_until, rowid",
     "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'queued' AND flow_id NOT IN (SELECT value FROM json_each(?2))
-     ORDER BY waiting_until, rowid LIMIT ?3",
+     ORDER BY waiting_until, rowid",
     "SELECT COALESCE(waiting_until, 0), rowid FROM participants INDEXED BY participants_pending
      WHERE status = 'running' AND lease_expires <= ?1
        AND flow_id NOT IN (SELECT value FROM json_each(?2))
-     ORDER BY waiting_until, rowid LIMIT ?3",
+     ORDER BY waiting_until, rowid",
 ];
+
+/// `sql` (which ends in `ORDER BY`) with `LIMIT limit` written into its text. SQLite plans
+/// an `ORDER BY ... LIMIT` by the limit's value, so a statement whose limit is a parameter
+/// is prepared again at every run (each bind expires it): a claim paid for three such
+/// preparations. With the number in the text, each limit in use keeps a prepared statement
+/// in the connection's cache, and the engine claims with one limit.
+fn limited(sql: &str, limit: usize) -> String {
+    format!("{sql} LIMIT {limit}")
+}
+
+/// The ids of due participants, in due order (`due`).
+const DUE_IDS: &str = "SELECT id FROM participants
+    WHERE ((status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
+           OR (status = 'running' AND lease_expires <= ?1))
+      AND flow_id NOT IN (SELECT value FROM json_each(?2))
+    ORDER BY COALESCE(waiting_until, 0), rowid";
 
 /// Retention's pick of finished participants last changed before `?1`, at most `?2`. Its
 /// status condition is that of `participants_finished`, word for word, so it reads that index.
@@ -183,12 +199,10 @@ impl ParticipantStore for SqliteStore {
             let mut due: Vec<(i64, i64)> = Vec::new();
             for sql in DUE {
                 let mut stmt = conn
-                    .prepare_cached(sql)
+                    .prepare_cached(&limited(sql, limit))
                     .map_err(db("listing due participants"))?;
                 let rows = stmt
-                    .query_map(params![now, held, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
+                    .query_map(params![now, held], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(db("listing due participants"))?;
                 for row in rows {
                     due.push(row.map_err(db("listing due participants"))?);
@@ -412,16 +426,10 @@ impl ParticipantStore for SqliteStore {
         let held = serde_json::to_string(held).expect("strings serialize");
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(
-                    "SELECT id FROM participants
-                     WHERE ((status = 'waiting' AND waiting_until <= ?1) OR status = 'queued'
-                            OR (status = 'running' AND lease_expires <= ?1))
-                       AND flow_id NOT IN (SELECT value FROM json_each(?3))
-                     ORDER BY COALESCE(waiting_until, 0), rowid LIMIT ?2",
-                )
+                .prepare_cached(&limited(DUE_IDS, limit))
                 .map_err(db("finding due participants"))?;
             let rows = stmt
-                .query_map(params![now, limit as i64, held], |r| r.get(0))
+                .query_map(params![now, held], |r| r.get(0))
                 .map_err(db("finding due participants"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(db("finding due participants"))
@@ -703,9 +711,10 @@ mod tests {
         let conn = Connection::open(dir.path().join("state.db")).unwrap();
         crate::schema::prepare(&conn, crate::Durability::default()).unwrap();
         for sql in DUE {
+            let sql = limited(sql, 1);
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> = stmt
-                .query_map(params![0, "[]", 1], |r| r.get(3))
+                .query_map(params![0, "[]"], |r| r.get(3))
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
@@ -714,6 +723,29 @@ mod tests {
                     .any(|l| l.contains("USING INDEX participants_pending"))
                     && !plan.iter().any(|l| l.contains("TEMP B-TREE")),
                 "{sql}\n{plan:#?}"
+            );
+        }
+    }
+
+    /// The statements that list due work keep their preparation from one claim to the next,
+    /// whatever the time, held flows and limit bound: none is prepared again.
+    #[test]
+    fn listing_due_work_keeps_its_prepared_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        crate::schema::prepare(&conn, crate::Durability::default()).unwrap();
+        for sql in DUE.iter().chain([&DUE_IDS]) {
+            for run in 0..4 {
+                let held = format!("[\"f{run}\"]");
+                let mut stmt = conn.prepare_cached(&limited(sql, 128)).unwrap();
+                let mut rows = stmt.query(params![1_000 * run, held]).unwrap();
+                while rows.next().unwrap().is_some() {}
+            }
+            let stmt = conn.prepare_cached(&limited(sql, 128)).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
             );
         }
     }
