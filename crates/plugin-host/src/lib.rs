@@ -14,7 +14,9 @@
 //! 4. [`PluginHost::execute`] runs one element execution in a fresh `Store`: memory capped by
 //!    a resource limiter, time capped by the epoch deadline and a wall-clock timeout, HTTP
 //!    capped by the outbound policy. Every failure becomes an [`ExecFailure`]; the `Store` is
-//!    dropped whatever happens, so no instance outlives a trap.
+//!    dropped whatever happens, so no instance outlives a trap. It is dropped after the
+//!    result is taken out of it, in a task on the caller's thread where there is one, so
+//!    that returning its slots to the pool is not on the step's path (`drop_off_path`).
 //!
 //! 5. A [`PluginSet`] holds the registry in use as a snapshot that is replaced whole: flows
 //!    compile against the current snapshot, and a reload publishes a new one while executions
